@@ -1,0 +1,41 @@
+# Quick start: `make repro` (whole pipeline on the built-in simulated data) and `make test`.
+# Both create .venv on first use with the pinned versions in requirements.lock.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export PATH := $(BIN):$(PATH)
+
+.PHONY: venv repro test test-slow lint bench lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+repro: $(STAMP)
+	dvc repro
+
+test: $(STAMP)
+	pytest
+
+test-slow: $(STAMP)
+	pytest -m slow
+
+lint: $(STAMP)
+	ruff check .
+	ruff format --check .
+	mypy
+
+bench: $(STAMP)
+	python -m bench.run
+
+# Re-pin every installed package after changing pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable --all | grep -v '^zombiescan' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,107 @@
+"""The `zombiescan` command line: thin sub-commands over the library."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.errors import ZombieScanError
+
+app = typer.Typer(
+    name="zombiescan",
+    help="Find fake ('zombie') profiles and like-farm accounts. Each sub-command has its own --help.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the contract tables into (replaced atomically).")],
+    preset: Annotated[
+        str,
+        typer.Option(help="World size: tiny (tests), default (~20k accounts, ~1M engagements) or large (1M accounts, 20M+ engagements)."),
+    ] = "default",
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed; the same seed and settings give byte-identical files. Default: the preset's (42).")
+    ] = None,
+    accounts: Annotated[
+        int | None, typer.Option(help="Number of accounts, overriding the preset's; farm and community counts scale with it.")
+    ] = None,
+    params: Annotated[
+        Path | None, typer.Option(help="Take difficulty knobs from the 'simulate.knobs' section of this params file (e.g. params.yaml).")
+    ] = None,
+) -> None:
+    """Simulate a social platform with zombies and like farms; write it as a contract folder."""
+    from pipeline.params import load_params, section
+    from pipeline.simulate import make_config, write_contract
+    from pipeline.simulate import simulate as run_simulation
+
+    knobs = section(load_params(params), "simulate", params).get("knobs", {}) if params else {}
+    cfg = make_config(preset, seed=seed, accounts=accounts, **knobs)
+    tables = run_simulation(cfg)
+    write_contract(tables, out, cfg, preset)
+    err.print(f"wrote {out}: " + ", ".join(f"{name} {df.height:,}" for name, df in tables.items()))
+
+
+@app.command()
+def ingest(
+    source: Annotated[
+        Path,
+        typer.Option(
+            "--source", help="Contract folder: accounts and engagements (+ targets, labels, campaigns) as .parquet, .csv or .jsonl."
+        ),
+    ],
+    db: Annotated[Path, typer.Option("--db", help="DuckDB warehouse file to create; replaced only if the whole ingest succeeds.")],
+    quarantine: Annotated[
+        bool,
+        typer.Option(
+            "--quarantine",
+            help="Move bad rows to table 'rejects' with their reasons instead of failing; still fail above --max-reject-share.",
+        ),
+    ] = False,
+    max_reject_share: Annotated[
+        float, typer.Option(help="With --quarantine: the largest share of any table's rows that may be rejected.")
+    ] = 0.01,
+) -> None:
+    """Validate a contract folder and load it into a DuckDB warehouse."""
+    from pipeline.warehouse import ingest as run_ingest
+
+    report = run_ingest(source, db, quarantine=quarantine, max_reject_share=max_reject_share)
+    for name, t in report.tables.items():
+        err.print(f"{name}: {t.summary()}")
+    err.print(f"wrote {db}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one clear message and return 1."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv, standalone_mode=False)
+    except ZombieScanError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        return 1
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        return 1
+    except Exception as exc:  # click usage errors arrive as ClickException
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The data contract: the canonical tables every source is mapped onto (docs/data-contract.md).
+
+This module only *describes* the tables; `pipeline.validate` enforces the description and
+`pipeline.warehouse` loads what passes. Column names here are the names used everywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ZombieScanError
+
+TARGET_TYPES = ("post", "page", "account")
+KINDS = ("like", "follow", "share", "comment", "post")
+FORMATS = (".parquet", ".csv", ".jsonl")
+
+# Logical type -> DuckDB type used in the warehouse.
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "bool": "BOOLEAN",
+    "int": "BIGINT",
+}
+# How a logical type is named in error messages.
+EXPECTED = {
+    "string": "a string",
+    "timestamp": "a UTC timestamp (ISO 8601, e.g. 2024-05-01T13:45:00Z)",
+    "bool": "a boolean (true/false)",
+    "int": "an integer",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a contract table.
+
+    Attributes:
+        name: Column name, fixed by the contract.
+        dtype: Logical type: string, timestamp, bool or int.
+        nullable: Whether nulls are allowed.
+        required: Whether the column must be present (optional columns get `default`).
+        allowed: The only values allowed, if restricted.
+        default: SQL literal used when an optional column is absent.
+        minimum: Smallest allowed value for an int column.
+    """
+
+    name: str
+    dtype: str
+    nullable: bool = False
+    required: bool = True
+    allowed: tuple[str, ...] | None = None
+    default: str = "NULL"
+    minimum: int | None = None
+
+    @property
+    def sql_type(self) -> str:
+        if self.allowed is not None:
+            return f"ENUM({', '.join(repr(v) for v in self.allowed)})"
+        return SQL_TYPES[self.dtype]
+
+
+@dataclass(frozen=True)
+class Table:
+    """One contract table.
+
+    Attributes:
+        name: Table name, also the file stem in a contract folder.
+        columns: The columns, in canonical order.
+        key: Columns whose combination must be unique.
+        required: Whether a contract folder must contain this table.
+    """
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ()
+    required: bool = False
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+ACCOUNTS = Table(
+    "accounts",
+    (
+        Column("account_id", "string"),
+        Column("created_at", "timestamp"),
+        Column("username", "string", nullable=True),
+        Column("display_name", "string", nullable=True),
+        Column("bio", "string", nullable=True),
+        Column("has_profile_photo", "bool", nullable=True),
+        Column("is_verified", "bool", nullable=True),
+        Column("followers_count", "int", nullable=True, minimum=0),
+        Column("following_count", "int", nullable=True, minimum=0),
+        Column("posts_count", "int", nullable=True, minimum=0),
+        Column("lang", "string", nullable=True),
+        Column("location", "string", nullable=True),
+        Column("url", "string", nullable=True),
+    ),
+    key=("account_id",),
+    required=True,
+)
+
+ENGAGEMENTS = Table(
+    "engagements",
+    (
+        Column("actor_id", "string"),
+        Column("target_id", "string"),
+        Column("target_type", "string", allowed=TARGET_TYPES),
+        Column("kind", "string", allowed=KINDS),
+        Column("ts", "timestamp"),
+        Column("weight", "int", required=False, default="1", minimum=1),
+    ),
+    required=True,
+)
+
+TARGETS = Table(
+    "targets",
+    (
+        Column("target_id", "string"),
+        Column("target_type", "string", allowed=TARGET_TYPES),
+        Column("owner_id", "string", nullable=True),
+        Column("created_at", "timestamp", nullable=True),
+    ),
+    key=("target_id",),
+)
+
+LABELS = Table(
+    "labels",
+    (
+        Column("account_id", "string"),
+        Column("is_zombie", "bool", nullable=True),
+        Column("is_like_farm", "bool", nullable=True),
+        Column("farm_id", "string", nullable=True, required=False),
+    ),
+    key=("account_id",),
+)
+
+CAMPAIGNS = Table(
+    "campaigns",
+    (
+        Column("target_id", "string"),
+        Column("campaign_id", "string"),
+        Column("bought_likes", "int", minimum=0),
+        Column("farm_id", "string", nullable=True, required=False),
+        Column("starts_at", "timestamp", nullable=True, required=False),
+        Column("ends_at", "timestamp", nullable=True, required=False),
+    ),
+    key=("campaign_id", "target_id"),
+)
+
+# Load order matters: a table is checked against the tables before it (engagements against
+# the accounts that passed, and so on).
+TABLES: tuple[Table, ...] = (ACCOUNTS, ENGAGEMENTS, TARGETS, LABELS, CAMPAIGNS)
+TABLES_BY_NAME = {t.name: t for t in TABLES}
+
+
+def find_table_files(folder: Path) -> dict[str, Path]:
+    """Map each contract table present in `folder` to its file.
+
+    Raises:
+        ZombieScanError: if the folder is missing, a required table is missing, or a table is
+            present in two formats (we would not know which one is meant).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ZombieScanError(
+            f"{folder}: contract folder not found (expected a folder holding accounts.parquet|csv and engagements.parquet|csv)"
+        )
+    found: dict[str, Path] = {}
+    for table in TABLES:
+        candidates = [folder / f"{table.name}{ext}" for ext in FORMATS if (folder / f"{table.name}{ext}").is_file()]
+        if len(candidates) > 1:
+            names = ", ".join(p.name for p in candidates)
+            raise ZombieScanError(f"{folder}: table '{table.name}' is given twice ({names}); keep exactly one file per table")
+        if candidates:
+            found[table.name] = candidates[0]
+        elif table.required:
+            exts = "|".join(e.lstrip(".") for e in FORMATS)
+            raise ZombieScanError(f"{folder / table.name}.{{{exts}}}: required table '{table.name}' not found")
+    return found

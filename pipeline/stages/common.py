@@ -1,0 +1,26 @@
+"""What every stage's `main` does: parse `--params`, set up logging, print user errors cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.errors import ZombieScanError
+from pipeline.params import DEFAULT_PARAMS, load_params
+
+
+def stage_main(name: str, run: Callable[[dict[str, Any]], None], argv: list[str] | None) -> int:
+    """Load params, run the stage, turn a `ZombieScanError` into a message and exit code 1."""
+    parser = argparse.ArgumentParser(prog=f"python -m pipeline.stages.{name}")
+    parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"{name}: %(message)s")
+    try:
+        run(load_params(args.params))
+    except ZombieScanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

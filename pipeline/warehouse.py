@@ -1,0 +1,423 @@
+"""Validate a contract folder and load it into a DuckDB warehouse.
+
+All checks run as DuckDB SQL over the staged files, so validating and loading 20M engagements
+never touches a Python loop. The warehouse is built under a temporary name and renamed into
+place at the end: a failed ingest leaves the previous warehouse (if any) untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipeline.contract import EXPECTED, SQL_TYPES, TABLES, TABLES_BY_NAME, Column, Table, find_table_files
+from pipeline.errors import ContractError, ZombieScanError
+from pipeline.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class TableReport:
+    """What happened to one table on the way in."""
+
+    file: str
+    rows_read: int
+    rows_rejected: int = 0
+    duplicates_removed: int = 0
+    rows_loaded: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"read {self.rows_read:,}, rejected {self.rows_rejected:,}, "
+            f"duplicates removed {self.duplicates_removed:,}, loaded {self.rows_loaded:,}"
+        )
+
+
+@dataclass
+class IngestReport:
+    """Summary of an ingest, stored in the warehouse and written as the stage's metrics."""
+
+    source: str
+    db: str
+    quarantine: bool
+    tables: dict[str, TableReport] = field(default_factory=dict)
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _q(name: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _stage_file(con: duckdb.DuckDBPyConnection, table: Table, path: Path, scratch: Path) -> list[str]:
+    """Expose `path` as view raw_<table> with a 1-based `_row` column; return its column names.
+
+    Parquet is read by DuckDB directly. CSV and JSON Lines go through polars first (it keeps row
+    order exactly, which the row numbers in error messages depend on) into a scratch Parquet file.
+    """
+    view = f"raw_{table.name}"
+    try:
+        if path.suffix == ".parquet":
+            rel = con.read_parquet(str(path), file_row_number=True)
+            rel.create_view(f"{view}_file")
+            con.execute(f"CREATE TEMP VIEW {view} AS SELECT file_row_number + 1 AS _row, * EXCLUDE (file_row_number) FROM {view}_file")
+        else:
+            staged = scratch / f"{table.name}.parquet"
+            if path.suffix == ".csv":
+                lf = pl.scan_csv(path, infer_schema=False, row_index_name="_row", row_index_offset=1, raise_if_empty=True)
+            else:
+                lf = pl.scan_ndjson(path, infer_schema_length=None, row_index_name="_row", row_index_offset=1)
+            lf.sink_parquet(staged)
+            con.read_parquet(str(staged)).create_view(view)
+        columns = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]
+        rows = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]  # type: ignore[index]
+    except (duckdb.Error, pl.exceptions.PolarsError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        kind = {".parquet": "Parquet", ".csv": "CSV", ".jsonl": "JSON Lines"}[path.suffix]
+        raise ZombieScanError(f"{path}: cannot be read as {kind}: {first}") from None
+    if rows == 0:
+        raise ZombieScanError(f"{path}: file has no rows; expected at least one {table.name} row")
+    return [c for c in columns if c != "_row"]
+
+
+def _source_types(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in con.execute(f"DESCRIBE {view}").fetchall()}
+
+
+def _needs_cast_check(col: Column, source_type: str) -> bool:
+    if col.allowed is not None:
+        return True
+    target = SQL_TYPES[col.dtype]
+    if col.dtype == "timestamp":
+        return not source_type.startswith("TIMESTAMP")
+    if col.dtype == "int":
+        return source_type not in {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT"}
+    return source_type != target
+
+
+def _typed_table(con: duckdb.DuckDBPyConnection, table: Table, present: list[str]) -> list[str]:
+    """Create temp table typed_<table>: every contract column cast to its type.
+
+    Returns the columns that needed a cast check; for each, a boolean `_bad_<col>` column marks
+    the rows whose value could not be converted.
+    """
+    types = _source_types(con, f"raw_{table.name}")
+    select = ["_row"]
+    checked = []
+    for col in table.columns:
+        if col.name not in present:
+            select.append(f"CAST({col.default} AS {col.sql_type}) AS {_q(col.name)}")
+            continue
+        src = _q(col.name)
+        cast = f"TRY_CAST({src} AS {col.sql_type})"
+        select.append(f"{cast} AS {_q(col.name)}")
+        if _needs_cast_check(col, types[col.name]):
+            bad = f"({src} IS NOT NULL AND {cast} IS NULL)"
+            if col.dtype == "int":
+                # DuckDB rounds '12.5' to 13 when casting to an integer; refuse that instead.
+                bad = f"({bad} OR TRY_CAST({src} AS DOUBLE) <> TRY_CAST({src} AS BIGINT))"
+            select.append(f"{bad} AS {_q('_bad_' + col.name)}")
+            checked.append(col.name)
+    con.execute(f"CREATE TEMP TABLE typed_{table.name} AS SELECT {', '.join(select)} FROM raw_{table.name}")
+    return checked
+
+
+@dataclass(frozen=True)
+class _Check:
+    column: str
+    expected: str
+    where: str  # predicate over the typed table `t` (and any joins in `join`)
+    value: str  # SQL expression shown as the offending value
+    join: str = ""
+
+
+def _row_checks(table: Table, checked: list[str], loaded: set[str]) -> list[_Check]:
+    """Every row-level rule of the contract for `table`, as SQL predicates."""
+    checks: list[_Check] = []
+    for name in checked:
+        col = table.column(name)
+        expected = f"one of {', '.join(col.allowed)}" if col.allowed else EXPECTED[col.dtype]
+        checks.append(_Check(name, expected, f"t.{_q('_bad_' + name)}", f"r.{_q(name)}::VARCHAR"))
+    for col in table.columns:
+        bad_flag = f"t.{_q('_bad_' + col.name)}" if col.name in checked else "false"
+        c = f"t.{_q(col.name)}"
+        if not col.nullable:
+            checks.append(_Check(col.name, f"a value ({EXPECTED[col.dtype]}), not empty", f"{c} IS NULL AND NOT {bad_flag}", "NULL"))
+        if col.minimum is not None:
+            checks.append(_Check(col.name, f"an integer >= {col.minimum}", f"{c} < {col.minimum}", f"{c}::VARCHAR"))
+        if col.dtype == "timestamp":
+            checks.append(_Check(col.name, "a timestamp not in the future (now is $now)", f"{c} > $now", f"{c}::VARCHAR"))
+    if table.key:
+        key = ", ".join(f"t.{_q(k)}" for k in table.key)
+        shown = " || '/' || ".join(f"t.{_q(k)}::VARCHAR" for k in table.key)
+        checks.append(
+            _Check(
+                "/".join(table.key),
+                f"unique {'/'.join(table.key)} (each value once)",
+                f"t._row IN (SELECT _row FROM (SELECT t._row, row_number() OVER (PARTITION BY {key} ORDER BY t._row) AS n "
+                f"FROM typed_{table.name} t WHERE {' AND '.join(f't.{_q(k)} IS NOT NULL' for k in table.key)}) WHERE n > 1)",
+                shown,
+            )
+        )
+    if table.name == "engagements" and "accounts" in loaded:
+        checks.append(
+            _Check(
+                "actor_id",
+                "an actor_id present in accounts",
+                "t.actor_id IS NOT NULL AND a.account_id IS NULL",
+                "t.actor_id",
+                "LEFT JOIN accepted_accounts a ON a.account_id = t.actor_id",
+            )
+        )
+        checks.append(
+            _Check(
+                "ts",
+                "a timestamp not before the actor's account was created",
+                "t.ts < a.created_at",
+                "t.ts::VARCHAR || ' < created_at ' || a.created_at::VARCHAR",
+                "JOIN accepted_accounts a ON a.account_id = t.actor_id",
+            )
+        )
+    if table.name == "labels" and "accounts" in loaded:
+        checks.append(
+            _Check(
+                "account_id",
+                "an account_id present in accounts",
+                "t.account_id IS NOT NULL AND a.account_id IS NULL",
+                "t.account_id",
+                "LEFT JOIN accepted_accounts a ON a.account_id = t.account_id",
+            )
+        )
+    if table.name == "campaigns" and "starts_at" in table.column_names:
+        checks.append(_Check("ends_at", "ends_at not before starts_at", "t.ends_at < t.starts_at", "t.ends_at::VARCHAR"))
+    return checks
+
+
+def _find_problems(con: duckdb.DuckDBPyConnection, table: Table, checks: list[_Check], now: datetime) -> None:
+    """Insert one row per (row, rule broken) into temp table `problems`."""
+    parts = []
+    for i, ch in enumerate(checks):
+        parts.append(
+            f"SELECT '{table.name}' AS tbl, t._row, {i} AS check_id, {ch.value} AS value "
+            f"FROM typed_{table.name} t JOIN raw_{table.name} r USING (_row) {ch.join} WHERE {ch.where}"
+            if "r." in ch.value
+            else f"SELECT '{table.name}' AS tbl, t._row, {i} AS check_id, {ch.value} AS value "
+            f"FROM typed_{table.name} t {ch.join} WHERE {ch.where}"
+        )
+    if parts:
+        sql = f"INSERT INTO problems {' UNION ALL '.join(parts)}"
+        con.execute(sql, {"now": now} if "$now" in sql else None)
+
+
+def _describe_problems(con: duckdb.DuckDBPyConnection, table: Table, path: Path, checks: list[_Check], now: datetime) -> list[str]:
+    """Format this table's problems: file, column, first rows, what was expected, a bad value."""
+    rows = con.execute(
+        f"""
+        SELECT check_id, count(*) AS n, list(_row ORDER BY _row)[1:{MAX_EXAMPLES}] AS rows,
+               arg_min(value, _row) AS first_value
+        FROM problems WHERE tbl = ? GROUP BY check_id ORDER BY min(_row), check_id
+        """,
+        [table.name],
+    ).fetchall()
+    out = []
+    for check_id, n, first_rows, value in rows:
+        ch = checks[check_id]
+        where = ", ".join(str(r) for r in first_rows)
+        more = f" (and {n - len(first_rows)} more)" if n > len(first_rows) else ""
+        noun = "row" if n == 1 else "rows"
+        expected = ch.expected.replace("$now", now.isoformat())
+        out.append(f"{path}: column '{ch.column}', {noun} {where}{more}: expected {expected}; found {value!r} at row {first_rows[0]}")
+    return out
+
+
+def _missing_columns(table: Table, path: Path, present: list[str]) -> list[str]:
+    missing = [c.name for c in table.columns if c.required and c.name not in present]
+    if not missing:
+        return []
+    expected = ", ".join(c.name for c in table.columns if c.required)
+    return [
+        f"{path}: column '{name}' missing (row 0, the header): expected columns {expected}; found {', '.join(present)}" for name in missing
+    ]
+
+
+def _create_final_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the warehouse tables with their types, keys and comments."""
+    for table in TABLES:
+        cols = [f"{_q(c.name)} {c.sql_type}{'' if c.nullable else ' NOT NULL'}" for c in table.columns]
+        if table.key:
+            cols.append(f"PRIMARY KEY ({', '.join(_q(k) for k in table.key)})")
+        con.execute(f"CREATE TABLE {table.name} ({', '.join(cols)})")
+    con.execute(
+        "CREATE TABLE rejects (tbl VARCHAR NOT NULL, file VARCHAR NOT NULL, row BIGINT NOT NULL, reasons VARCHAR[] NOT NULL, record JSON)"
+    )
+    con.execute("CREATE TABLE ingest_log (loaded_at TIMESTAMPTZ, source VARCHAR, report JSON)")
+
+
+def ingest(
+    source: Path | str,
+    db: Path | str,
+    *,
+    quarantine: bool = False,
+    max_reject_share: float = 0.01,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Validate the contract folder `source` and load it into the DuckDB file `db`.
+
+    Args:
+        source: Folder of contract tables (`accounts.parquet|csv|jsonl`, `engagements...`, ...).
+        db: Warehouse file to (re)create; replaced only when the whole ingest succeeds.
+        quarantine: Move bad rows into table `rejects` with their reasons instead of failing.
+        max_reject_share: With `quarantine`, still fail if any table loses more than this share.
+        now: The present, for the "not in the future" check (default: the current UTC time).
+
+    Returns:
+        Counts per table: rows read, rejected, duplicate engagements removed, loaded.
+
+    Raises:
+        ContractError: the input breaks the contract (every problem listed); nothing is written.
+        ZombieScanError: a file is missing, unreadable or empty; nothing is written.
+    """
+    source, db = Path(source), Path(db)
+    now = now or datetime.now(UTC)
+    files = find_table_files(source)
+    report = IngestReport(source=str(source), db=str(db), quarantine=quarantine)
+    with atomic_path(db) as tmp_db:
+        con = duckdb.connect(str(tmp_db))
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("CREATE TEMP TABLE problems (tbl VARCHAR, _row BIGINT, check_id INTEGER, value VARCHAR)")
+            fatal: list[str] = []
+            row_problems: list[str] = []
+            loaded: set[str] = set()
+            all_checks: dict[str, list[_Check]] = {}
+            for table in TABLES:
+                if table.name not in files:
+                    continue
+                path = files[table.name]
+                present = _stage_file(con, table, path, tmp_db.parent)
+                report.tables[table.name] = TableReport(
+                    file=str(path),
+                    rows_read=con.execute(f"SELECT count(*) FROM raw_{table.name}").fetchone()[0],  # type: ignore[index]
+                )
+                missing = _missing_columns(table, path, present)
+                if missing:
+                    fatal += missing
+                    continue
+                checked = _typed_table(con, table, present)
+                checks = _row_checks(table, checked, loaded)
+                all_checks[table.name] = checks
+                _find_problems(con, table, checks, now)
+                row_problems += _describe_problems(con, table, path, checks, now)
+                con.execute(
+                    f"CREATE TEMP TABLE accepted_{table.name} AS SELECT * FROM typed_{table.name} t "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM problems p WHERE p.tbl = '{table.name}' AND p._row = t._row)"
+                )
+                loaded.add(table.name)
+            if fatal:
+                raise ContractError(fatal + row_problems)
+            if row_problems and not quarantine:
+                raise ContractError(row_problems)
+            if quarantine:
+                _check_reject_share(con, report, files, all_checks, max_reject_share, now)
+            _create_final_tables(con)
+            _load(con, report, files, all_checks, now)
+            con.execute("INSERT INTO ingest_log VALUES (?, ?, ?)", [datetime.now(UTC), str(source), report.to_json()])
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    return report
+
+
+def _check_reject_share(
+    con: duckdb.DuckDBPyConnection,
+    report: IngestReport,
+    files: dict[str, Path],
+    all_checks: dict[str, list[_Check]],
+    max_share: float,
+    now: datetime,
+) -> None:
+    over = []
+    for name, counts in con.execute("SELECT tbl, count(DISTINCT _row) FROM problems GROUP BY tbl").fetchall():
+        tr = report.tables[name]
+        tr.rows_rejected = counts
+        if counts / tr.rows_read > max_share:
+            over.append(
+                f"{files[name]}: {counts} of {tr.rows_read} rows rejected ({counts / tr.rows_read:.2%}), "
+                f"above the limit of {max_share:.2%} (ingest.max_reject_share):"
+            )
+            over += [f"    {p}" for p in _describe_problems(con, TABLES_BY_NAME[name], files[name], all_checks[name], now)]
+    if over:
+        raise ContractError(over)
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    report: IngestReport,
+    files: dict[str, Path],
+    all_checks: dict[str, list[_Check]],
+    now: datetime,
+) -> None:
+    """Copy accepted rows into the final tables, rejected rows into `rejects`."""
+    for name, tr in report.tables.items():
+        table = TABLES_BY_NAME[name]
+        cols = ", ".join(_q(c) for c in table.column_names)
+        if name == "engagements":
+            # Exact duplicates (every column equal) are one action recorded twice: keep one.
+            # Sorting by time makes DuckDB's zone maps prune time-range scans.
+            con.execute(f"INSERT INTO engagements SELECT DISTINCT {cols} FROM accepted_engagements ORDER BY ts, actor_id")
+        else:
+            con.execute(f"INSERT INTO {name} SELECT {cols} FROM accepted_{name} ORDER BY _row")
+        tr.rows_loaded = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]
+        accepted = con.execute(f"SELECT count(*) FROM accepted_{name}").fetchone()[0]  # type: ignore[index]
+        tr.duplicates_removed = accepted - tr.rows_loaded
+        if tr.duplicates_removed:
+            log.info("%s: removed %d exact duplicate rows", files[name], tr.duplicates_removed)
+    checks = [(name, i, ch) for name, chs in all_checks.items() for i, ch in enumerate(chs)]
+    if checks:
+        con.execute("CREATE TEMP TABLE check_names (tbl VARCHAR, check_id INTEGER, reason VARCHAR)")
+        con.executemany(
+            "INSERT INTO check_names VALUES (?, ?, ?)",
+            [(n, i, f"{ch.column}: expected {ch.expected.replace('$now', now.isoformat())}") for n, i, ch in checks],
+        )
+    for name in report.tables:
+        con.execute(
+            f"""
+            INSERT INTO rejects
+            SELECT p.tbl, ?, p._row, list(c.reason || ' (found ' || coalesce(p.value, 'NULL') || ')' ORDER BY p.check_id),
+                   to_json(any_value(r) )
+            FROM problems p JOIN check_names c USING (tbl, check_id) JOIN raw_{name} r ON r._row = p._row
+            WHERE p.tbl = ? GROUP BY p.tbl, p._row ORDER BY p._row
+            """,
+            [str(files[name]), name],
+        )
+    for reason, n in (
+        con.execute(
+            "SELECT c.reason, count(*) FROM problems p JOIN check_names c USING (tbl, check_id) GROUP BY 1 ORDER BY 2 DESC"
+        ).fetchall()
+        if checks
+        else []
+    ):
+        report.reject_reasons[reason] = n
+    _create_indexes(con)
+
+
+def _create_indexes(con: duckdb.DuckDBPyConnection) -> None:
+    """Indexes for the look-ups an analyst makes: one account's actions, one target's audience."""
+    con.execute("CREATE INDEX engagements_actor ON engagements (actor_id)")
+    con.execute("CREATE INDEX engagements_target ON engagements (target_id)")
