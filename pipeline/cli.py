@@ -70,11 +70,18 @@ def ingest(
     max_reject_share: Annotated[
         float, typer.Option(help="With --quarantine: the largest share of any table's rows that may be rejected.")
     ] = 0.01,
+    index: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--index",
+            help="Add an ART index on this engagements column (actor_id or target_id); repeatable. Faster point look-ups, slower ingest.",
+        ),
+    ] = None,
 ) -> None:
     """Validate a contract folder and load it into a DuckDB warehouse."""
     from pipeline.warehouse import ingest as run_ingest
 
-    report = run_ingest(source, db, quarantine=quarantine, max_reject_share=max_reject_share)
+    report = run_ingest(source, db, quarantine=quarantine, max_reject_share=max_reject_share, index_engagements=index or [])
     for name, t in report.tables.items():
         err.print(f"{name}: {t.summary()}")
     err.print(f"wrote {db}")

@@ -24,6 +24,7 @@ from pipeline.io import atomic_path
 log = logging.getLogger(__name__)
 
 MAX_EXAMPLES = 5
+INDEXABLE = ("actor_id", "target_id")
 
 
 @dataclass
@@ -60,13 +61,31 @@ class IngestReport:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+def connect(db: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open a warehouse for queries, with timestamps shown in UTC (what the contract stores).
+
+    Raises:
+        ZombieScanError: if the file does not exist (run `zombiescan ingest` or `dvc repro` first).
+    """
+    if read_only and not Path(db).is_file():
+        raise ZombieScanError(f"{db}: warehouse not found; build it with `zombiescan ingest` or `dvc repro`")
+    con = duckdb.connect(str(db), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The single value a query returns (fetching every row, which DuckDB requires before the next query)."""
+    return con.execute(sql).fetchall()[0][0]
+
+
 def _q(name: str) -> str:
     """Quote an SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
 
 
-def _stage_file(con: duckdb.DuckDBPyConnection, table: Table, path: Path, scratch: Path) -> list[str]:
-    """Expose `path` as view raw_<table> with a 1-based `_row` column; return its column names.
+def _stage_file(con: duckdb.DuckDBPyConnection, table: Table, path: Path, scratch: Path) -> tuple[list[str], int]:
+    """Expose `path` as view raw_<table> with a 1-based `_row` column; return its columns and row count.
 
     Parquet is read by DuckDB directly. CSV and JSON Lines go through polars first (it keeps row
     order exactly, which the row numbers in error messages depend on) into a scratch Parquet file.
@@ -86,14 +105,14 @@ def _stage_file(con: duckdb.DuckDBPyConnection, table: Table, path: Path, scratc
             lf.sink_parquet(staged)
             con.read_parquet(str(staged)).create_view(view)
         columns = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]
-        rows = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]  # type: ignore[index]
+        rows = _scalar(con, f"SELECT count(*) FROM {view}")
     except (duckdb.Error, pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         kind = {".parquet": "Parquet", ".csv": "CSV", ".jsonl": "JSON Lines"}[path.suffix]
         raise ZombieScanError(f"{path}: cannot be read as {kind}: {first}") from None
     if rows == 0:
         raise ZombieScanError(f"{path}: file has no rows; expected at least one {table.name} row")
-    return [c for c in columns if c != "_row"]
+    return [c for c in columns if c != "_row"], rows
 
 
 def _source_types(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
@@ -145,6 +164,9 @@ class _Check:
     where: str  # predicate over the typed table `t` (and any joins in `join`)
     value: str  # SQL expression shown as the offending value
     join: str = ""
+    # A consequence of another row's problem (e.g. the actor's account row was rejected). It
+    # is only reported through the rejects table, since fixing the cause fixes it.
+    cascade: bool = False
 
 
 def _row_checks(table: Table, checked: list[str], loaded: set[str]) -> list[_Check]:
@@ -175,16 +197,28 @@ def _row_checks(table: Table, checked: list[str], loaded: set[str]) -> list[_Che
                 shown,
             )
         )
-    if table.name == "engagements" and "accounts" in loaded:
+    for ref in ("actor_id",) if table.name == "engagements" else ("account_id",) if table.name == "labels" else ():
+        if "accounts" not in loaded:
+            break
         checks.append(
             _Check(
-                "actor_id",
-                "an actor_id present in accounts",
-                "t.actor_id IS NOT NULL AND a.account_id IS NULL",
-                "t.actor_id",
-                "LEFT JOIN accepted_accounts a ON a.account_id = t.actor_id",
+                ref,
+                f"an {ref} present in accounts",
+                f"t.{ref} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM typed_accounts k WHERE k.account_id = t.{ref})",
+                f"t.{ref}",
             )
         )
+        checks.append(
+            _Check(
+                ref,
+                f"an {ref} whose accounts row passed validation",
+                f"a.account_id IS NULL AND EXISTS (SELECT 1 FROM typed_accounts k WHERE k.account_id = t.{ref})",
+                f"t.{ref}",
+                f"LEFT JOIN accepted_accounts a ON a.account_id = t.{ref}",
+                cascade=True,
+            )
+        )
+    if table.name == "engagements" and "accounts" in loaded:
         checks.append(
             _Check(
                 "ts",
@@ -192,16 +226,6 @@ def _row_checks(table: Table, checked: list[str], loaded: set[str]) -> list[_Che
                 "t.ts < a.created_at",
                 "t.ts::VARCHAR || ' < created_at ' || a.created_at::VARCHAR",
                 "JOIN accepted_accounts a ON a.account_id = t.actor_id",
-            )
-        )
-    if table.name == "labels" and "accounts" in loaded:
-        checks.append(
-            _Check(
-                "account_id",
-                "an account_id present in accounts",
-                "t.account_id IS NOT NULL AND a.account_id IS NULL",
-                "t.account_id",
-                "LEFT JOIN accepted_accounts a ON a.account_id = t.account_id",
             )
         )
     if table.name == "campaigns" and "starts_at" in table.column_names:
@@ -238,6 +262,8 @@ def _describe_problems(con: duckdb.DuckDBPyConnection, table: Table, path: Path,
     out = []
     for check_id, n, first_rows, value in rows:
         ch = checks[check_id]
+        if ch.cascade:
+            continue
         where = ", ".join(str(r) for r in first_rows)
         more = f" (and {n - len(first_rows)} more)" if n > len(first_rows) else ""
         noun = "row" if n == 1 else "rows"
@@ -257,11 +283,9 @@ def _missing_columns(table: Table, path: Path, present: list[str]) -> list[str]:
 
 
 def _create_final_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the warehouse tables with their types, keys and comments."""
+    """Create the warehouse tables with their types (keys are added after the bulk load)."""
     for table in TABLES:
         cols = [f"{_q(c.name)} {c.sql_type}{'' if c.nullable else ' NOT NULL'}" for c in table.columns]
-        if table.key:
-            cols.append(f"PRIMARY KEY ({', '.join(_q(k) for k in table.key)})")
         con.execute(f"CREATE TABLE {table.name} ({', '.join(cols)})")
     con.execute(
         "CREATE TABLE rejects (tbl VARCHAR NOT NULL, file VARCHAR NOT NULL, row BIGINT NOT NULL, reasons VARCHAR[] NOT NULL, record JSON)"
@@ -276,6 +300,7 @@ def ingest(
     quarantine: bool = False,
     max_reject_share: float = 0.01,
     now: datetime | None = None,
+    index_engagements: tuple[str, ...] | list[str] = (),
 ) -> IngestReport:
     """Validate the contract folder `source` and load it into the DuckDB file `db`.
 
@@ -285,6 +310,7 @@ def ingest(
         quarantine: Move bad rows into table `rejects` with their reasons instead of failing.
         max_reject_share: With `quarantine`, still fail if any table loses more than this share.
         now: The present, for the "not in the future" check (default: the current UTC time).
+        index_engagements: Engagement columns (actor_id, target_id) to give an ART index.
 
     Returns:
         Counts per table: rows read, rejected, duplicate engagements removed, loaded.
@@ -295,6 +321,9 @@ def ingest(
     """
     source, db = Path(source), Path(db)
     now = now or datetime.now(UTC)
+    for col in index_engagements:
+        if col not in INDEXABLE:
+            raise ZombieScanError(f"ingest: index_engagements: cannot index '{col}': expected some of {', '.join(INDEXABLE)}")
     files = find_table_files(source)
     report = IngestReport(source=str(source), db=str(db), quarantine=quarantine)
     with atomic_path(db) as tmp_db:
@@ -310,11 +339,8 @@ def ingest(
                 if table.name not in files:
                     continue
                 path = files[table.name]
-                present = _stage_file(con, table, path, tmp_db.parent)
-                report.tables[table.name] = TableReport(
-                    file=str(path),
-                    rows_read=con.execute(f"SELECT count(*) FROM raw_{table.name}").fetchone()[0],  # type: ignore[index]
-                )
+                present, rows_read = _stage_file(con, table, path, tmp_db.parent)
+                report.tables[table.name] = TableReport(file=str(path), rows_read=rows_read)
                 missing = _missing_columns(table, path, present)
                 if missing:
                     fatal += missing
@@ -324,9 +350,12 @@ def ingest(
                 all_checks[table.name] = checks
                 _find_problems(con, table, checks, now)
                 row_problems += _describe_problems(con, table, path, checks, now)
+                has_problems = _scalar(con, f"SELECT count(*) FROM problems WHERE tbl = '{table.name}'") > 0
                 con.execute(
                     f"CREATE TEMP TABLE accepted_{table.name} AS SELECT * FROM typed_{table.name} t "
                     f"WHERE NOT EXISTS (SELECT 1 FROM problems p WHERE p.tbl = '{table.name}' AND p._row = t._row)"
+                    if has_problems
+                    else f"CREATE TEMP VIEW accepted_{table.name} AS SELECT * FROM typed_{table.name}"
                 )
                 loaded.add(table.name)
             if fatal:
@@ -337,6 +366,7 @@ def ingest(
                 _check_reject_share(con, report, files, all_checks, max_reject_share, now)
             _create_final_tables(con)
             _load(con, report, files, all_checks, now)
+            _create_indexes(con, list(index_engagements))
             con.execute("INSERT INTO ingest_log VALUES (?, ?, ?)", [datetime.now(UTC), str(source), report.to_json()])
             con.execute("CHECKPOINT")
         finally:
@@ -378,14 +408,14 @@ def _load(
         table = TABLES_BY_NAME[name]
         cols = ", ".join(_q(c) for c in table.column_names)
         if name == "engagements":
-            # Exact duplicates (every column equal) are one action recorded twice: keep one.
-            # Sorting by time makes DuckDB's zone maps prune time-range scans.
-            con.execute(f"INSERT INTO engagements SELECT DISTINCT {cols} FROM accepted_engagements ORDER BY ts, actor_id")
+            _insert_deduplicated(con, cols)
         else:
-            con.execute(f"INSERT INTO {name} SELECT {cols} FROM accepted_{name} ORDER BY _row")
-        tr.rows_loaded = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]
-        accepted = con.execute(f"SELECT count(*) FROM accepted_{name}").fetchone()[0]  # type: ignore[index]
-        tr.duplicates_removed = accepted - tr.rows_loaded
+            con.execute(f"INSERT INTO {name} SELECT {cols} FROM accepted_{name}")
+        if table.key:
+            # One bulk index build after the load is ~4x faster than checking the key per insert.
+            con.execute(f"ALTER TABLE {name} ADD PRIMARY KEY ({', '.join(_q(k) for k in table.key)})")
+        tr.rows_loaded = _scalar(con, f"SELECT count(*) FROM {name}")
+        tr.duplicates_removed = _scalar(con, f"SELECT count(*) FROM accepted_{name}") - tr.rows_loaded
         if tr.duplicates_removed:
             log.info("%s: removed %d exact duplicate rows", files[name], tr.duplicates_removed)
     checks = [(name, i, ch) for name, chs in all_checks.items() for i, ch in enumerate(chs)]
@@ -414,10 +444,26 @@ def _load(
         else []
     ):
         report.reject_reasons[reason] = n
-    _create_indexes(con)
 
 
-def _create_indexes(con: duckdb.DuckDBPyConnection) -> None:
-    """Indexes for the look-ups an analyst makes: one account's actions, one target's audience."""
-    con.execute("CREATE INDEX engagements_actor ON engagements (actor_id)")
-    con.execute("CREATE INDEX engagements_target ON engagements (target_id)")
+def _insert_deduplicated(con: duckdb.DuckDBPyConnection, cols: str) -> None:
+    """Insert accepted engagements, keeping one copy of rows that are exact duplicates.
+
+    A full DISTINCT over 20M+ rows costs a sort or a wide hash table. Grouping a 64-bit hash of
+    each row is cheap and finds the few candidate duplicates; only those rows get the exact
+    DISTINCT (so a hash collision can never drop a row that merely shares the hash).
+    """
+    row_hash = f"hash({cols})"
+    con.execute(
+        f"CREATE TEMP TABLE dup_hashes AS SELECT h FROM (SELECT {row_hash} AS h FROM accepted_engagements) GROUP BY h HAVING count(*) > 1"
+    )
+    con.execute(
+        f"INSERT INTO engagements SELECT {cols} FROM accepted_engagements WHERE {row_hash} NOT IN (SELECT h FROM dup_hashes) "
+        f"UNION ALL SELECT DISTINCT {cols} FROM accepted_engagements WHERE {row_hash} IN (SELECT h FROM dup_hashes)"
+    )
+
+
+def _create_indexes(con: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
+    """Optional ART indexes on engagements (see docs/data-contract.md for their cost and benefit)."""
+    for col in columns:
+        con.execute(f"CREATE INDEX engagements_{col} ON engagements ({_q(col)})")

@@ -350,7 +350,7 @@ def _farm_actions(
     bounds = np.searchsorted(farm[members_sorted], np.arange(cfg.farm_count + 1))
     # Customers are small pages and posts: pick targets with weight falling with popularity.
     small_page_w = np.where(page_created < ws, 1.0 / page_pop, 0.0)
-    small_page_w /= small_page_w.sum()
+    small_page_cdf = np.cumsum(small_page_w / small_page_w.sum())
     post_order = np.argsort(post_created, kind="stable")
     sorted_post_ts = post_created[post_order]
 
@@ -377,7 +377,7 @@ def _farm_actions(
                 if rng.random() < 0.3 and k_post > 0:
                     target, ttype = n + n_p + int(post_order[rng.integers(0, k_post)]), T_POST
                 else:
-                    page = int(rng.choice(n_p, p=small_page_w))
+                    page = min(int(np.searchsorted(small_page_cdf, rng.random(), side="right")), n_p - 1)
                     target, ttype = n + page, T_PAGE
                 bought = max(5, round(len(members) * rng.uniform(0.25, 1.1)))
                 k = min(len(members), round(bought * rng.uniform(0.85, 1.0)))

@@ -17,7 +17,11 @@ log = logging.getLogger(__name__)
 def run(params: dict[str, Any]) -> None:
     p = section(params, "ingest")
     report = ingest(
-        p["source"], p["db"], quarantine=bool(p.get("quarantine", False)), max_reject_share=float(p.get("max_reject_share", 0.01))
+        p["source"],
+        p["db"],
+        quarantine=bool(p.get("quarantine", False)),
+        max_reject_share=float(p.get("max_reject_share", 0.01)),
+        index_engagements=list(p.get("index_engagements") or []),
     )
     with atomic_path(Path(p["report"])) as tmp:
         tmp.write_text(report.to_json() + "\n")

@@ -1,0 +1,89 @@
+"""Benchmark the pipeline's stages on named sizes; print a Markdown table of time and peak memory.
+
+Each (stage, preset) runs in a fresh Python process so its peak RSS is its own. Stages run in
+pipeline order on the same working folder, so `ingest` loads what `simulate` just wrote.
+
+    python -m bench.run                          # simulate + ingest at default and large
+    python -m bench.run --presets tiny --stages simulate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STAGES = ("simulate", "ingest")
+PRESETS = ("default", "large")
+
+
+def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
+    """Run one stage in this process and measure it."""
+    src = work / f"sim-{preset}"
+    start = time.perf_counter()
+    if stage == "simulate":
+        from pipeline.simulate import make_config, simulate, write_contract
+
+        cfg = make_config(preset)
+        tables = simulate(cfg)
+        write_contract(tables, src, cfg, preset)
+        rows = {k: v.height for k, v in tables.items()}
+    elif stage == "ingest":
+        from pipeline.warehouse import ingest
+
+        report = ingest(src, work / f"warehouse-{preset}.duckdb")
+        rows = {k: t.rows_loaded for k, t in report.tables.items()}
+    else:
+        raise SystemExit(f"unknown stage {stage}")
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"stage": stage, "preset": preset, "seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS), help="size presets to run (tiny, default, large)")
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="stages to run, in pipeline order")
+    parser.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one, removed after)")
+    parser.add_argument("--one", nargs=3, metavar=("STAGE", "PRESET", "WORK"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        stage, preset, work = args.one
+        print(json.dumps(_one(stage, preset, Path(work))))
+        return 0
+
+    tmp = None if args.work else tempfile.TemporaryDirectory(prefix="zombiescan-bench-")
+    work = args.work or Path(tmp.name)  # type: ignore[union-attr]
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for preset in args.presets:
+        for stage in args.stages:
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.run", "--one", stage, preset, str(work)], check=True, capture_output=True, text=True
+            ).stdout
+            results.append(json.loads(out.strip().splitlines()[-1]))
+            r = results[-1]
+            print(f"  {stage:<9} {preset:<8} {r['seconds']:8.1f} s {r['peak_mib']:9.0f} MiB", file=sys.stderr, flush=True)
+    if tmp:
+        tmp.cleanup()
+
+    cmd = "python -m bench.run " + " ".join(["--presets", *args.presets, "--stages", *args.stages])
+    print(f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}; command: `{cmd}`\n")
+    print("| stage | preset | rows | seconds | peak RSS (MiB) |")
+    print("|---|---|---|---:|---:|")
+    for r in results:
+        rows = r["rows"]
+        main_rows = f"{rows.get('accounts', 0):,} accounts, {rows.get('engagements', 0):,} engagements"  # type: ignore[union-attr]
+        print(f"| {r['stage']} | {r['preset']} | {main_rows} | {r['seconds']:.1f} | {r['peak_mib']:,.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

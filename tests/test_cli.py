@@ -1,0 +1,81 @@
+"""The `zombiescan` command line and the DVC stage entry points, as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.cli import main
+from pipeline.stages import ingest as ingest_stage
+from pipeline.stages import simulate as simulate_stage
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, check=False)
+
+
+def test_help_explains_every_option() -> None:
+    top = run_cli("--help")
+    assert top.returncode == 0
+    assert "simulate" in top.stdout and "ingest" in top.stdout
+    for command, options in {
+        "simulate": ["--preset", "--seed", "--accounts", "--out", "--params"],
+        "ingest": ["--source", "--db", "--quarantine", "--max-reject-share"],
+    }.items():
+        out = run_cli(command, "--help")
+        assert out.returncode == 0, out.stderr
+        for option in options:
+            assert option in out.stdout, f"{command} --help does not mention {option}"
+
+
+def test_simulate_then_ingest(tmp_path: Path) -> None:
+    assert main(["simulate", "--preset", "tiny", "--seed", "3", "--accounts", "400", "--out", str(tmp_path / "sim")]) == 0
+    assert (tmp_path / "sim" / "engagements.parquet").is_file()
+    assert main(["ingest", "--source", str(tmp_path / "sim"), "--db", str(tmp_path / "w.duckdb")]) == 0
+    assert (tmp_path / "w.duckdb").is_file()
+
+
+def test_user_error_is_one_clear_line_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "accounts.csv").write_text("account_id,created_at\n")
+    out = run_cli("ingest", "--source", str(tmp_path / "src"), "--db", str(tmp_path / "w.duckdb"))
+    assert out.returncode == 1
+    assert "required table 'engagements' not found" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_unknown_preset_is_refused() -> None:
+    out = run_cli("simulate", "--preset", "huge", "--out", "/nonexistent/never-written")
+    assert out.returncode == 1
+    assert "unknown preset 'huge'" in out.stderr
+
+
+def test_stages_run_from_params(tmp_path: Path) -> None:
+    params = {
+        "simulate": {"preset": "tiny", "seed": 5, "accounts": None, "out": str(tmp_path / "raw"), "knobs": {"stealth_share": 0.5}},
+        "ingest": {
+            "source": str(tmp_path / "raw"),
+            "db": str(tmp_path / "w.duckdb"),
+            "report": str(tmp_path / "metrics" / "ingest.json"),
+            "quarantine": False,
+            "max_reject_share": 0.01,
+        },
+    }
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    assert simulate_stage.main(["--params", str(path)]) == 0
+    assert ingest_stage.main(["--params", str(path)]) == 0
+    assert '"rows_loaded"' in (tmp_path / "metrics" / "ingest.json").read_text()
+
+
+@pytest.mark.parametrize("broken", ["simulate: [1, 2", "- just a list"])
+def test_broken_params_file_is_named(tmp_path: Path, broken: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(broken)
+    assert simulate_stage.main(["--params", str(path)]) == 1
+    assert str(path) in capsys.readouterr().err

@@ -1,0 +1,228 @@
+"""Data tests: every kind of bad input gets its own clear message, and nothing is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.errors import ContractError, ZombieScanError
+from pipeline.warehouse import connect, ingest
+from tests.conftest import NOW
+
+
+def good_tables() -> dict[str, pl.DataFrame]:
+    """A hand-made valid contract: 4 accounts, 6 engagements (row numbers are easy to reason about)."""
+    accounts = pl.DataFrame(
+        {
+            "account_id": ["a1", "a2", "a3", "a4"],
+            "created_at": ["2020-01-01T00:00:00Z", "2021-06-01T12:00:00Z", "2022-03-03T03:03:03Z", "2024-01-01T00:00:00Z"],
+            "username": ["ann", "bob99", "x7f3k2l9", "dee"],
+            "display_name": ["Ann", "Bob", None, "Dee"],
+            "bio": ["hi", None, None, "runner"],
+            "has_profile_photo": ["true", "true", "false", "true"],
+            "is_verified": ["false", "false", "false", "true"],
+            "followers_count": ["10", "3", "0", "12000"],
+            "following_count": ["12", "40", "900", "80"],
+            "posts_count": ["5", None, "0", "300"],
+            "lang": ["en", "en", "pt", "de"],
+            "location": ["Paris", None, None, "Berlin"],
+            "url": [None, None, None, "https://dee.example"],
+        }
+    )
+    engagements = pl.DataFrame(
+        {
+            "actor_id": ["a1", "a2", "a3", "a3", "a4", "a1"],
+            "target_id": ["p1", "p1", "p1", "a4", "p2", "a2"],
+            "target_type": ["page", "page", "page", "account", "post", "account"],
+            "kind": ["like", "like", "like", "follow", "post", "follow"],
+            "ts": [
+                "2026-05-01T10:00:00Z",
+                "2026-05-01T10:00:05Z",
+                "2026-05-01T10:00:09Z",
+                "2026-05-02T08:00:00Z",
+                "2026-05-03T09:30:00+02:00",
+                "2026-05-04T20:00:00Z",
+            ],
+        }
+    )
+    labels = pl.DataFrame(
+        {"account_id": ["a1", "a2", "a3", "a4"], "is_zombie": [False, False, True, False], "is_like_farm": [False, True, True, False]}
+    )
+    return {"accounts": accounts, "engagements": engagements, "labels": labels}
+
+
+def write(folder: Path, tables: dict[str, pl.DataFrame], fmt: str = "csv") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        if fmt == "csv":
+            df.write_csv(folder / f"{name}.csv")
+        else:
+            df.write_parquet(folder / f"{name}.parquet")
+    return folder
+
+
+def set_cell(df: pl.DataFrame, column: str, row: int, value: object) -> pl.DataFrame:
+    """Return df with the value at 1-based data row `row` of `column` replaced."""
+    return df.with_columns(
+        pl.when(pl.int_range(pl.len()) == row - 1).then(pl.lit(value, dtype=df[column].dtype)).otherwise(pl.col(column)).alias(column)
+    )
+
+
+def test_good_tables_load(tmp_path: Path) -> None:
+    report = ingest(write(tmp_path / "src", good_tables()), tmp_path / "w.duckdb", now=NOW)
+    assert {n: t.rows_loaded for n, t in report.tables.items()} == {"accounts": 4, "engagements": 6, "labels": 4}
+
+
+def _bad(edit: str) -> dict[str, pl.DataFrame]:
+    t = good_tables()
+    a, e = t["accounts"], t["engagements"]
+    match edit:
+        case "missing_column":
+            t["accounts"] = a.drop("created_at")
+        case "wrong_type_ts":
+            t["engagements"] = set_cell(e, "ts", 3, "yesterday")
+        case "wrong_type_bool":
+            t["accounts"] = set_cell(a, "has_profile_photo", 2, "maybe")
+        case "fractional_int":
+            t["accounts"] = set_cell(a, "followers_count", 4, "12.5")
+        case "negative_count":
+            t["accounts"] = set_cell(a, "following_count", 1, "-3")
+        case "null_id":
+            t["engagements"] = set_cell(e, "actor_id", 5, None)
+        case "bad_enum":
+            t["engagements"] = set_cell(e, "kind", 2, "love")
+        case "duplicate_id":
+            t["accounts"] = pl.concat([a, a[1]])
+        case "future_ts":
+            t["engagements"] = set_cell(e, "ts", 6, "2030-01-01T00:00:00Z")
+        case "future_created":
+            t["accounts"] = set_cell(a, "created_at", 3, "2031-01-01T00:00:00Z")
+        case "before_creation":
+            t["engagements"] = set_cell(e, "ts", 5, "2023-12-31T00:00:00Z")
+        case "unknown_actor":
+            t["engagements"] = set_cell(e, "actor_id", 4, "ghost")
+        case "unknown_label_account":
+            t["labels"] = set_cell(t["labels"], "account_id", 2, "ghost")
+    return t
+
+
+BAD_INPUTS = [
+    # edit, file, text that must appear in the message (column, row, expectation)
+    ("missing_column", "accounts.csv", "column 'created_at' missing"),
+    (
+        "wrong_type_ts",
+        "engagements.csv",
+        "column 'ts', row 3: expected a UTC timestamp (ISO 8601, e.g. 2024-05-01T13:45:00Z); found 'yesterday'",
+    ),
+    ("wrong_type_bool", "accounts.csv", "column 'has_profile_photo', row 2: expected a boolean (true/false); found 'maybe'"),
+    ("fractional_int", "accounts.csv", "column 'followers_count', row 4: expected an integer; found '12.5'"),
+    ("negative_count", "accounts.csv", "column 'following_count', row 1: expected an integer >= 0; found '-3'"),
+    ("null_id", "engagements.csv", "column 'actor_id', row 5: expected a value (a string), not empty"),
+    ("bad_enum", "engagements.csv", "column 'kind', row 2: expected one of like, follow, share, comment, post; found 'love'"),
+    ("duplicate_id", "accounts.csv", "column 'account_id', row 5: expected unique account_id (each value once); found 'a2'"),
+    ("future_ts", "engagements.csv", "column 'ts', row 6: expected a timestamp not in the future (now is 2026-11-27T00:00:00+00:00)"),
+    ("future_created", "accounts.csv", "column 'created_at', row 3: expected a timestamp not in the future"),
+    ("before_creation", "engagements.csv", "column 'ts', row 5: expected a timestamp not before the actor's account was created"),
+    ("unknown_actor", "engagements.csv", "column 'actor_id', row 4: expected an actor_id present in accounts; found 'ghost'"),
+    ("unknown_label_account", "labels.csv", "column 'account_id', row 2: expected an account_id present in accounts; found 'ghost'"),
+]
+
+
+@pytest.mark.parametrize(("edit", "file", "message"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_is_named_and_nothing_is_written(tmp_path: Path, edit: str, file: str, message: str) -> None:
+    src = write(tmp_path / "src", _bad(edit))
+    db = tmp_path / "w.duckdb"
+    with pytest.raises(ContractError) as info:
+        ingest(src, db, now=NOW)
+    text = str(info.value)
+    assert f"{src / file}: {message}" in text
+    assert len(info.value.problems) == 1, text
+    assert list(tmp_path.iterdir()) == [src]  # no warehouse, no temporary left behind
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "engagements.csv: cannot be read as CSV"),
+        (b"actor_id,target_id,target_type,kind,ts\n", "engagements.csv: file has no rows"),
+        (b'actor_id,target_id,target_type,kind,ts\na1,p1,page,like,"2026-01-01\n', "engagements.csv: cannot be read as CSV"),
+    ],
+    ids=["empty", "header_only", "unterminated_quote"],
+)
+def test_empty_or_broken_csv(tmp_path: Path, content: bytes, message: str) -> None:
+    src = write(tmp_path / "src", good_tables())
+    (src / "engagements.csv").write_bytes(content)
+    with pytest.raises(ZombieScanError, match=message):
+        ingest(src, tmp_path / "w.duckdb", now=NOW)
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_broken_parquet(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", good_tables(), fmt="parquet")
+    (src / "accounts.parquet").write_bytes(b"PAR1 this is not really parquet")
+    with pytest.raises(ZombieScanError, match=r"accounts.parquet: cannot be read as Parquet"):
+        ingest(src, tmp_path / "w.duckdb", now=NOW)
+
+
+def test_missing_required_table_and_double_format(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", good_tables())
+    (src / "engagements.csv").unlink()
+    with pytest.raises(ZombieScanError, match=r"required table 'engagements' not found"):
+        ingest(src, tmp_path / "w.duckdb", now=NOW)
+    write(src, good_tables())
+    good_tables()["accounts"].write_parquet(src / "accounts.parquet")
+    with pytest.raises(ZombieScanError, match=r"table 'accounts' is given twice \(accounts.parquet, accounts.csv\)"):
+        ingest(src, tmp_path / "w.duckdb", now=NOW)
+
+
+def test_failed_ingest_keeps_previous_warehouse(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    ingest(write(tmp_path / "good", good_tables()), db, now=NOW)
+    before = db.read_bytes()
+    with pytest.raises(ContractError):
+        ingest(write(tmp_path / "bad", _bad("unknown_actor")), db, now=NOW)
+    assert db.read_bytes() == before
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    t = _bad("unknown_actor")
+    t["accounts"] = set_cell(t["accounts"], "is_verified", 1, "perhaps")
+    with pytest.raises(ContractError) as info:
+        ingest(write(tmp_path / "src", t), tmp_path / "w.duckdb", now=NOW)
+    assert len(info.value.problems) == 2
+
+
+def test_many_offenders_are_summarised(tmp_path: Path) -> None:
+    t = good_tables()
+    t["engagements"] = t["engagements"].with_columns(kind=pl.lit("love"))
+    with pytest.raises(ContractError, match=r"column 'kind', rows 1, 2, 3, 4, 5 \(and 1 more\): expected one of"):
+        ingest(write(tmp_path / "src", t), tmp_path / "w.duckdb", now=NOW)
+
+
+def test_quarantine_moves_bad_rows_to_rejects(tmp_path: Path) -> None:
+    t = _bad("unknown_actor")
+    t["engagements"] = set_cell(t["engagements"], "ts", 6, "2030-01-01T00:00:00Z")
+    src = write(tmp_path / "src", t)
+    db = tmp_path / "w.duckdb"
+    report = ingest(src, db, quarantine=True, max_reject_share=0.5, now=NOW)
+    assert report.tables["engagements"].rows_rejected == 2
+    assert report.tables["engagements"].rows_loaded == 4
+    con = connect(db)
+    rejects = con.execute("SELECT tbl, row, reasons, record->>'actor_id' FROM rejects ORDER BY row").fetchall()
+    assert [(r[0], r[1], r[3]) for r in rejects] == [("engagements", 4, "ghost"), ("engagements", 6, "a1")]
+    assert "actor_id: expected an actor_id present in accounts (found ghost)" in rejects[0][2]
+    assert "ts: expected a timestamp not in the future" in rejects[1][2][0]
+
+
+def test_quarantine_still_fails_above_the_limit(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", _bad("unknown_actor"))
+    with pytest.raises(ContractError, match=r"1 of 6 rows rejected \(16.67%\), above the limit of 10.00%"):
+        ingest(src, tmp_path / "w.duckdb", quarantine=True, max_reject_share=0.10, now=NOW)
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_missing_column_is_fatal_even_in_quarantine(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="column 'created_at' missing"):
+        ingest(write(tmp_path / "src", _bad("missing_column")), tmp_path / "w.duckdb", quarantine=True, max_reject_share=1.0, now=NOW)

@@ -1,0 +1,195 @@
+"""Simulator properties: ground truth is consistent, behaviours are present, nothing gives the class away."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from pipeline.errors import ZombieScanError
+from pipeline.simulate import make_config, simulate, write_contract
+
+Tables = dict[str, pl.DataFrame]
+
+
+def _labelled_accounts(t: Tables) -> pl.DataFrame:
+    return t["accounts"].join(t["labels"], on="account_id", how="inner", validate="1:1")
+
+
+def test_labels_are_consistent(tiny_tables: Tables) -> None:
+    acc, lab = tiny_tables["accounts"], tiny_tables["labels"]
+    assert set(acc["account_id"]) == set(lab["account_id"])
+    assert acc["account_id"].n_unique() == acc.height
+    # farm_id is set exactly for like-farm accounts
+    assert lab.filter(pl.col.is_like_farm != pl.col.farm_id.is_not_null()).height == 0
+    zombie_share = lab["is_zombie"].mean()
+    assert zombie_share == pytest.approx(make_config("tiny").zombie_share, abs=0.005)
+
+
+def test_labels_overlap_but_differ(default_tables: Tables) -> None:
+    lab = default_tables["labels"]
+    counts = lab.group_by("is_zombie", "is_like_farm").len().sort("is_zombie", "is_like_farm")
+    by = {(z, f): n for z, f, n in counts.iter_rows()}
+    assert by[(True, True)] > 0  # zombies farming likes
+    assert by[(False, True)] > 0  # real-looking (hijacked or paid) farm members
+    assert by[(True, False)] > 0  # zombies doing something else (follow spam, dormant)
+    farm = lab.filter(pl.col.is_like_farm)
+    assert 0.05 < (~farm["is_zombie"]).mean() < 0.4
+
+
+def test_every_action_is_after_creation_and_inside_the_window(tiny_tables: Tables) -> None:
+    cfg = make_config("tiny", seed=7)
+    eng = tiny_tables["engagements"].join(
+        tiny_tables["accounts"].select(pl.col.account_id.alias("actor_id"), "created_at"), on="actor_id", how="left"
+    )
+    assert eng["created_at"].null_count() == 0
+    assert eng.filter(pl.col.ts < pl.col.created_at).height == 0
+    assert eng["ts"].max() <= cfg.end
+    assert eng["ts"].min() >= cfg.end - timedelta(days=cfg.window_days)
+
+
+def test_campaigns_are_delivered_by_their_farm_within_their_window(default_tables: Tables) -> None:
+    t = default_tables
+    members = t["labels"].filter(pl.col.is_like_farm).select(pl.col.account_id.alias("actor_id"), "farm_id")
+    likes = t["engagements"].filter(pl.col.kind == "like").join(members, on="actor_id")
+    camp = t["campaigns"]
+    # A target may be bought more than once from the same farm: compare per (target, farm).
+    windows = camp.select("target_id", "farm_id", "starts_at", "ends_at")
+    inside = (
+        likes.join(windows, on=["target_id", "farm_id"])
+        .group_by("actor_id", "target_id", "farm_id")
+        .agg(pl.col.ts.is_between(pl.col.starts_at, pl.col.ends_at).any().alias("inside"))
+    )
+    bought = camp.group_by("target_id", "farm_id").agg(pl.col.bought_likes.sum())
+    per = bought.join(inside.group_by("target_id", "farm_id").agg(pl.col.inside.sum(), pl.len().alias("all")), on=["target_id", "farm_id"])
+    # Farms never over-deliver, deliver most of what was bought, and deliver inside the window.
+    # (a member may also like a bought page on its own, hence the small slack)
+    assert (per["inside"] <= per["bought_likes"] + 2).all()
+    assert per["inside"].sum() <= per["bought_likes"].sum()
+    assert per["inside"].sum() > 0.7 * per["bought_likes"].sum()
+    assert per["inside"].sum() > 0.95 * per["all"].sum()  # the rest: members' own likes
+    # Bursty campaigns last minutes; stealthy ones days.
+    dur = camp.with_columns(hours=(pl.col.ends_at - pl.col.starts_at).dt.total_seconds() / 3600)
+    by_style = dict(dur.group_by("style").agg(pl.col.hours.median()).iter_rows())
+    assert by_style["bursty"] < 2
+    assert by_style["stealthy"] > 24
+
+
+def test_heavy_farm_members_like_far_more_pages(default_tables: Tables) -> None:
+    t = default_tables
+    style = t["campaigns"].select("farm_id", "style").unique()
+    page_likes = (
+        t["engagements"]
+        .filter((pl.col.kind == "like") & (pl.col.target_type == "page"))
+        .group_by(pl.col.actor_id.alias("account_id"))
+        .len()
+    )
+    lab = t["labels"].join(style, on="farm_id", how="left").join(page_likes, on="account_id", how="left").fill_null(0)
+    genuine = lab.filter(~pl.col.is_zombie & ~pl.col.is_like_farm)["len"].median()
+    heavy = lab.filter(pl.col.style == "heavy")["len"].median()
+    assert heavy > 10 * genuine
+
+
+def test_heavy_tails(default_tables: Tables) -> None:
+    acc = default_tables["accounts"]
+    followers = acc["followers_count"].drop_nulls()
+    assert followers.max() > 50 * followers.median()
+    per_actor = default_tables["engagements"].group_by("actor_id").len()["len"].sort(descending=True)
+    top1 = per_actor.head(len(per_actor) // 100).sum() / per_actor.sum()
+    assert top1 > 0.08  # the most active 1% do far more than 1% of the actions
+
+
+def test_zombies_are_created_in_batches(default_tables: Tables) -> None:
+    acc = _labelled_accounts(default_tables).sort("created_at")
+
+    def median_gap_to_same_class(is_zombie: bool) -> float:
+        ts = acc.filter(pl.col.is_zombie == is_zombie)["created_at"].dt.epoch("s").to_numpy()
+        return float(np.median(np.diff(ts)))
+
+    # Zombies are 8% of accounts, so without batches their gaps would be ~11x the genuine ones.
+    assert median_gap_to_same_class(True) < median_gap_to_same_class(False)
+
+
+def test_genuine_users_sleep(default_tables: Tables) -> None:
+    """Genuine activity follows a diurnal rhythm in the users' time zones."""
+    t = default_tables
+    genuine = t["labels"].filter(~pl.col.is_zombie & ~pl.col.is_like_farm).select(pl.col.account_id.alias("actor_id"))
+    hours = t["engagements"].join(genuine, on="actor_id").group_by(pl.col.ts.dt.hour()).len().sort("ts")["len"].to_numpy()
+    assert hours.max() > 1.5 * hours.min()
+
+
+def test_follows_are_reciprocated_sometimes(tiny_tables: Tables) -> None:
+    f = tiny_tables["engagements"].filter(pl.col.kind == "follow").select("actor_id", "target_id")
+    back = f.join(f, left_on=["actor_id", "target_id"], right_on=["target_id", "actor_id"])
+    assert 0.02 < back.height / f.height < 0.6
+
+
+def test_no_single_column_reveals_the_class(default_tables: Tables) -> None:
+    acc = _labelled_accounts(default_tables).with_row_index("position")
+    signals = acc.select(
+        position=pl.col.position,
+        id=pl.col.account_id.cast(pl.Int64),
+        created=pl.col.created_at.dt.epoch("s"),
+        photo=pl.col.has_profile_photo.cast(pl.Int8),
+        empty_bio=pl.col.bio.is_null().cast(pl.Int8),
+        digits=pl.col.username.str.count_matches(r"\d"),
+        followers=pl.col.followers_count.fill_null(-1),
+        following=pl.col.following_count.fill_null(-1),
+        posts=pl.col.posts_count.fill_null(-1),
+        ratio=(pl.col.following_count.fill_null(0) + 1) / (pl.col.followers_count.fill_null(0) + 1),
+    )
+    for label in ("is_zombie", "is_like_farm"):
+        y = acc[label].to_numpy()
+        for name in signals.columns:
+            auc = roc_auc_score(y, signals[name].to_numpy())
+            limit = 0.56 if name in {"position", "id"} else 0.9
+            assert max(auc, 1 - auc) < limit, f"{name} alone separates {label}: AUC {auc:.3f}"
+        # ...but every profile signal still carries some information about zombies.
+    y = acc["is_zombie"].to_numpy()
+    assert roc_auc_score(y, signals["digits"].to_numpy()) > 0.6
+
+
+def test_same_seed_same_bytes_other_seed_other_world(tmp_path: Path) -> None:
+    def digest(folder: Path) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        cfg = make_config("tiny", seed=seed)
+        write_contract(simulate(cfg), tmp_path / name, cfg, "tiny")
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert digest(tmp_path / "a")["engagements.parquet"] != digest(tmp_path / "c")["engagements.parquet"]
+
+
+def test_knobs_change_the_world() -> None:
+    base = simulate(make_config("tiny", seed=1))["labels"]
+    more = simulate(make_config("tiny", seed=1, zombie_share=0.2))["labels"]
+    assert more["is_zombie"].sum() > 2 * base["is_zombie"].sum()
+
+
+def test_accounts_override_scales_the_world() -> None:
+    cfg = make_config("default", accounts=5_000)
+    assert cfg.accounts == 5_000
+    assert cfg.farm_count == 4
+    t = simulate(make_config("tiny", accounts=3_000))
+    assert t["accounts"].height == 3_000
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"preset": "huge"}, "unknown preset 'huge'"),
+        ({"zombie_share": 1.5}, "knob 'zombie_share' = 1.5: expected a share between 0 and 1"),
+        ({"stealth_share": 0.7, "heavy_share": 0.5}, "stealth_share \\+ heavy_share must not exceed 1"),
+        ({"accounts": 10}, "accounts = 10: expected at least 200"),
+        ({"colour": "red"}, "unknown knob\\(s\\) colour"),
+        ({"end": "tomorrow"}, "end = 'tomorrow': expected an ISO 8601 timestamp"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ZombieScanError, match=message):
+        make_config(**kwargs)  # type: ignore[arg-type]
