@@ -33,9 +33,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	python -m bench.run
 
-# Re-pin every installed package after changing pyproject.toml.
+# Re-pin every installed package after changing pyproject.toml. setuptools and wheel stay out:
+# pip applies constraints to build environments too, where pyproject asks for a newer setuptools.
 lock: $(STAMP)
-	$(BIN)/python -m pip freeze --exclude-editable --all | grep -v '^zombiescan' > requirements.lock
+	$(BIN)/python -m pip freeze --exclude-editable --all | grep -vE "^(zombiescan|setuptools|wheel)=" > requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

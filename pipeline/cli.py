@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,13 +23,21 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 
+class Preset(StrEnum):
+    """Size presets of the simulator (pipeline.simulate.PRESETS)."""
+
+    tiny = "tiny"
+    default = "default"
+    large = "large"
+
+
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the contract tables into (replaced atomically).")],
     preset: Annotated[
-        str,
+        Preset,
         typer.Option(help="World size: tiny (tests), default (~20k accounts, ~1M engagements) or large (1M accounts, 20M+ engagements)."),
-    ] = "default",
+    ] = Preset.default,
     seed: Annotated[
         int | None, typer.Option(help="Random seed; the same seed and settings give byte-identical files. Default: the preset's (42).")
     ] = None,
@@ -45,9 +54,9 @@ def simulate(
     from pipeline.simulate import simulate as run_simulation
 
     knobs = section(load_params(params), "simulate", params).get("knobs", {}) if params else {}
-    cfg = make_config(preset, seed=seed, accounts=accounts, **knobs)
+    cfg = make_config(preset.value, seed=seed, accounts=accounts, **knobs)
     tables = run_simulation(cfg)
-    write_contract(tables, out, cfg, preset)
+    write_contract(tables, out, cfg, preset.value)
     err.print(f"wrote {out}: " + ", ".join(f"{name} {df.height:,}" for name, df in tables.items()))
 
 
@@ -88,24 +97,16 @@ def ingest(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors print one clear message and return 1."""
+    """Run the CLI and return its exit code: 0 ok, 1 a user error (one clear message), 2 a usage error."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(args=argv, standalone_mode=False)
+        # Typer handles --help and usage errors itself (message, exit code 2) and raises SystemExit.
+        app(args=argv, prog_name="zombiescan")
     except ZombieScanError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
         return 1
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        return 1
-    except Exception as exc:  # click usage errors arrive as ClickException
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
     return 0
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import ContractError, ZombieScanError
 from pipeline.warehouse import connect, ingest
@@ -226,3 +228,22 @@ def test_quarantine_still_fails_above_the_limit(tmp_path: Path) -> None:
 def test_missing_column_is_fatal_even_in_quarantine(tmp_path: Path) -> None:
     with pytest.raises(ContractError, match="column 'created_at' missing"):
         ingest(write(tmp_path / "src", _bad("missing_column")), tmp_path / "w.duckdb", quarantine=True, max_reject_share=1.0, now=NOW)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n\x00"), max_size=12))
+def test_any_text_in_an_integer_column_loads_or_is_named(tmp_path: Path, value: str) -> None:
+    """Whatever a user puts in a count column, ingest loads that integer or names the cell; never crashes."""
+    folder = tmp_path / str(abs(hash(value)))
+    t = good_tables()
+    t["accounts"] = set_cell(t["accounts"], "followers_count", 2, value)
+    try:
+        ingest(write(folder / "src", t), folder / "w.duckdb", now=NOW)
+    except ContractError as exc:
+        assert len(exc.problems) == 1
+        assert f"{folder / 'src' / 'accounts.csv'}: column 'followers_count', row 2: expected an integer" in exc.problems[0]
+        assert not (folder / "w.duckdb").exists()
+    else:
+        loaded = connect(folder / "w.duckdb").execute("SELECT followers_count FROM accounts WHERE account_id = 'a2'").fetchall()
+        stripped = value.strip()
+        assert loaded == [(int(stripped),)] if stripped else [(None,)]
