@@ -3,7 +3,7 @@
 Each (stage, preset) runs in a fresh Python process so its peak RSS is its own. Stages run in
 pipeline order on the same working folder, so `ingest` loads what `simulate` just wrote.
 
-    python -m bench.run                          # simulate + ingest at default and large
+    python -m bench.run                          # simulate, ingest, index at default and large
     python -m bench.run --presets tiny --stages simulate
 """
 
@@ -14,13 +14,14 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-STAGES = ("simulate", "ingest")
+STAGES = ("simulate", "ingest", "index")
 PRESETS = ("default", "large")
 
 
@@ -40,11 +41,50 @@ def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
 
         report = ingest(src, work / f"warehouse-{preset}.duckdb")
         rows = {k: t.rows_loaded for k, t in report.tables.items()}
+    elif stage == "index":
+        return _index(preset, work)
     else:
         raise SystemExit(f"unknown stage {stage}")
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"stage": stage, "preset": preset, "seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows}
+    return {"stage": stage, "preset": preset, "seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows, "note": ""}
+
+
+def _lookup_ms(con: object, ids: list[tuple[str, str]]) -> float:
+    """Median milliseconds of `count(*)` for one actor or one target."""
+    times = []
+    for column, value in ids:
+        t = time.perf_counter()
+        con.execute(f"SELECT count(*) FROM engagements WHERE {column} = ?", [value]).fetchall()  # type: ignore[attr-defined]
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def _index(preset: str, work: Path) -> dict[str, object]:
+    """What ART indexes on engagements cost (build time) and buy (point look-ups), on the ingested warehouse."""
+    from pipeline.warehouse import connect
+
+    con = connect(work / f"warehouse-{preset}.duckdb", read_only=False)
+    sample = con.execute("SELECT actor_id, target_id FROM engagements USING SAMPLE 5 ROWS (reservoir, 1)").fetchall()
+    ids = [("actor_id", a) for a, _ in sample] + [("target_id", t) for _, t in sample]
+    before = _lookup_ms(con, ids)
+    start = time.perf_counter()
+    con.execute("CREATE INDEX bench_actor ON engagements (actor_id)")
+    con.execute("CREATE INDEX bench_target ON engagements (target_id)")
+    seconds = time.perf_counter() - start
+    after = _lookup_ms(con, ids)
+    rows = con.execute("SELECT count(*) FROM engagements").fetchall()[0][0]
+    con.close()
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    note = f"builds ART indexes on actor_id and target_id; point look-up {before:.0f} ms without, {after:.1f} ms with"
+    return {
+        "stage": "index",
+        "preset": preset,
+        "seconds": seconds,
+        "peak_mib": peak_kib / 1024,
+        "rows": {"engagements": rows},
+        "note": note,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,12 +116,12 @@ def main(argv: list[str] | None = None) -> int:
 
     cmd = "python -m bench.run " + " ".join(["--presets", *args.presets, "--stages", *args.stages])
     print(f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}; command: `{cmd}`\n")
-    print("| stage | preset | rows | seconds | peak RSS (MiB) |")
-    print("|---|---|---|---:|---:|")
+    print("| stage | preset | rows | seconds | peak RSS (MiB) | note |")
+    print("|---|---|---|---:|---:|---|")
     for r in results:
-        rows = r["rows"]
-        main_rows = f"{rows.get('accounts', 0):,} accounts, {rows.get('engagements', 0):,} engagements"  # type: ignore[union-attr]
-        print(f"| {r['stage']} | {r['preset']} | {main_rows} | {r['seconds']:.1f} | {r['peak_mib']:,.0f} |")
+        rows: dict[str, int] = r["rows"]  # type: ignore[assignment]
+        size = ", ".join(f"{rows[k]:,} {k}" for k in ("accounts", "engagements") if k in rows)
+        print(f"| {r['stage']} | {r['preset']} | {size} | {r['seconds']:.1f} | {r['peak_mib']:,.0f} | {r['note']} |")
     return 0
 
 

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from pipeline.errors import ZombieScanError
+from pipeline.warehouse import DEFAULT_MAX_REJECT_SHARE
 
 app = typer.Typer(
     name="zombiescan",
@@ -33,7 +34,14 @@ class Preset(StrEnum):
 
 @app.command()
 def simulate(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the contract tables into (replaced atomically).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Folder to write the contract tables into. An earlier simulator output there is replaced whole, "
+            "atomically; any other existing folder is refused.",
+        ),
+    ],
     preset: Annotated[
         Preset,
         typer.Option(help="World size: tiny (tests), default (~20k accounts, ~1M engagements) or large (1M accounts, 20M+ engagements)."),
@@ -53,7 +61,7 @@ def simulate(
     from pipeline.simulate import make_config, write_contract
     from pipeline.simulate import simulate as run_simulation
 
-    knobs = section(load_params(params), "simulate", params).get("knobs", {}) if params else {}
+    knobs = section(load_params(params), "simulate").get("knobs") or {} if params else {}
     cfg = make_config(preset.value, seed=seed, accounts=accounts, **knobs)
     tables = run_simulation(cfg)
     write_contract(tables, out, cfg, preset.value)
@@ -78,7 +86,7 @@ def ingest(
     ] = False,
     max_reject_share: Annotated[
         float, typer.Option(help="With --quarantine: the largest share of any table's rows that may be rejected.")
-    ] = 0.01,
+    ] = DEFAULT_MAX_REJECT_SHARE,
     index: Annotated[
         list[str] | None,
         typer.Option(

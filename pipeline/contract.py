@@ -1,7 +1,8 @@
 """The data contract: the canonical tables every source is mapped onto (docs/data-contract.md).
 
-This module only *describes* the tables; `pipeline.validate` enforces the description and
-`pipeline.warehouse` loads what passes. Column names here are the names used everywhere else.
+This module only *describes* the tables; `pipeline.staging` (file structure, type conversion)
+and `pipeline.warehouse` (row rules, loading) enforce it. Column names here are the names used
+everywhere else.
 """
 
 from __future__ import annotations

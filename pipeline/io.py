@@ -6,29 +6,48 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from pipeline.errors import ZombieScanError
 
 
 @contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `final`; rename it onto `final` only if the block succeeds.
+def atomic_path(final: Path | str, *, replaceable_dir: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; move it onto `final` only if the block succeeds.
 
-    Works for a file or a directory. The temporary name lives in the same folder so the
-    rename is atomic on POSIX; whatever was at `final` before survives a failure untouched.
+    The temporary name lives in the same folder, so the final move is a rename. Whatever was at
+    `final` before survives a failure untouched.
+
+    Args:
+        final: The file or folder to produce.
+        replaceable_dir: For folder outputs: says whether an existing folder at `final` may be
+            replaced (e.g. it is an earlier output of the same command). Without it, or when it
+            says no, an existing folder is never replaced: the caller named the wrong path.
+
+    Raises:
+        ZombieScanError: `final` is an existing folder that may not be replaced.
     """
     final = Path(final)
+    if final.is_dir() and not final.is_symlink() and not (replaceable_dir and replaceable_dir(final)):
+        raise ZombieScanError(
+            f"{final}: is an existing folder that this command did not write; refusing to replace it (choose another path, or remove it)"
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     target = tmp / final.name
     try:
         yield target
         if final.is_dir() and not final.is_symlink():
-            # A directory cannot be replaced in one rename: move the old one aside first,
-            # then swap, so a crash in between still leaves one complete copy on disk.
+            # A folder cannot be swapped in one rename: move the old one aside, move the new one
+            # in, and put the old one back if that second step fails.
             old = tmp / (final.name + ".old")
             os.replace(final, old)
-            os.replace(target, final)
+            try:
+                os.replace(target, final)
+            except BaseException:
+                os.replace(old, final)
+                raise
         else:
             os.replace(target, final)
     finally:

@@ -12,8 +12,16 @@ from pipeline.errors import ZombieScanError
 DEFAULT_PARAMS = Path("params.yaml")
 
 
-def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Load the params file as a dict.
+class Params(dict[str, Any]):
+    """The params file's contents, remembering which file they came from (for messages)."""
+
+    def __init__(self, source: Path | str, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.source = source
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
+    """Load the params file.
 
     Raises:
         ZombieScanError: if the file is missing, is not YAML, or is not a mapping.
@@ -29,12 +37,25 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
         raise ZombieScanError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(params, dict):
         raise ZombieScanError(f"{path}: expected a mapping of stage sections at the top level")
-    return params
+    return Params(path, params)
 
 
-def section(params: dict[str, Any], name: str, source: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Return one stage's section, with a clear error when it is missing."""
+class Section(dict[str, Any]):
+    """One stage's settings; a missing key is a clear user error, not a KeyError."""
+
+    def __init__(self, name: str, source: Path | str, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.name = name
+        self.source = source
+
+    def __missing__(self, key: str) -> Any:
+        raise ZombieScanError(f"{self.source}: setting '{self.name}.{key}' is missing")
+
+
+def section(params: dict[str, Any], name: str) -> Section:
+    """Return one stage's section, with a clear error when it or a key in it is missing."""
+    source = getattr(params, "source", DEFAULT_PARAMS)
     value = params.get(name)
     if not isinstance(value, dict):
         raise ZombieScanError(f"{source}: section '{name}' is missing or is not a mapping")
-    return value
+    return Section(name, source, value)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import polars as pl
 
-from pipeline.contract import EXPECTED, SQL_TYPES, TABLES, TABLES_BY_NAME, Column, Table, find_table_files
+from pipeline import staging
+from pipeline.contract import EXPECTED, TABLES, TABLES_BY_NAME, Column, Table, find_table_files
 from pipeline.errors import ContractError, ZombieScanError
 from pipeline.io import atomic_path
 
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_EXAMPLES = 5
 INDEXABLE = ("actor_id", "target_id")
+DEFAULT_MAX_REJECT_SHARE = 0.01
 
 
 @dataclass
@@ -84,77 +85,35 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _stage_file(con: duckdb.DuckDBPyConnection, table: Table, path: Path, scratch: Path) -> tuple[list[str], int]:
-    """Expose `path` as view raw_<table> with a 1-based `_row` column; return its columns and row count.
-
-    Parquet is read by DuckDB directly. CSV and JSON Lines go through polars first (it keeps row
-    order exactly, which the row numbers in error messages depend on) into a scratch Parquet file.
-    """
-    view = f"raw_{table.name}"
-    try:
-        if path.suffix == ".parquet":
-            rel = con.read_parquet(str(path), file_row_number=True)
-            rel.create_view(f"{view}_file")
-            con.execute(f"CREATE TEMP VIEW {view} AS SELECT file_row_number + 1 AS _row, * EXCLUDE (file_row_number) FROM {view}_file")
-        else:
-            staged = scratch / f"{table.name}.parquet"
-            if path.suffix == ".csv":
-                lf = pl.scan_csv(path, infer_schema=False, row_index_name="_row", row_index_offset=1, raise_if_empty=True)
-            else:
-                lf = pl.scan_ndjson(path, infer_schema_length=None, row_index_name="_row", row_index_offset=1)
-            lf.sink_parquet(staged)
-            con.read_parquet(str(staged)).create_view(view)
-        columns = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]
-        rows = _scalar(con, f"SELECT count(*) FROM {view}")
-    except (duckdb.Error, pl.exceptions.PolarsError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        kind = {".parquet": "Parquet", ".csv": "CSV", ".jsonl": "JSON Lines"}[path.suffix]
-        raise ZombieScanError(f"{path}: cannot be read as {kind}: {first}") from None
-    if rows == 0:
-        raise ZombieScanError(f"{path}: file has no rows; expected at least one {table.name} row")
-    return [c for c in columns if c != "_row"], rows
-
-
-def _source_types(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
-    return {r[0]: r[1] for r in con.execute(f"DESCRIBE {view}").fetchall()}
-
-
-def _needs_cast_check(col: Column, source_type: str) -> bool:
-    if col.allowed is not None:
-        return True
-    target = SQL_TYPES[col.dtype]
-    if col.dtype == "timestamp":
-        return not source_type.startswith("TIMESTAMP")
-    if col.dtype == "int":
-        return source_type not in {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT"}
-    return source_type != target
-
-
 def _typed_table(con: duckdb.DuckDBPyConnection, table: Table, present: list[str]) -> list[str]:
-    """Create temp table typed_<table>: every contract column cast to its type.
+    """Create temp table typed_<table>: `_row` plus every contract column converted to its type.
 
-    Returns the columns that needed a cast check; for each, a boolean `_bad_<col>` column marks
+    Returns the columns whose conversion can fail; for each, a boolean `_bad_<col>` column marks
     the rows whose value could not be converted.
     """
-    types = _source_types(con, f"raw_{table.name}")
-    select = ["_row"]
+    types = staging.source_types(con, table)
+    select = [f"{staging.ROW} AS _row"]
     checked = []
     for col in table.columns:
         if col.name not in present:
             select.append(f"CAST({col.default} AS {col.sql_type}) AS {_q(col.name)}")
             continue
         src = _q(col.name)
-        cast = f"TRY_CAST({src} AS {col.sql_type})"
-        select.append(f"{cast} AS {_q(col.name)}")
-        if _needs_cast_check(col, types[col.name]):
-            bad = f"({src} IS NOT NULL AND {cast} IS NULL)"
-            if col.dtype == "int":
-                # DuckDB rounds '12.5' to 13 when casting to an integer; refuse that instead.
-                bad = f"({bad} OR TRY_CAST({src} AS DOUBLE) <> TRY_CAST({src} AS BIGINT))"
-            select.append(f"{bad} AS {_q('_bad_' + col.name)}")
+        expr, can_fail = staging.conversion(col, types[col.name], src)
+        select.append(f"CAST({expr} AS {col.sql_type}) AS {_q(col.name)}")
+        if can_fail:
+            select.append(f"({src} IS NOT NULL AND ({expr}) IS NULL) AS {_q('_bad_' + col.name)}")
             checked.append(col.name)
     con.execute(f"CREATE TEMP TABLE typed_{table.name} AS SELECT {', '.join(select)} FROM raw_{table.name}")
     return checked
+
+
+def _expected(col: Column) -> str:
+    if col.allowed is not None:
+        return f"one of {', '.join(col.allowed)}"
+    if col.name in staging.ID_COLUMNS:
+        return "an id (text without leading or trailing spaces)"
+    return EXPECTED[col.dtype]
 
 
 @dataclass(frozen=True)
@@ -173,9 +132,7 @@ def _row_checks(table: Table, checked: list[str], loaded: set[str]) -> list[_Che
     """Every row-level rule of the contract for `table`, as SQL predicates."""
     checks: list[_Check] = []
     for name in checked:
-        col = table.column(name)
-        expected = f"one of {', '.join(col.allowed)}" if col.allowed else EXPECTED[col.dtype]
-        checks.append(_Check(name, expected, f"t.{_q('_bad_' + name)}", f"r.{_q(name)}::VARCHAR"))
+        checks.append(_Check(name, _expected(table.column(name)), f"t.{_q('_bad_' + name)}", f"r.{_q(name)}::VARCHAR"))
     for col in table.columns:
         bad_flag = f"t.{_q('_bad_' + col.name)}" if col.name in checked else "false"
         c = f"t.{_q(col.name)}"
@@ -185,6 +142,11 @@ def _row_checks(table: Table, checked: list[str], loaded: set[str]) -> list[_Che
             checks.append(_Check(col.name, f"an integer >= {col.minimum}", f"{c} < {col.minimum}", f"{c}::VARCHAR"))
         if col.dtype == "timestamp":
             checks.append(_Check(col.name, "a timestamp not in the future (now is $now)", f"{c} > $now", f"{c}::VARCHAR"))
+            checks.append(
+                _Check(
+                    col.name, "a timestamp on or after 1970-01-01", f"NOT isfinite({c}) OR {c} < TIMESTAMPTZ '1970-01-01'", f"{c}::VARCHAR"
+                )
+            )
     if table.key:
         key = ", ".join(f"t.{_q(k)}" for k in table.key)
         shown = " || '/' || ".join(f"t.{_q(k)}::VARCHAR" for k in table.key)
@@ -239,7 +201,7 @@ def _find_problems(con: duckdb.DuckDBPyConnection, table: Table, checks: list[_C
     for i, ch in enumerate(checks):
         parts.append(
             f"SELECT '{table.name}' AS tbl, t._row, {i} AS check_id, {ch.value} AS value "
-            f"FROM typed_{table.name} t JOIN raw_{table.name} r USING (_row) {ch.join} WHERE {ch.where}"
+            f"FROM typed_{table.name} t JOIN raw_{table.name} r ON r.{staging.ROW} = t._row {ch.join} WHERE {ch.where}"
             if "r." in ch.value
             else f"SELECT '{table.name}' AS tbl, t._row, {i} AS check_id, {ch.value} AS value "
             f"FROM typed_{table.name} t {ch.join} WHERE {ch.where}"
@@ -268,7 +230,8 @@ def _describe_problems(con: duckdb.DuckDBPyConnection, table: Table, path: Path,
         more = f" (and {n - len(first_rows)} more)" if n > len(first_rows) else ""
         noun = "row" if n == 1 else "rows"
         expected = ch.expected.replace("$now", now.isoformat())
-        out.append(f"{path}: column '{ch.column}', {noun} {where}{more}: expected {expected}; found {value!r} at row {first_rows[0]}")
+        found = "an empty value" if value is None else repr(value)
+        out.append(f"{path}: column '{ch.column}', {noun} {where}{more}: expected {expected}; found {found} at row {first_rows[0]}")
     return out
 
 
@@ -298,7 +261,7 @@ def ingest(
     db: Path | str,
     *,
     quarantine: bool = False,
-    max_reject_share: float = 0.01,
+    max_reject_share: float = DEFAULT_MAX_REJECT_SHARE,
     now: datetime | None = None,
     index_engagements: tuple[str, ...] | list[str] = (),
 ) -> IngestReport:
@@ -321,6 +284,12 @@ def ingest(
     """
     source, db = Path(source), Path(db)
     now = now or datetime.now(UTC)
+    if not isinstance(quarantine, bool):
+        raise ZombieScanError(f"ingest: quarantine = {quarantine!r}: expected true or false")
+    if isinstance(max_reject_share, bool) or not isinstance(max_reject_share, int | float) or not 0 <= max_reject_share <= 1:
+        raise ZombieScanError(f"ingest: max_reject_share = {max_reject_share!r}: expected a share between 0 and 1")
+    if isinstance(index_engagements, str):
+        index_engagements = [index_engagements]
     for col in index_engagements:
         if col not in INDEXABLE:
             raise ZombieScanError(f"ingest: index_engagements: cannot index '{col}': expected some of {', '.join(INDEXABLE)}")
@@ -339,7 +308,7 @@ def ingest(
                 if table.name not in files:
                     continue
                 path = files[table.name]
-                present, rows_read = _stage_file(con, table, path, tmp_db.parent)
+                present, rows_read = staging.stage(con, table, path, tmp_db.parent)
                 report.tables[table.name] = TableReport(file=str(path), rows_read=rows_read)
                 missing = _missing_columns(table, path, present)
                 if missing:
@@ -426,12 +395,15 @@ def _load(
             [(n, i, f"{ch.column}: expected {ch.expected.replace('$now', now.isoformat())}") for n, i, ch in checks],
         )
     for name in report.tables:
+        raw_columns = [c for c in staging.source_types(con, TABLES_BY_NAME[name]) if c != staging.ROW]
+        record = "struct_pack(" + ", ".join(f"{_q(c)} := r.{_q(c)}" for c in raw_columns) + ")"
         con.execute(
             f"""
             INSERT INTO rejects
-            SELECT p.tbl, ?, p._row, list(c.reason || ' (found ' || coalesce(p.value, 'NULL') || ')' ORDER BY p.check_id),
-                   to_json(any_value(r) )
-            FROM problems p JOIN check_names c USING (tbl, check_id) JOIN raw_{name} r ON r._row = p._row
+            SELECT p.tbl, ?, p._row,
+                   list(c.reason || ' (found ' || coalesce(p.value, 'an empty value') || ')' ORDER BY p.check_id),
+                   to_json(any_value({record}))
+            FROM problems p JOIN check_names c USING (tbl, check_id) JOIN raw_{name} r ON r.{staging.ROW} = p._row
             WHERE p.tbl = ? GROUP BY p.tbl, p._row ORDER BY p._row
             """,
             [str(files[name]), name],

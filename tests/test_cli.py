@@ -24,7 +24,7 @@ def test_help_explains_every_option() -> None:
     assert "simulate" in top.stdout and "ingest" in top.stdout
     for command, options in {
         "simulate": ["--preset", "--seed", "--accounts", "--out", "--params"],
-        "ingest": ["--source", "--db", "--quarantine", "--max-reject-share"],
+        "ingest": ["--source", "--db", "--quarantine", "--max-reject-share", "--index"],
     }.items():
         out = run_cli(command, "--help")
         assert out.returncode == 0, out.stderr
@@ -75,9 +75,19 @@ def test_stages_run_from_params(tmp_path: Path) -> None:
     assert '"rows_loaded"' in (tmp_path / "metrics" / "ingest.json").read_text()
 
 
-@pytest.mark.parametrize("broken", ["simulate: [1, 2", "- just a list"])
-def test_broken_params_file_is_named(tmp_path: Path, broken: str, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "params.yaml"
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ("simulate: [1, 2", "not valid YAML"),
+        ("- just a list", "expected a mapping of stage sections"),
+        ("simulate: {preset: tiny, seed: 1}", "setting 'simulate.out' is missing"),
+        ("simulate: {preset: tiny, out: x, knobs: {zombie_share: '0.1'}}", "knob 'zombie_share' = '0.1': expected a number"),
+    ],
+)
+def test_broken_params_are_named(tmp_path: Path, broken: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "my-params.yaml"
     path.write_text(broken)
     assert simulate_stage.main(["--params", str(path)]) == 1
-    assert str(path) in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err

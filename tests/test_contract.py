@@ -147,18 +147,105 @@ def test_bad_input_is_named_and_nothing_is_written(tmp_path: Path, edit: str, fi
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "engagements.csv: cannot be read as CSV"),
+        (b"", "engagements.csv: file is empty; expected a header row and at least one engagements row"),
         (b"actor_id,target_id,target_type,kind,ts\n", "engagements.csv: file has no rows"),
-        (b'actor_id,target_id,target_type,kind,ts\na1,p1,page,like,"2026-01-01\n', "engagements.csv: cannot be read as CSV"),
+        (
+            b'actor_id,target_id,target_type,kind,ts\na1,p1,page,like,"2026-01-01\n',
+            r"engagements.csv: row 1 \(line 2\): cannot be parsed as CSV: unexpected end of data",
+        ),
+        (b"actor_id,target_id,target_type,kind,ts\na1,p1,page,like,2026-01-01\na1,p2,page\n", r"row 2 \(line 3\): expected 5 fields"),
+        (
+            b"actor_id,target_id,target_type,kind,ts\na1,p1,page,like,2026-01-01,extra\n",
+            r"row 1 \(line 2\): expected 5 fields like the header, found 6",
+        ),
+        (b"actor_id,target_id,target_type,kind,ts\na1,p\xff1,page,like,2026-01-01\n", "row 1: expected UTF-8 text"),
+        (
+            b"actor_id;target_id;target_type;kind;ts\na1;p1;page;like;2026-01-01\n",
+            r"the header \(row 0\) is one column 'actor_id;target_id",
+        ),
+        (
+            b"actor_id,target_id,kind,target_type,kind,ts\na1,p1,like,page,like,2026-01-01\n",
+            r"column 'kind' appears twice in the header \(row 0\)",
+        ),
     ],
-    ids=["empty", "header_only", "unterminated_quote"],
+    ids=["empty", "header_only", "unterminated_quote", "short_row", "long_row", "not_utf8", "semicolons", "duplicate_column"],
 )
-def test_empty_or_broken_csv(tmp_path: Path, content: bytes, message: str) -> None:
+def test_broken_csv_structure(tmp_path: Path, content: bytes, message: str) -> None:
     src = write(tmp_path / "src", good_tables())
     (src / "engagements.csv").write_bytes(content)
     with pytest.raises(ZombieScanError, match=message):
         ingest(src, tmp_path / "w.duckdb", now=NOW)
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_broken_jsonl_line_is_named(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", {"accounts": good_tables()["accounts"]})
+    (src / "engagements.jsonl").write_text('{"actor_id": "a1"}\n{"actor_id": "a2"\n')
+    with pytest.raises(ZombieScanError, match=r"engagements.jsonl: row 2: expected one JSON object per line"):
+        ingest(src, tmp_path / "w.duckdb", now=NOW)
+
+
+PARQUET_BAD = [
+    # column, replacement values (row 2 is the bad one), message
+    (
+        "weight",
+        pl.Series([1, None, 1, 1, 1, 1], dtype=pl.Int64),
+        "column 'weight', row 2: expected a value (an integer), not empty; found an empty value",
+    ),
+    ("weight", pl.Series(["1", "", "1", "1", "1", "1"]), "column 'weight', row 2: expected an integer; found ''"),
+    ("weight", pl.Series([1.0, 2.5, 1.0, 1.0, 1.0, 1.0]), "column 'weight', row 2: expected an integer; found '2.5'"),
+    (
+        "weight",
+        pl.Series([1, 2**64 - 1, 1, 1, 1, 1], dtype=pl.UInt64),
+        "column 'weight', row 2: expected an integer; found '18446744073709551615'",
+    ),
+    ("weight", pl.Series([True, True, True, True, True, True]), "column 'weight', rows 1, 2, 3, 4, 5 (and 1 more): expected an integer"),
+    ("ts", pl.Series([1_700_000_000] * 6), "column 'ts', rows 1, 2, 3, 4, 5 (and 1 more): expected a UTC timestamp"),
+    (
+        "ts",
+        pl.Series(["2026-05-01", "-infinity", "2026-05-01", "2026-05-01", "2026-05-01", "2026-05-01"]),
+        "column 'ts', row 2: expected a timestamp on or after 1970-01-01",
+    ),
+    (
+        "actor_id",
+        pl.Series(["a1", " a2", "a3", "a3", "a4", "a1"]),
+        "column 'actor_id', row 2: expected an id (text without leading or trailing spaces); found ' a2'",
+    ),
+    ("kind", pl.Series([{"x": 1}] * 6), "column 'kind', rows 1, 2, 3, 4, 5 (and 1 more): expected one of like, follow"),
+]
+
+
+@pytest.mark.parametrize(("column", "values", "message"), PARQUET_BAD, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(PARQUET_BAD)])
+def test_bad_parquet_values_are_named(tmp_path: Path, column: str, values: pl.Series, message: str) -> None:
+    t = good_tables()
+    t["engagements"] = t["engagements"].with_columns(values.alias(column))
+    src = write(tmp_path / "src", t, fmt="parquet")
+    with pytest.raises(ContractError) as info:
+        ingest(src, tmp_path / "w.duckdb", now=NOW)
+    assert f"{src / 'engagements.parquet'}: {message}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "loaded"),
+    [
+        (["true", "FALSE", " yes ", "n", "1", "0"], [True, False, True, False, True, False]),
+        ([1, 0, 1, 0, 1, 0], [True, False, True, False, True, False]),
+    ],
+)
+def test_boolean_spellings(tmp_path: Path, values: list[object], loaded: list[bool]) -> None:
+    t = good_tables()
+    t["accounts"] = t["accounts"].with_columns(has_profile_photo=pl.Series(values[:4]))
+    db = tmp_path / "w.duckdb"
+    ingest(write(tmp_path / "src", t, fmt="parquet"), db, now=NOW)
+    got = [r[0] for r in connect(db).execute("SELECT has_profile_photo FROM accounts ORDER BY account_id").fetchall()]
+    assert got == loaded[:4]
+
+
+def test_a_parquet_bool_stored_as_2_is_refused(tmp_path: Path) -> None:
+    t = good_tables()
+    t["accounts"] = t["accounts"].with_columns(is_verified=pl.Series([0, 2, 1, 0]))
+    with pytest.raises(ContractError, match=r"column 'is_verified', row 2: expected a boolean \(true/false\); found '2'"):
+        ingest(write(tmp_path / "src", t, fmt="parquet"), tmp_path / "w.duckdb", now=NOW)
 
 
 def test_broken_parquet(tmp_path: Path) -> None:
@@ -246,4 +333,4 @@ def test_any_text_in_an_integer_column_loads_or_is_named(tmp_path: Path, value: 
     else:
         loaded = connect(folder / "w.duckdb").execute("SELECT followers_count FROM accounts WHERE account_id = 'a2'").fetchall()
         stripped = value.strip()
-        assert loaded == [(int(stripped),)] if stripped else [(None,)]
+        assert loaded == ([(int(stripped),)] if stripped else [(None,)])

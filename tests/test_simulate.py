@@ -12,7 +12,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from pipeline.errors import ZombieScanError
-from pipeline.simulate import make_config, simulate, write_contract
+from pipeline.simulate import make_config, simulate, vocab, write_contract
+from pipeline.simulate.world import diurnal_times
 
 Tables = dict[str, pl.DataFrame]
 
@@ -193,3 +194,32 @@ def test_accounts_override_scales_the_world() -> None:
 def test_bad_settings_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ZombieScanError, match=message):
         make_config(**kwargs)  # type: ignore[arg-type]
+
+
+def test_no_profile_rule_is_exclusive_to_zombies(default_tables: Tables) -> None:
+    """Each tell-tale sign also shows up on genuine accounts, so no rule of thumb is a detector."""
+    acc = _labelled_accounts(default_tables)
+    rules = {
+        "stock bio": pl.col.bio.is_in(list(vocab.ZOMBIE_BIOS)),
+        "display name is the handle": pl.col.display_name == pl.col.username,
+        "digit inside the handle": pl.col.username.str.contains(r"\d[a-z]"),
+        "5+ trailing digits": pl.col.username.str.contains(r"[a-z]\d{5,}$"),
+        "default photo and no bio": ~pl.col.has_profile_photo & pl.col.bio.is_null(),
+    }
+    for name, rule in rules.items():
+        hit = acc.filter(rule.fill_null(False))
+        assert hit["is_zombie"].sum() > 0, f"{name}: never seen on a zombie"
+        assert hit["is_zombie"].mean() < 0.8, f"{name}: {hit['is_zombie'].mean():.0%} of matches are zombies"
+
+
+def test_diurnal_times_follow_the_local_clock() -> None:
+    rng = np.random.default_rng(0)
+    n = 200_000
+    lo = np.full(n, 1_700_000_000)
+    ts = diurnal_times(rng, lo, lo + 30 * 86_400, np.full(n, 5.5))
+    local_hour = ((ts + 5.5 * 3600) // 3600 % 24).astype(int)
+    share = np.bincount(local_hour, minlength=24) / n
+    expected = np.asarray(vocab.DIURNAL) / np.sum(vocab.DIURNAL)
+    assert np.abs(share - expected).max() < 0.01
+    assert share[3] < share[20] / 5  # asleep at 3 am, online at 8 pm
+    assert ((ts >= lo) & (ts <= lo + 30 * 86_400)).all()

@@ -54,6 +54,14 @@ class SimConfig:
     pages_per_account: float = 0.1
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ZombieScanError(f"simulate: '{f.name}' = {value!r}: expected a whole number")
+            if f.type == "float" and (not isinstance(value, int | float) or isinstance(value, bool)):
+                raise ZombieScanError(f"simulate: knob '{f.name}' = {value!r}: expected a number")
+        if self.seed < 0:
+            raise ZombieScanError(f"simulate: seed = {self.seed}: expected a whole number >= 0")
         shares = ("zombie_share", "aged_zombie_share", "farm_real_share", "stealth_share", "heavy_share", "homophily", "reciprocity")
         for name in shares:
             value = getattr(self, name)
@@ -68,7 +76,7 @@ class SimConfig:
         for name in ("window_days", "communities", "farm_count", "farm_size"):
             if getattr(self, name) < 1:
                 raise ZombieScanError(f"simulate: '{name}' = {getattr(self, name)}: expected at least 1")
-        if self.end.tzinfo is None:
+        if not isinstance(self.end, datetime) or self.end.tzinfo is None:
             raise ZombieScanError("simulate: 'end' must carry a time zone (use ...Z for UTC)")
 
 

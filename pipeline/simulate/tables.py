@@ -102,7 +102,9 @@ def _profiles(world: World, rng: np.random.Generator) -> pl.DataFrame:
     engaged = 1.0 / (1.0 + np.exp(-np.log(np.maximum(world.activity, 1e-3))))  # 0..1, genuine only
     engaged = np.where(world.is_aged, 0.6, engaged)
 
-    pattern = rng.choice(6, size=n, p=[0.25, 0.15, 0.2, 0.15, 0.1, 0.15])
+    # Genuine users mostly pick name-like handles, but some also use long digit suffixes, random
+    # strings or first_last+digits, so no username pattern is exclusive to zombies.
+    pattern = rng.choice(9, size=n, p=[0.23, 0.14, 0.19, 0.14, 0.09, 0.12, 0.04, 0.02, 0.03])
     # One operator, one template: every zombie in a batch shares its username pattern.
     batch_pattern = rng.choice([6, 7, 8], size=int(world.batch.max()) + 2, p=[0.45, 0.35, 0.2])
     pattern = np.where(fresh, batch_pattern[np.maximum(world.batch, 0)], pattern)
@@ -118,7 +120,7 @@ def _profiles(world: World, rng: np.random.Generator) -> pl.DataFrame:
             .then(pl.lit(None, pl.String))
             .when(pl.col.s < 0.15)
             .then(pl.col.f)
-            .when(pl.col.z & (pl.col.s > 0.7))
+            .when((pl.col.z & (pl.col.s > 0.7)) | (pl.col.s > 0.97))  # some people show their handle too
             .then(pl.col.u)
             .otherwise(pl.concat_str(pl.col.f, pl.lit(" "), pl.col.l))
         )
@@ -140,6 +142,8 @@ def _profiles(world: World, rng: np.random.Generator) -> pl.DataFrame:
         .to_numpy()
     )
     spam_bio = _pick(rng, vocab.ZOMBIE_BIOS, n)
+    # ...and some genuine users write the same stock lines ("just me", "follow for follow").
+    bio_text = np.where(rng.random(n) < 0.03, spam_bio, bio_text)
     has_bio = np.where(fresh, rng.random(n) < 0.2, rng.random(n) < 0.45 + 0.35 * engaged)
     bio = _keep(np.where(fresh, spam_bio, bio_text), has_bio)
 
@@ -283,9 +287,17 @@ def simulate(cfg: SimConfig) -> dict[str, pl.DataFrame]:
     return {"accounts": accounts, "engagements": engagements, "targets": targets, "labels": labels, "campaigns": campaigns}
 
 
+def _is_simulator_output(folder: Path) -> bool:
+    return (folder / "simulation.json").is_file() or not any(folder.iterdir())
+
+
 def write_contract(tables: dict[str, pl.DataFrame], out: Path | str, cfg: SimConfig, preset: str) -> None:
-    """Write the tables as `<name>.parquet` plus `simulation.json` into `out`, atomically."""
-    with atomic_path(Path(out)) as tmp:
+    """Write the tables as `<name>.parquet` plus `simulation.json` into `out`, atomically.
+
+    An existing `out` is replaced only if it is empty or an earlier simulator output (it holds
+    `simulation.json`); any other folder is refused, so a mistyped `--out` cannot wipe data.
+    """
+    with atomic_path(Path(out), replaceable_dir=_is_simulator_output) as tmp:
         tmp.mkdir()
         for name, df in tables.items():
             df.write_parquet(tmp / f"{name}.parquet", compression="zstd", statistics=True)

@@ -9,7 +9,7 @@ from typing import Any
 from pipeline.io import atomic_path
 from pipeline.params import section
 from pipeline.stages.common import stage_main
-from pipeline.warehouse import ingest
+from pipeline.warehouse import DEFAULT_MAX_REJECT_SHARE, ingest
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +19,9 @@ def run(params: dict[str, Any]) -> None:
     report = ingest(
         p["source"],
         p["db"],
-        quarantine=bool(p.get("quarantine", False)),
-        max_reject_share=float(p.get("max_reject_share", 0.01)),
-        index_engagements=list(p.get("index_engagements") or []),
+        quarantine=p.get("quarantine", False),
+        max_reject_share=p.get("max_reject_share", DEFAULT_MAX_REJECT_SHARE),
+        index_engagements=p.get("index_engagements") or [],
     )
     with atomic_path(Path(p["report"])) as tmp:
         tmp.write_text(report.to_json() + "\n")
