@@ -104,7 +104,9 @@ def _typed_table(con: duckdb.DuckDBPyConnection, table: Table, present: list[str
         if can_fail:
             select.append(f"({src} IS NOT NULL AND ({expr}) IS NULL) AS {_q('_bad_' + col.name)}")
             checked.append(col.name)
-    con.execute(f"CREATE TEMP TABLE typed_{table.name} AS SELECT {', '.join(select)} FROM raw_{table.name}")
+    # Engagements carry a 64-bit hash of the converted row, computed once, for deduplication.
+    outer = f"*, hash({', '.join(_q(c) for c in table.column_names)}) AS _hash" if table.name == "engagements" else "*"
+    con.execute(f"CREATE TEMP TABLE typed_{table.name} AS SELECT {outer} FROM (SELECT {', '.join(select)} FROM raw_{table.name})")
     return checked
 
 
@@ -299,6 +301,8 @@ def ingest(
         con = duckdb.connect(str(tmp_db))
         try:
             con.execute("SET TimeZone = 'UTC'")
+            # Row numbers travel in an explicit column, so DuckDB may reorder rows: faster loads.
+            con.execute("SET preserve_insertion_order = false")
             con.execute("CREATE TEMP TABLE problems (tbl VARCHAR, _row BIGINT, check_id INTEGER, value VARCHAR)")
             fatal: list[str] = []
             row_problems: list[str] = []
@@ -425,13 +429,13 @@ def _insert_deduplicated(con: duckdb.DuckDBPyConnection, cols: str) -> None:
     each row is cheap and finds the few candidate duplicates; only those rows get the exact
     DISTINCT (so a hash collision can never drop a row that merely shares the hash).
     """
-    row_hash = f"hash({cols})"
+    con.execute("CREATE TEMP TABLE dup_hashes AS SELECT _hash FROM accepted_engagements GROUP BY _hash HAVING count(*) > 1")
+    if _scalar(con, "SELECT count(*) FROM dup_hashes") == 0:
+        con.execute(f"INSERT INTO engagements SELECT {cols} FROM accepted_engagements")
+        return
     con.execute(
-        f"CREATE TEMP TABLE dup_hashes AS SELECT h FROM (SELECT {row_hash} AS h FROM accepted_engagements) GROUP BY h HAVING count(*) > 1"
-    )
-    con.execute(
-        f"INSERT INTO engagements SELECT {cols} FROM accepted_engagements WHERE {row_hash} NOT IN (SELECT h FROM dup_hashes) "
-        f"UNION ALL SELECT DISTINCT {cols} FROM accepted_engagements WHERE {row_hash} IN (SELECT h FROM dup_hashes)"
+        f"INSERT INTO engagements SELECT {cols} FROM accepted_engagements WHERE _hash NOT IN (SELECT _hash FROM dup_hashes) "
+        f"UNION ALL SELECT DISTINCT {cols} FROM accepted_engagements WHERE _hash IN (SELECT _hash FROM dup_hashes)"
     )
 
 
