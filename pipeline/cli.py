@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline.errors import ZombieScanError
 from pipeline.warehouse import DEFAULT_MAX_REJECT_SHARE
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         # Typer handles --help and usage errors itself (message, exit code 2) and raises SystemExit.
         app(args=argv, prog_name="zombiescan")
     except ZombieScanError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        # The message quotes user data: escape it so '[/b]' in a bad value is printed, not parsed.
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1

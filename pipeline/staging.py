@@ -12,13 +12,15 @@ import json
 from pathlib import Path
 
 import duckdb
-import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.contract import Column, Table
 from pipeline.errors import ZombieScanError
 
 ROW = "__row"  # 1-based data row number; the header of a CSV is row 0
+RESERVED = (ROW, "file_row_number")  # our row column, and DuckDB's for Parquet
+BATCH_ROWS = 500_000
 FORMAT_NAMES = {".parquet": "Parquet", ".csv": "CSV", ".jsonl": "JSON Lines"}
 INT_TYPES = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT", "UHUGEINT"}
 FLOAT_TYPES = {"DOUBLE", "FLOAT", "REAL"}
@@ -31,111 +33,193 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _csv_header(path: Path) -> list[str]:
-    """Check a CSV record by record with the csv module: UTF-8, quotes closed, field counts."""
-    row, line = 0, 1
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh, strict=True)
+def _check_utf8(path: Path) -> None:
+    """Refuse a file that is not UTF-8, naming the first bad line (decoded in 16 MiB blocks)."""
+    lines_before = 0
+    with path.open("rb") as fh:
+        rest = b""
+        while True:
+            chunk = fh.read(1 << 24)
+            buf = rest + chunk
+            cut = len(buf) if not chunk else buf.rfind(b"\n") + 1
+            block, rest = buf[:cut], buf[cut:]
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = lines_before + block.count(b"\n", 0, exc.start) + 1
+                raise ZombieScanError(f"{path}: line {line}: expected UTF-8 text, found bytes that are not UTF-8") from None
+            lines_before += block.count(b"\n")
+            if not chunk:
+                return
+
+
+class _BatchWriter:
+    """Collect string columns in batches and append them to one Parquet file."""
+
+    def __init__(self, out: Path, columns: list[str]) -> None:
+        self.out = out
+        self.columns = columns
+        self.schema = pa.schema([(ROW, pa.int64())] + [(c, pa.string()) for c in columns])
+        self.writer = pq.ParquetWriter(out, self.schema)
+        self.rows = 0
+
+    def write(self, row_numbers: list[int], values: list[tuple[str | None, ...]]) -> None:
+        if not row_numbers:
+            return
+        columns = list(zip(*values, strict=True)) if values else [() for _ in self.columns]
+        arrays = [pa.array(row_numbers, pa.int64())] + [pa.array(col, pa.string()) for col in columns]
+        self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        self.rows += len(row_numbers)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _stage_csv(path: Path, table: Table, out: Path) -> list[str]:
+    """Parse a CSV with the csv module into `out`; every structural problem names its row and line.
+
+    Returns the header. Blank lines are skipped; an empty field is a null; a UTF-8 byte-order
+    mark (Excel's "CSV UTF-8") is allowed.
+    """
+    _check_utf8(path)
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, strict=True)
+        row, start_line = 0, 1
+        try:
             header = next(reader, None)
             if header is None:
-                raise ZombieScanError(f"{path}: file is empty; expected a header row and at least one {path.stem} row")
+                raise ZombieScanError(f"{path}: file is empty; expected a header row and at least one {table.name} row")
+            _check_names(path, table, header)
+            wanted = [i for i, name in enumerate(header) if name in table.column_names]
+            writer = _BatchWriter(out, [header[i] for i in wanted])
+            numbers: list[int] = []
+            values: list[tuple[str | None, ...]] = []
             width = len(header)
-            row = 0
-            for row, record in enumerate(reader, start=1):
+            start_line = reader.line_num + 1
+            for record in reader:
+                if not record:  # a blank line
+                    start_line = reader.line_num + 1
+                    continue
+                row += 1
                 if len(record) != width:
                     raise ZombieScanError(
-                        f"{path}: row {row} (line {reader.line_num}): expected {width} fields like the header, found {len(record)}"
+                        f"{path}: row {row} (line {start_line}): expected {width} fields like the header, found {len(record)}"
                     )
-    except UnicodeDecodeError:
-        raise ZombieScanError(f"{path}: row {row + 1}: expected UTF-8 text, found bytes that are not UTF-8") from None
-    except csv.Error as exc:
-        raise ZombieScanError(f"{path}: row {row + 1} (line {line + 1}): cannot be parsed as CSV: {exc}") from None
+                numbers.append(row)
+                values.append(tuple(record[i] or None for i in wanted))
+                start_line = reader.line_num + 1
+                if len(numbers) == BATCH_ROWS:
+                    writer.write(numbers, values)
+                    numbers, values = [], []
+            writer.write(numbers, values)
+            writer.close()
+        except csv.Error as exc:
+            raise ZombieScanError(f"{path}: row {row + 1} (line {start_line}): cannot be parsed as CSV: {exc}") from None
     return header
 
 
-def _jsonl_header(path: Path) -> list[str]:
-    """Check that every line of a JSON Lines file is one JSON object; return the keys seen."""
-    keys: dict[str, None] = {}
-    line = 0
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for line, text in enumerate(fh, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    record = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise ZombieScanError(
-                        f"{path}: row {line}: expected one JSON object per line: {exc.msg} at column {exc.colno}"
-                    ) from None
-                if not isinstance(record, dict):
-                    raise ZombieScanError(f"{path}: row {line}: expected a JSON object, found {type(record).__name__}")
-                keys.update(dict.fromkeys(record))
-    except UnicodeDecodeError:
-        raise ZombieScanError(f"{path}: row {line + 1}: expected UTF-8 text, found bytes that are not UTF-8") from None
-    return list(keys)
+def _json_text(path: Path, row: int, line: int, column: str, value: object) -> str | None:
+    """A JSON value as the text the type conversions read; objects and arrays are refused."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    kind = "an object" if isinstance(value, dict) else "an array"
+    raise ZombieScanError(f"{path}: column '{column}', row {row} (line {line}): expected a plain value, found {kind}")
 
 
-def _parquet_header(path: Path) -> list[str]:
-    try:
-        return list(pq.read_schema(path).names)
-    except Exception as exc:  # pyarrow raises several types for a broken file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ZombieScanError(f"{path}: cannot be read as Parquet: {first}") from None
+def _stage_jsonl(path: Path, table: Table, out: Path) -> list[str]:
+    """Parse JSON Lines (one object per non-blank line) into `out`; return the keys seen, in order.
 
-
-def check_header(path: Path, table: Table) -> list[str]:
-    """Check the file's structure and return its column names.
-
-    Raises:
-        ZombieScanError: the file cannot be parsed, a record has the wrong number of fields, a
-            column is named twice, or the header looks like another separator was used.
+    A key missing from some objects is null there, except for columns with a default (`weight`),
+    which take the default.
     """
-    header = {".csv": _csv_header, ".jsonl": _jsonl_header, ".parquet": _parquet_header}[path.suffix](path)
+    _check_utf8(path)
+    names = table.column_names
+    defaults = {c.name: c.default.strip("'") for c in table.columns if c.default != "NULL"}
+    seen: dict[str, None] = {}
+    writer = _BatchWriter(out, list(names))
+    numbers: list[int] = []
+    values: list[tuple[str | None, ...]] = []
+    row = 0
+    with path.open(encoding="utf-8-sig") as fh:
+        for line, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            row += 1
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ZombieScanError(
+                    f"{path}: row {row} (line {line}): expected one JSON object per line: {exc.msg} at column {exc.colno}"
+                ) from None
+            if not isinstance(record, dict):
+                raise ZombieScanError(f"{path}: row {row} (line {line}): expected a JSON object, found {type(record).__name__}")
+            seen.update(dict.fromkeys(record))
+            numbers.append(row)
+            values.append(tuple(_json_text(path, row, line, c, record[c]) if c in record else defaults.get(c) for c in names))
+            if len(numbers) == BATCH_ROWS:
+                writer.write(numbers, values)
+                numbers, values = [], []
+    writer.write(numbers, values)
+    writer.close()
+    if row == 0:
+        raise ZombieScanError(f"{path}: file has no rows; expected at least one {table.name} row")
+    return list(seen)
+
+
+def _check_names(path: Path, table: Table, header: list[str]) -> None:
+    """A column named twice, a reserved name, or a header that used another separator."""
     seen: set[str] = set()
     for name in header:
         if name in seen:
             raise ZombieScanError(f"{path}: column '{name}' appears twice in the header (row 0); expected each column once")
         seen.add(name)
-    if ROW in seen:
-        raise ZombieScanError(f"{path}: column '{ROW}' (row 0) is reserved by ZombieScan; rename it")
+    for reserved in RESERVED:
+        if reserved in seen:
+            raise ZombieScanError(f"{path}: column '{reserved}' (row 0) is a name ZombieScan reserves; rename it")
     if len(header) == 1 and any(sep in header[0] for sep in ";\t|") and header[0] not in table.column_names:
         raise ZombieScanError(
             f"{path}: the header (row 0) is one column '{header[0][:60]}': expected comma-separated columns "
             f"{', '.join(table.column_names)} (is the file separated by another character?)"
         )
-    return header
 
 
 def stage(con: duckdb.DuckDBPyConnection, table: Table, path: Path, scratch: Path) -> tuple[list[str], int]:
     """Check `path` and expose it as temp view raw_<table> with column `__row`; return columns and rows.
 
-    Parquet is read by DuckDB directly. CSV and JSON Lines go through polars (which keeps row
-    order exactly, as the row numbers in messages need) into a scratch Parquet file.
+    Parquet is read by DuckDB directly. CSV and JSON Lines are parsed by Python's own parsers
+    (which check every record and know its row and line) into a scratch Parquet file of text
+    columns, converted like any text column afterwards.
     """
-    columns = check_header(path, table)
+    if path.suffix == ".parquet":
+        try:
+            columns = list(pq.read_schema(path).names)
+        except Exception as exc:  # pyarrow raises several types for a broken file
+            raise ZombieScanError(f"{path}: cannot be read as Parquet: {_first_line(exc)}") from None
+        _check_names(path, table, columns)
+        scan = f"read_parquet({_literal(str(path))}, file_row_number = true, binary_as_string = true)"
+        source = f"(SELECT file_row_number + 1 AS {ROW}, * EXCLUDE (file_row_number) FROM {scan})"
+    else:
+        staged = scratch / f"{table.name}.staged.parquet"
+        columns = _stage_csv(path, table, staged) if path.suffix == ".csv" else _stage_jsonl(path, table, staged)
+        source = f"read_parquet({_literal(str(staged))})"
     view = f"raw_{table.name}"
     try:
-        if path.suffix == ".parquet":
-            scan = f"read_parquet({_literal(str(path))}, file_row_number = true)"
-            source = f"(SELECT file_row_number + 1 AS {ROW}, * EXCLUDE (file_row_number) FROM {scan})"
-        else:
-            staged = scratch / f"{table.name}.parquet"
-            if path.suffix == ".csv":
-                lf = pl.scan_csv(path, infer_schema=False, row_index_name=ROW, row_index_offset=1, raise_if_empty=True)
-            else:
-                lf = pl.scan_ndjson(path, infer_schema_length=None, row_index_name=ROW, row_index_offset=1)
-            lf.sink_parquet(staged)
-            source = f"read_parquet({_literal(str(staged))})"
         con.execute(f"CREATE TEMP VIEW {view} AS SELECT * FROM {source}")
         rows = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
-    except (duckdb.Error, pl.exceptions.PolarsError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ZombieScanError(f"{path}: cannot be read as {FORMAT_NAMES[path.suffix]}: {first}") from None
+    except duckdb.Error as exc:
+        raise ZombieScanError(f"{path}: cannot be read as {FORMAT_NAMES[path.suffix]}: {_first_line(exc)}") from None
     if rows == 0:
         raise ZombieScanError(f"{path}: file has no rows; expected at least one {table.name} row")
     return columns, rows
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def source_types(con: duckdb.DuckDBPyConnection, table: Table) -> dict[str, str]:
@@ -157,8 +241,10 @@ def conversion(col: Column, source_type: str, src: str) -> tuple[str, bool]:
         return f"TRY_CAST(trim({src}) AS {col.sql_type})", True
     if col.dtype == "string":
         if col.name in ID_COLUMNS:
+            if not (text or source_type in INT_TYPES):
+                return "NULL", True  # a float or boolean id is a broken export, not an id
             value = f"{src}::VARCHAR"
-            return f"CASE WHEN {value} = trim({value}) AND {value} <> '' THEN {value} END", True
+            return f"CASE WHEN NOT regexp_matches({value}, '^\\s|\\s$') AND {value} <> '' THEN {value} END", True
         return (f"{src}::VARCHAR", False) if not text else (src, False)
     if col.dtype == "int":
         if source_type in INT_TYPES:
@@ -182,6 +268,7 @@ def conversion(col: Column, source_type: str, src: str) -> tuple[str, bool]:
         if source_type.startswith("TIMESTAMP") or source_type == "DATE":
             return f"{src}::TIMESTAMPTZ", False
         if text:
-            return f"TRY_CAST(trim({src}) AS TIMESTAMPTZ)", True
+            # Only dates: DuckDB would also read words such as 'epoch' and 'infinity'.
+            return f"CASE WHEN regexp_matches(trim({src}), '^[0-9]{{4}}-') THEN TRY_CAST(trim({src}) AS TIMESTAMPTZ) END", True
         return "NULL", True  # epoch numbers: the unit is ambiguous, so the adapter must convert
     raise AssertionError(f"no conversion for {col.dtype}")

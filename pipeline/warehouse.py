@@ -62,6 +62,12 @@ class IngestReport:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+def _is_duckdb_file(path: Path) -> bool:
+    """DuckDB database files carry the magic bytes 'DUCK' at offset 8."""
+    with path.open("rb") as fh:
+        return fh.read(12)[8:12] == b"DUCK"
+
+
 def connect(db: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """Open a warehouse for queries, with timestamps shown in UTC (what the contract stores).
 
@@ -213,8 +219,14 @@ def _find_problems(con: duckdb.DuckDBPyConnection, table: Table, checks: list[_C
         con.execute(sql, {"now": now} if "$now" in sql else None)
 
 
-def _describe_problems(con: duckdb.DuckDBPyConnection, table: Table, path: Path, checks: list[_Check], now: datetime) -> list[str]:
-    """Format this table's problems: file, column, first rows, what was expected, a bad value."""
+def _describe_problems(
+    con: duckdb.DuckDBPyConnection, table: Table, path: Path, checks: list[_Check], now: datetime, *, cascades: bool = False
+) -> list[str]:
+    """Format this table's problems: file, column, first rows, what was expected, a bad value.
+
+    Knock-on problems (`cascade` checks) are left out unless `cascades`: their cause is reported
+    on its own table.
+    """
     rows = con.execute(
         f"""
         SELECT check_id, count(*) AS n, list(_row ORDER BY _row)[1:{MAX_EXAMPLES}] AS rows,
@@ -226,7 +238,7 @@ def _describe_problems(con: duckdb.DuckDBPyConnection, table: Table, path: Path,
     out = []
     for check_id, n, first_rows, value in rows:
         ch = checks[check_id]
-        if ch.cascade:
+        if ch.cascade and not cascades:
             continue
         where = ", ".join(str(r) for r in first_rows)
         more = f" (and {n - len(first_rows)} more)" if n > len(first_rows) else ""
@@ -297,7 +309,7 @@ def ingest(
             raise ZombieScanError(f"ingest: index_engagements: cannot index '{col}': expected some of {', '.join(INDEXABLE)}")
     files = find_table_files(source)
     report = IngestReport(source=str(source), db=str(db), quarantine=quarantine)
-    with atomic_path(db) as tmp_db:
+    with atomic_path(db, replaceable_file=_is_duckdb_file) as tmp_db:
         con = duckdb.connect(str(tmp_db))
         try:
             con.execute("SET TimeZone = 'UTC'")
@@ -364,7 +376,8 @@ def _check_reject_share(
                 f"{files[name]}: {counts} of {tr.rows_read} rows rejected ({counts / tr.rows_read:.2%}), "
                 f"above the limit of {max_share:.2%} (ingest.max_reject_share):"
             )
-            over += [f"    {p}" for p in _describe_problems(con, TABLES_BY_NAME[name], files[name], all_checks[name], now)]
+            table = TABLES_BY_NAME[name]
+            over += [f"    {p}" for p in _describe_problems(con, table, files[name], all_checks[name], now, cascades=True)]
     if over:
         raise ContractError(over)
 

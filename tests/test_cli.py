@@ -91,3 +91,21 @@ def test_broken_params_are_named(tmp_path: Path, broken: str, message: str, caps
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_error_messages_print_user_data_literally(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "accounts.csv").write_text("account_id,created_at\na1,[/b]not a date\n")
+    (src / "engagements.csv").write_text("actor_id,target_id,target_type,kind,ts\na1,p1,page,like,2026-01-01\n")
+    out = run_cli("ingest", "--source", str(src), "--db", str(tmp_path / "w.duckdb"))
+    assert out.returncode == 1
+    assert "found '[/b]not a date'" in " ".join(out.stderr.split())
+    assert "Traceback" not in out.stderr
+
+
+def test_simulate_refuses_to_write_over_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("keep")
+    assert main(["simulate", "--preset", "tiny", "--accounts", "300", "--out", str(target)]) == 1
+    assert target.read_text() == "keep"

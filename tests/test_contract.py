@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -158,7 +159,7 @@ def test_bad_input_is_named_and_nothing_is_written(tmp_path: Path, edit: str, fi
             b"actor_id,target_id,target_type,kind,ts\na1,p1,page,like,2026-01-01,extra\n",
             r"row 1 \(line 2\): expected 5 fields like the header, found 6",
         ),
-        (b"actor_id,target_id,target_type,kind,ts\na1,p\xff1,page,like,2026-01-01\n", "row 1: expected UTF-8 text"),
+        (b"actor_id,target_id,target_type,kind,ts\na1,p\xff1,page,like,2026-01-01\n", "engagements.csv: line 2: expected UTF-8 text"),
         (
             b"actor_id;target_id;target_type;kind;ts\na1;p1;page;like;2026-01-01\n",
             r"the header \(row 0\) is one column 'actor_id;target_id",
@@ -180,8 +181,8 @@ def test_broken_csv_structure(tmp_path: Path, content: bytes, message: str) -> N
 
 def test_broken_jsonl_line_is_named(tmp_path: Path) -> None:
     src = write(tmp_path / "src", {"accounts": good_tables()["accounts"]})
-    (src / "engagements.jsonl").write_text('{"actor_id": "a1"}\n{"actor_id": "a2"\n')
-    with pytest.raises(ZombieScanError, match=r"engagements.jsonl: row 2: expected one JSON object per line"):
+    (src / "engagements.jsonl").write_text('{"actor_id": "a1"}\n\n{"actor_id": "a2"\n')
+    with pytest.raises(ZombieScanError, match=r"engagements.jsonl: row 2 \(line 3\): expected one JSON object per line"):
         ingest(src, tmp_path / "w.duckdb", now=NOW)
 
 
@@ -204,8 +205,29 @@ PARQUET_BAD = [
     (
         "ts",
         pl.Series(["2026-05-01", "-infinity", "2026-05-01", "2026-05-01", "2026-05-01", "2026-05-01"]),
-        "column 'ts', row 2: expected a timestamp on or after 1970-01-01",
+        "column 'ts', row 2: expected a UTC",
     ),
+    (
+        "ts",
+        pl.Series(["2026-05-01", "epoch", "2026-05-01", "2026-05-01", "2026-05-01", "2026-05-01"]),
+        "column 'ts', row 2: expected a UTC",
+    ),
+    (
+        "ts",
+        pl.Series(["2026-05-01", "1960-01-01", "2026-05-01", "2026-05-01", "2026-05-01", "2026-05-01"]),
+        "column 'ts', row 2: expected a timestamp on or after 1970",
+    ),
+    (
+        "ts",
+        pl.Series([datetime(1960, 1, 1)] * 6),
+        "column 'ts', rows 1, 2, 3, 4, 5 (and 1 more): expected a timestamp on or after 1970-01-01",
+    ),
+    (
+        "actor_id",
+        pl.Series(["a1", "a2\t", "a3", "a3", "a4", "a1"]),
+        "column 'actor_id', row 2: expected an id (text without leading or trailing",
+    ),
+    ("target_id", pl.Series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), "column 'target_id', rows 1, 2, 3, 4, 5 (and 1 more): expected an id"),
     (
         "actor_id",
         pl.Series(["a1", " a2", "a3", "a3", "a4", "a1"]),
@@ -334,3 +356,56 @@ def test_any_text_in_an_integer_column_loads_or_is_named(tmp_path: Path, value: 
         loaded = connect(folder / "w.duckdb").execute("SELECT followers_count FROM accounts WHERE account_id = 'a2'").fetchall()
         stripped = value.strip()
         assert loaded == ([(int(stripped),)] if stripped else [(None,)])
+
+
+def test_excel_csv_with_bom_blank_lines_and_multiline_fields_loads(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", good_tables())
+    accounts = (src / "accounts.csv").read_text()
+    # a byte-order mark, a bio spanning two lines (row 2), CRLF endings and a trailing blank line
+    accounts = accounts.replace("bob99,Bob,,", 'bob99,Bob,"line one\nline two",')
+    (src / "accounts.csv").write_bytes(b"\xef\xbb\xbf" + accounts.replace("\n", "\r\n").encode() + b"\r\n")
+    db = tmp_path / "w.duckdb"
+    ingest(src, db, now=NOW)
+    assert connect(db).execute("SELECT bio FROM accounts WHERE account_id = 'a2'").fetchall() == [("line one\r\nline two",)]
+
+
+def test_row_numbers_count_records_not_lines(tmp_path: Path) -> None:
+    t = good_tables()
+    t["accounts"] = set_cell(set_cell(t["accounts"], "bio", 1, "two\nlines"), "is_verified", 3, "maybe")
+    with pytest.raises(ContractError, match=r"column 'is_verified', row 3: expected a boolean"):
+        ingest(write(tmp_path / "src", t), tmp_path / "w.duckdb", now=NOW)
+
+
+def test_jsonl_values(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", {"accounts": good_tables()["accounts"]})
+    lines = [
+        '{"actor_id": "a1", "target_id": "p1", "target_type": "page", "kind": "like", "ts": "2026-05-01T10:00:00Z", "weight": 3}',
+        '{"actor_id": "a2", "target_id": "p1", "target_type": "page", "kind": "like", "ts": "2026-05-01T10:00:05Z"}',
+    ]
+    (src / "engagements.jsonl").write_text("\n".join(lines) + "\n")
+    db = tmp_path / "w.duckdb"
+    ingest(src, db, now=NOW)  # weight missing on a line takes the default, 1
+    assert connect(db).execute("SELECT actor_id, weight FROM engagements ORDER BY actor_id").fetchall() == [("a1", 3), ("a2", 1)]
+    (src / "engagements.jsonl").write_text(lines[0] + "\n" + lines[1].replace('"p1"', '{"id": 1}') + "\n")
+    with pytest.raises(ZombieScanError, match=r"column 'target_id', row 2 \(line 2\): expected a plain value, found an object"):
+        ingest(src, db, now=NOW)
+
+
+def test_quarantine_limit_message_names_knock_on_rejects(tmp_path: Path) -> None:
+    t = good_tables()
+    t["accounts"] = set_cell(t["accounts"], "created_at", 1, "not a time")  # a1 acts twice
+    with pytest.raises(
+        ContractError, match=r"engagements.csv: 2 of 6 rows rejected[\s\S]*an actor_id whose accounts row passed validation"
+    ):
+        ingest(write(tmp_path / "src", t), tmp_path / "w.duckdb", quarantine=True, max_reject_share=0.3, now=NOW)
+
+
+def test_ingest_never_overwrites_a_file_that_is_not_a_warehouse(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", good_tables())
+    before = (src / "accounts.csv").read_bytes()
+    with pytest.raises(ZombieScanError, match="is an existing file that this command did not write"):
+        ingest(src, src / "accounts.csv", now=NOW)
+    assert (src / "accounts.csv").read_bytes() == before
+    db = tmp_path / "w.duckdb"
+    ingest(src, db, now=NOW)
+    ingest(src, db, now=NOW)  # an earlier warehouse is replaced
