@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-STAGES = ("simulate", "ingest", "index")
+STAGES = ("simulate", "ingest", "index", "ingest_csv")
+DEFAULT_STAGES = ("simulate", "ingest", "index")
 PRESETS = ("default", "large")
 
 
@@ -43,11 +44,31 @@ def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
         rows = {k: t.rows_loaded for k, t in report.tables.items()}
     elif stage == "index":
         return _index(preset, work)
+    elif stage == "ingest_csv":
+        return _ingest_csv(preset, work)
     else:
         raise SystemExit(f"unknown stage {stage}")
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"stage": stage, "preset": preset, "seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows, "note": ""}
+
+
+def _ingest_csv(preset: str, work: Path) -> dict[str, object]:
+    """The same ingest from CSV files (parsed by Python's csv module, record by record)."""
+    import polars as pl
+
+    from pipeline.warehouse import ingest
+
+    src, csv_dir = work / f"sim-{preset}", work / f"csv-{preset}"
+    csv_dir.mkdir(exist_ok=True)
+    for table in src.glob("*.parquet"):
+        pl.read_parquet(table).write_csv(csv_dir / f"{table.stem}.csv")
+    start = time.perf_counter()
+    report = ingest(csv_dir, work / f"warehouse-csv-{preset}.duckdb")
+    seconds = time.perf_counter() - start
+    rows = {k: t.rows_loaded for k, t in report.tables.items()}
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"stage": "ingest_csv", "preset": preset, "seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows, "note": "from CSV"}
 
 
 def _lookup_ms(con: object, ids: list[tuple[str, str]]) -> float:
@@ -90,7 +111,7 @@ def _index(preset: str, work: Path) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), help="size presets to run (tiny, default, large)")
-    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="stages to run, in pipeline order")
+    parser.add_argument("--stages", nargs="+", default=list(DEFAULT_STAGES), choices=STAGES, help="stages to run, in pipeline order")
     parser.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one, removed after)")
     parser.add_argument("--one", nargs=3, metavar=("STAGE", "PRESET", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
