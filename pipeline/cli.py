@@ -105,6 +105,38 @@ def ingest(
     err.print(f"wrote {db}")
 
 
+@app.command()
+def features(
+    db: Annotated[Path, typer.Option("--db", help="DuckDB warehouse written by `zombiescan ingest`.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Folder for features.parquet (one row per account) and lockstep_groups.parquet; replaced atomically."),
+    ],
+    reference_time: Annotated[
+        str | None,
+        typer.Option(
+            help="ISO 8601 time the features describe (e.g. 2026-06-01T00:00:00Z); nothing after it is used. Default: the last engagement."
+        ),
+    ] = None,
+    params: Annotated[Path | None, typer.Option(help="Take lockstep settings from 'featurize.lockstep' in this params file.")] = None,
+) -> None:
+    """Compute profile, behavioural, graph and lockstep features for every account."""
+    from pipeline.features.build import featurize_warehouse
+    from pipeline.params import load_params, section
+    from pipeline.stages.featurize import lockstep_params, parse_time
+
+    settings = section(load_params(params), "featurize").get("lockstep") if params else None
+    report = featurize_warehouse(
+        db, out, reference_time=parse_time(reference_time, "--reference-time"), lockstep_params=lockstep_params(settings)
+    )
+    err.print(
+        f"wrote {out}: {report.accounts:,} accounts x {report.features} features; "
+        f"{report.lockstep_groups} lockstep groups ({report.lockstep_accounts:,} accounts)"
+    )
+    if not report.timed:
+        err.print("note: the engagements carry no time information, so no lockstep groups; lock_dense_block_score still applies")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 1 a user error (one clear message), 2 a usage error."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

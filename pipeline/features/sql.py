@@ -1,0 +1,46 @@
+"""Run the feature SQL (DuckDB) over frames: the definitions stay SQL so another engine can run them."""
+
+from __future__ import annotations
+
+import tempfile
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+Frame = pl.DataFrame | pl.LazyFrame
+
+
+def feature_connection(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection set up for feature SQL (UTC; optional memory cap, then spill)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    # Spill to the system's temporary folder, not to .tmp/ in whatever folder we run from.
+    con.execute("SET temp_directory = ?", [str(Path(tempfile.gettempdir()) / "zombiescan-duckdb")])
+    if memory_limit:
+        con.execute("SET memory_limit = ?", [memory_limit])
+    return con
+
+
+def query(
+    sql_file: str, params: dict[str, Any] | None = None, *, con: duckdb.DuckDBPyConnection | None = None, **tables: Frame | None
+) -> pl.DataFrame:
+    """Run `pipeline/features/sql/<sql_file>`.
+
+    Either `con` already shows the contract tables by name (the stage: views over the
+    warehouse), or the frames in `tables` are registered under their names in a new connection
+    (notebooks, tests, batch scoring on a slice).
+    """
+    text = files("pipeline.features").joinpath("sql", sql_file).read_text()
+    if con is not None:
+        return con.sql(text, params=params or {}).pl()
+    own = feature_connection()
+    try:
+        for name, frame in tables.items():
+            if frame is not None:
+                own.register(name, frame.collect() if isinstance(frame, pl.LazyFrame) else frame)
+        return own.sql(text, params=params or {}).pl()
+    finally:
+        own.close()

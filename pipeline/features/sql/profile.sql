@@ -1,0 +1,51 @@
+-- profile_ features: one row per account, from the accounts table alone (docs/features.md).
+-- Parameter $ref: the reference time. Plain SQL over contract columns (DuckDB dialect).
+WITH base AS (
+    SELECT
+        account_id,
+        created_at,
+        coalesce(username, '') AS username,
+        coalesce(display_name, '') AS display_name,
+        bio, url, has_profile_photo, is_verified,
+        followers_count, following_count, posts_count,
+        greatest(date_diff('second', created_at, $ref::TIMESTAMPTZ) / 86400.0, 0.0) AS age_days
+    FROM accounts
+    WHERE created_at <= $ref::TIMESTAMPTZ
+),
+chars AS (
+    SELECT account_id, unnest(string_split(username, '')) AS ch, length(username) AS len
+    FROM base WHERE length(username) > 0
+),
+entropy AS (
+    SELECT account_id, -sum(p * log2(p)) AS e
+    FROM (SELECT account_id, count(*) / any_value(len) AS p FROM chars GROUP BY account_id, ch)
+    GROUP BY account_id
+),
+names AS (
+    SELECT account_id,
+           lower(regexp_replace(username, '[^A-Za-z0-9]', '', 'g')) AS u,
+           lower(regexp_replace(display_name, '[^A-Za-z0-9]', '', 'g')) AS d
+    FROM base
+)
+SELECT
+    b.account_id,
+    b.age_days AS profile_age_days,
+    length(b.username) AS profile_username_len,
+    CASE WHEN length(b.username) > 0
+         THEN length(regexp_replace(b.username, '[^0-9]', '', 'g')) / length(b.username) END AS profile_username_digit_share,
+    coalesce(e.e, 0.0) AS profile_username_entropy,
+    length(regexp_extract(b.username, '[0-9]+$')) AS profile_username_trailing_digits,
+    CASE WHEN greatest(length(n.u), length(n.d)) > 0
+         THEN 1.0 - levenshtein(n.u, n.d) / greatest(length(n.u), length(n.d)) END AS profile_name_similarity,
+    CAST(NOT b.has_profile_photo AS INTEGER) AS profile_default_photo,
+    coalesce(length(b.bio), 0) AS profile_bio_len,
+    CAST(b.url IS NOT NULL AS INTEGER) AS profile_has_url,
+    ln(1 + b.followers_count) AS profile_followers_log,
+    ln(1 + b.following_count) AS profile_following_log,
+    ln(1 + b.following_count) - ln(1 + b.followers_count) AS profile_follow_ratio_log,
+    b.posts_count / greatest(b.age_days, 1.0) AS profile_posts_per_day,
+    CAST(b.is_verified AS INTEGER) AS profile_verified
+FROM base b
+LEFT JOIN entropy e USING (account_id)
+LEFT JOIN names n USING (account_id)
+ORDER BY b.account_id

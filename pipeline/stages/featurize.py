@@ -1,0 +1,65 @@
+"""Stage featurize: warehouse (ingest.db) -> featurize.out/{features,lockstep_groups}.parquet + metrics (featurize.report)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ZombieScanError
+from pipeline.features.build import featurize_warehouse
+from pipeline.features.lockstep import LockstepParams
+from pipeline.io import atomic_path
+from pipeline.params import section
+from pipeline.stages.common import stage_main
+
+log = logging.getLogger(__name__)
+
+
+def lockstep_params(values: dict[str, Any] | None) -> LockstepParams:
+    """LockstepParams from a params section, naming any unknown or ill-typed setting."""
+    values = dict(values or {})
+    known = LockstepParams.__dataclass_fields__
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ZombieScanError(f"featurize.lockstep: unknown setting(s) {', '.join(unknown)}: expected some of {', '.join(known)}")
+    for key in ("windows_s", "kinds"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return LockstepParams(**values)
+
+
+def parse_time(value: str | datetime | None, name: str) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ZombieScanError(f"{name} = {value!r}: expected an ISO 8601 timestamp such as 2026-06-01T00:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise ZombieScanError(f"{name} = {value!r}: expected a time zone (add Z for UTC)")
+    return parsed
+
+
+def run(params: dict[str, Any]) -> None:
+    p = section(params, "featurize")
+    report = featurize_warehouse(
+        section(params, "ingest")["db"],
+        p["out"],
+        reference_time=parse_time(p.get("reference_time"), "featurize.reference_time"),
+        lockstep_params=lockstep_params(p.get("lockstep")),
+    )
+    with atomic_path(Path(p["report"])) as tmp:
+        tmp.write_text(json.dumps(asdict(report), indent=2, sort_keys=True) + "\n")
+    log.info("%d accounts x %d features, %d lockstep groups", report.accounts, report.features, report.lockstep_groups)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main("featurize", run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
