@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-STAGES = ("simulate", "ingest", "index", "ingest_csv")
-DEFAULT_STAGES = ("simulate", "ingest", "index")
+STAGES = ("simulate", "ingest", "index", "ingest_csv", "featurize", "graphlib")
+DEFAULT_STAGES = ("simulate", "ingest", "index", "featurize", "graphlib")
 PRESETS = ("default", "large")
 
 
@@ -46,6 +46,17 @@ def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
         return _index(preset, work)
     elif stage == "ingest_csv":
         return _ingest_csv(preset, work)
+    elif stage == "featurize":
+        from pipeline.features.build import featurize_warehouse
+
+        report = featurize_warehouse(work / f"warehouse-{preset}.duckdb", work / f"features-{preset}")
+        rows = {"accounts": report.accounts}
+        note = ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()) + f"; {report.lockstep_groups} lockstep groups"
+        seconds = time.perf_counter() - start
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return {"stage": stage, "preset": preset, "seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows, "note": note}
+    elif stage == "graphlib":
+        return _graphlib(preset, work)
     else:
         raise SystemExit(f"unknown stage {stage}")
     seconds = time.perf_counter() - start
@@ -69,6 +80,58 @@ def _ingest_csv(preset: str, work: Path) -> dict[str, object]:
     rows = {k: t.rows_loaded for k, t in report.tables.items()}
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"stage": "ingest_csv", "preset": preset, "seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows, "note": "from CSV"}
+
+
+def _graphlib(preset: str, work: Path, networkx_nodes: int = 100_000) -> dict[str, object]:
+    """PageRank + k-core on the follow graph: igraph on all of it, networkx on up to `networkx_nodes` nodes."""
+    import igraph as ig
+    import networkx as nx
+    import numpy as np
+
+    from pipeline.features.graph import follow_edges
+    from pipeline.warehouse import connect
+
+    con = connect(work / f"warehouse-{preset}.duckdb")
+    accounts = con.sql("SELECT account_id FROM accounts").pl()
+    follows = con.sql(
+        "SELECT actor_id, target_id, kind::VARCHAR AS kind, target_type::VARCHAR AS target_type FROM engagements WHERE kind = 'follow'"
+    ).pl()
+    con.close()
+    ids, src, dst = follow_edges(accounts, follows)
+
+    def igraph_run(n: int, s: np.ndarray, d: np.ndarray) -> float:
+        t = time.perf_counter()
+        g = ig.Graph(n=n, edges=np.column_stack([s, d]).tolist(), directed=True)
+        g.pagerank()
+        g.as_undirected(mode="collapse").coreness()
+        return time.perf_counter() - t
+
+    def networkx_run(n: int, s: np.ndarray, d: np.ndarray) -> float:
+        t = time.perf_counter()
+        g = nx.DiGraph()
+        g.add_nodes_from(range(n))
+        g.add_edges_from(zip(s.tolist(), d.tolist(), strict=True))
+        nx.pagerank(g)
+        u = nx.Graph(g.to_undirected())
+        u.remove_edges_from(nx.selfloop_edges(u))
+        nx.core_number(u)
+        return time.perf_counter() - t
+
+    n = len(ids)
+    start = time.perf_counter()
+    ig_all = igraph_run(n, src, dst)
+    sub_n = min(n, networkx_nodes)
+    keep = (src < sub_n) & (dst < sub_n)  # ids are random, so the first sub_n nodes are a random sample
+    ig_sub = igraph_run(sub_n, src[keep], dst[keep])
+    nx_sub = networkx_run(sub_n, src[keep], dst[keep])
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    note = (
+        f"PageRank + k-core, follow graph {n:,} nodes / {len(src):,} edges: igraph {ig_all:.1f} s; "
+        f"on {sub_n:,} nodes / {int(keep.sum()):,} edges: igraph {ig_sub:.2f} s, "
+        f"networkx {nx_sub:.1f} s ({nx_sub / max(ig_sub, 1e-9):.0f}x)"
+    )
+    return {"stage": "graphlib", "preset": preset, "seconds": seconds, "peak_mib": peak_kib / 1024, "rows": {"accounts": n}, "note": note}
 
 
 def _lookup_ms(con: object, ids: list[tuple[str, str]]) -> float:

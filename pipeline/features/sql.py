@@ -35,12 +35,38 @@ def query(
     """
     text = files("pipeline.features").joinpath("sql", sql_file).read_text()
     if con is not None:
-        return con.sql(text, params=params or {}).pl()
+        return _run_script(con, text, params or {})
     own = feature_connection()
     try:
         for name, frame in tables.items():
             if frame is not None:
                 own.register(name, frame.collect() if isinstance(frame, pl.LazyFrame) else frame)
-        return own.sql(text, params=params or {}).pl()
+        return _run_script(own, text, params or {})
     finally:
         own.close()
+
+
+def _run_script(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any]) -> pl.DataFrame:
+    """Run a script of `;`-separated statements; the last one is the SELECT whose rows we return.
+
+    Each statement gets only the parameters it names. Temp tables the script creates are dropped.
+    """
+    statements = [part.strip() for part in _strip_comments(text).split(";") if part.strip()]
+    created: list[str] = []
+    try:
+        for statement in statements:
+            args = {k: v for k, v in params.items() if f"${k}" in statement}
+            if statement is statements[-1]:
+                return con.sql(statement, params=args).pl()
+            con.execute(statement, args)
+            words = statement.split()
+            if words[:5] == ["CREATE", "OR", "REPLACE", "TEMP", "TABLE"]:
+                created.append(words[5])
+        raise ValueError("feature script has no statements")
+    finally:
+        for name in created:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _strip_comments(statement: str) -> str:
+    return "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--")).strip()
