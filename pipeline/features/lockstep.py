@@ -100,31 +100,45 @@ def lockstep(
         skipped = 0
         for w in params.windows_s:
             for shift in (0, w // 2):
-                # Cells of one grid; a burst cell holds at least min_cell_actors and burst_ratio x the target's mean rate.
-                con.execute(
-                    """
-                    CREATE OR REPLACE TEMP TABLE cells AS
-                    SELECT a.target_id, (a.t + $shift) // $w AS cell, list(a.actor_id) AS actors, count(*) AS n
-                    FROM acts a GROUP BY ALL
-                    """,
-                    {"w": w, "shift": shift},
-                )
-                bursts = """
-                    FROM cells c JOIN target_rate r USING (target_id)
-                    WHERE c.n >= $min_n AND c.n >= $ratio * (r.n * $w / greatest(r.span, $min_span) + 1)
-                """
+                # Count the cells of one grid first (no lists); only burst cells are joined back to
+                # their likes. A burst holds >= min_cell_actors and >= burst_ratio x the target's rate.
                 args = {
                     "w": w,
+                    "shift": shift,
                     "min_n": params.min_cell_actors,
                     "ratio": params.burst_ratio,
-                    "cap": params.max_cell_actors,
                     "min_span": max(params.min_span_s, w),
                 }
-                skipped += con.execute(f"SELECT count(*) {bursts} AND c.n > $cap", args).fetchall()[0][0]
                 con.execute(
-                    f"INSERT INTO sync SELECT unnest(c.actors), c.target_id, $w, c.cell * 2 + ($shift > 0)::INT {bursts} AND c.n <= $cap",
-                    {**args, "shift": shift},
+                    """
+                    CREATE OR REPLACE TEMP TABLE bursts AS
+                    SELECT c.target_id, c.cell, c.n
+                    FROM (SELECT target_id, (t + $shift) // $w AS cell, count(*) AS n FROM acts GROUP BY ALL) c
+                    JOIN target_rate r USING (target_id)
+                    WHERE c.n >= $min_n AND c.n >= $ratio * (r.n * $w / greatest(r.span, $min_span) + 1)
+                    """,
+                    args,
                 )
+                skipped += con.execute("SELECT count(*) FROM bursts WHERE n > $cap", {"cap": params.max_cell_actors}).fetchall()[0][0]
+                con.execute(
+                    """
+                    INSERT INTO sync
+                    SELECT a.actor_id, a.target_id, $w, b.cell * 2 + ($shift > 0)::INT
+                    FROM acts a JOIN bursts b ON a.target_id = b.target_id AND (a.t + $shift) // $w = b.cell
+                    WHERE b.n <= $cap
+                    """,
+                    {"w": w, "shift": shift, "cap": params.max_cell_actors},
+                )
+        # Exact pruning before the self-join: an account in fewer than min_common burst targets
+        # cannot have a partner, and most accounts are in one or two organic bursts at most.
+        con.execute(
+            """
+            DELETE FROM sync WHERE actor_id IN (
+                SELECT actor_id FROM sync GROUP BY actor_id HAVING count(DISTINCT target_id) < $min_common
+            )
+            """,
+            {"min_common": params.min_common},
+        )
         con.execute(
             """
             CREATE TEMP TABLE pairs AS
@@ -140,7 +154,7 @@ def lockstep(
         if own:
             con.close()
         else:
-            for name in ("acts", "target_rate", "sync", "cells", "pairs", "members"):
+            for name in ("acts", "target_rate", "sync", "bursts", "pairs", "members"):
                 con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
