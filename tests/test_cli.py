@@ -6,10 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
 from pipeline.cli import main
+from pipeline.stages import featurize as featurize_stage
 from pipeline.stages import ingest as ingest_stage
 from pipeline.stages import simulate as simulate_stage
 
@@ -73,6 +75,29 @@ def test_stages_run_from_params(tmp_path: Path) -> None:
     assert simulate_stage.main(["--params", str(path)]) == 0
     assert ingest_stage.main(["--params", str(path)]) == 0
     assert '"rows_loaded"' in (tmp_path / "metrics" / "ingest.json").read_text()
+    params["featurize"] = {
+        "out": str(tmp_path / "features"),
+        "report": str(tmp_path / "metrics" / "featurize.json"),
+        "lockstep": {"min_common": 2},
+    }
+    path.write_text(yaml.safe_dump(params))
+    assert featurize_stage.main(["--params", str(path)]) == 0
+    features = pl.read_parquet(tmp_path / "features" / "features.parquet")
+    assert features.height == 1_500
+    assert (tmp_path / "features" / "lockstep_groups.parquet").is_file()
+    assert '"lockstep_groups"' in (tmp_path / "metrics" / "featurize.json").read_text()
+
+
+def test_features_command(tmp_path: Path) -> None:
+    assert main(["simulate", "--preset", "tiny", "--accounts", "600", "--out", str(tmp_path / "sim")]) == 0
+    assert main(["ingest", "--source", str(tmp_path / "sim"), "--db", str(tmp_path / "w.duckdb")]) == 0
+    args = ["features", "--db", str(tmp_path / "w.duckdb"), "--out", str(tmp_path / "f"), "--reference-time", "2026-05-15T00:00:00Z"]
+    assert main(args) == 0
+    features = pl.read_parquet(tmp_path / "f" / "features.parquet")
+    assert {"profile_age_days", "beh_n_like", "graph_pagerank", "lock_group_size"} <= set(features.columns)
+    bad = ["features", "--db", str(tmp_path / "w.duckdb"), "--out", str(tmp_path / "g"), "--reference-time", "yesterday"]
+    assert main(bad) == 1
+    assert not (tmp_path / "g").exists()
 
 
 @pytest.mark.parametrize(
