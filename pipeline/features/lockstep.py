@@ -253,7 +253,7 @@ def _empty_groups() -> pl.DataFrame:
     return pl.DataFrame(schema=GROUP_SCHEMA)
 
 
-def dense_block_scores(engagements: Frame, *, c: float = 5.0, epsilon: float = 0.02) -> pl.DataFrame:
+def dense_block_scores(engagements: Frame, *, c: float = 5.0, epsilon: float = 0.1) -> pl.DataFrame:
     """FRAUDAR-style dense-block suspicion for every actor, untimed (works on weight-only data).
 
     The account x target graph (an edge per account and target, valued by how many times the
