@@ -26,6 +26,12 @@ DEFAULT_STAGES = ("simulate", "ingest", "index", "featurize", "graphlib")
 PRESETS = ("default", "large")
 
 
+def _result(stage: str, preset: str, seconds: float, rows: dict[str, int], note: str = "") -> dict[str, object]:
+    """One benchmark row; peak RSS is this process's, which runs nothing but the one stage."""
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"stage": stage, "preset": preset, "seconds": seconds, "peak_mib": peak_mib, "rows": rows, "note": note}
+
+
 def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
     """Run one stage in this process and measure it."""
     src = work / f"sim-{preset}"
@@ -52,16 +58,12 @@ def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
         report = featurize_warehouse(work / f"warehouse-{preset}.duckdb", work / f"features-{preset}")
         rows = {"accounts": report.accounts}
         note = ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()) + f"; {report.lockstep_groups} lockstep groups"
-        seconds = time.perf_counter() - start
-        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return {"stage": stage, "preset": preset, "seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows, "note": note}
+        return _result(stage, preset, time.perf_counter() - start, rows, note)
     elif stage == "graphlib":
         return _graphlib(preset, work)
     else:
         raise SystemExit(f"unknown stage {stage}")
-    seconds = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"stage": stage, "preset": preset, "seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows, "note": ""}
+    return _result(stage, preset, time.perf_counter() - start, rows)
 
 
 def _ingest_csv(preset: str, work: Path) -> dict[str, object]:
@@ -76,10 +78,8 @@ def _ingest_csv(preset: str, work: Path) -> dict[str, object]:
         pl.read_parquet(table).write_csv(csv_dir / f"{table.stem}.csv")
     start = time.perf_counter()
     report = ingest(csv_dir, work / f"warehouse-csv-{preset}.duckdb")
-    seconds = time.perf_counter() - start
     rows = {k: t.rows_loaded for k, t in report.tables.items()}
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"stage": "ingest_csv", "preset": preset, "seconds": seconds, "peak_mib": peak_kib / 1024, "rows": rows, "note": "from CSV"}
+    return _result("ingest_csv", preset, time.perf_counter() - start, rows, "from CSV")
 
 
 def _graphlib(preset: str, work: Path, networkx_nodes: int = 100_000) -> dict[str, object]:
@@ -125,13 +125,12 @@ def _graphlib(preset: str, work: Path, networkx_nodes: int = 100_000) -> dict[st
     ig_sub = igraph_run(sub_n, src[keep], dst[keep])
     nx_sub = networkx_run(sub_n, src[keep], dst[keep])
     seconds = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     note = (
         f"PageRank + k-core, follow graph {n:,} nodes / {len(src):,} edges: igraph {ig_all:.1f} s; "
         f"on {sub_n:,} nodes / {int(keep.sum()):,} edges: igraph {ig_sub:.2f} s, "
         f"networkx {nx_sub:.1f} s ({nx_sub / max(ig_sub, 1e-9):.0f}x)"
     )
-    return {"stage": "graphlib", "preset": preset, "seconds": seconds, "peak_mib": peak_kib / 1024, "rows": {"accounts": n}, "note": note}
+    return _result("graphlib", preset, seconds, {"accounts": n}, note)
 
 
 def _lookup_ms(con: object, ids: list[tuple[str, str]]) -> float:
@@ -159,16 +158,8 @@ def _index(preset: str, work: Path) -> dict[str, object]:
     after = _lookup_ms(con, ids)
     rows = con.execute("SELECT count(*) FROM engagements").fetchall()[0][0]
     con.close()
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     note = f"builds ART indexes on actor_id and target_id; point look-up {before:.0f} ms without, {after:.1f} ms with"
-    return {
-        "stage": "index",
-        "preset": preset,
-        "seconds": seconds,
-        "peak_mib": peak_kib / 1024,
-        "rows": {"engagements": rows},
-        "note": note,
-    }
+    return _result("index", preset, seconds, {"engagements": rows}, note)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,12 +122,12 @@ def features(
 ) -> None:
     """Compute profile, behavioural, graph and lockstep features for every account."""
     from pipeline.features.build import featurize_warehouse
-    from pipeline.params import load_params, section
-    from pipeline.stages.featurize import lockstep_params, parse_time
+    from pipeline.params import load_params, parse_utc_time, section
+    from pipeline.stages.featurize import lockstep_params
 
     settings = section(load_params(params), "featurize").get("lockstep") if params else None
     report = featurize_warehouse(
-        db, out, reference_time=parse_time(reference_time, "--reference-time"), lockstep_params=lockstep_params(settings)
+        db, out, reference_time=parse_utc_time(reference_time, "--reference-time"), lockstep_params=lockstep_params(settings)
     )
     err.print(
         f"wrote {out}: {report.accounts:,} accounts x {report.features} features; "

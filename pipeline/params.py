@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,20 @@ def section(params: dict[str, Any], name: str) -> Section:
     if not isinstance(value, dict):
         raise ZombieScanError(f"{source}: section '{name}' is missing or is not a mapping")
     return Section(name, source, value)
+
+
+def parse_utc_time(value: str | datetime | None, name: str) -> datetime | None:
+    """An ISO 8601 setting with a time zone (`...Z` for UTC) as a datetime; None stays None.
+
+    Raises:
+        ZombieScanError: naming the setting, when the text is not such a timestamp.
+    """
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ZombieScanError(f"{name} = {value!r}: expected an ISO 8601 timestamp such as 2026-06-01T00:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise ZombieScanError(f"{name} = {value!r}: expected a time zone (add Z for UTC)")
+    return parsed

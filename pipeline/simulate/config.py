@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.errors import ZombieScanError
+from pipeline.params import parse_utc_time
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,7 @@ def make_config(preset: str = "default", *, seed: int | None = None, accounts: i
     if unknown:
         raise ZombieScanError(f"simulate: unknown knob(s) {', '.join(unknown)}: expected some of {', '.join(KNOBS)}")
     if isinstance(knobs.get("end"), str):
-        try:
-            knobs["end"] = datetime.fromisoformat(knobs["end"].replace("Z", "+00:00"))
-        except ValueError:
-            raise ZombieScanError(f"simulate: end = {knobs['end']!r}: expected an ISO 8601 timestamp") from None
+        knobs["end"] = parse_utc_time(knobs["end"], "simulate: end")
     changes: dict[str, Any] = {k: v for k, v in knobs.items() if v is not None}
     if seed is not None:
         changes["seed"] = seed

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from pipeline.errors import ZombieScanError
 from pipeline.features.build import featurize_warehouse
 from pipeline.features.lockstep import LockstepParams
 from pipeline.io import atomic_path
-from pipeline.params import section
+from pipeline.params import parse_utc_time, section
 from pipeline.stages.common import stage_main
 
 log = logging.getLogger(__name__)
@@ -32,24 +31,12 @@ def lockstep_params(values: dict[str, Any] | None) -> LockstepParams:
     return LockstepParams(**values)
 
 
-def parse_time(value: str | datetime | None, name: str) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise ZombieScanError(f"{name} = {value!r}: expected an ISO 8601 timestamp such as 2026-06-01T00:00:00Z") from None
-    if parsed.tzinfo is None:
-        raise ZombieScanError(f"{name} = {value!r}: expected a time zone (add Z for UTC)")
-    return parsed
-
-
 def run(params: dict[str, Any]) -> None:
     p = section(params, "featurize")
     report = featurize_warehouse(
         section(params, "ingest")["db"],
         p["out"],
-        reference_time=parse_time(p.get("reference_time"), "featurize.reference_time"),
+        reference_time=parse_utc_time(p.get("reference_time"), "featurize.reference_time"),
         lockstep_params=lockstep_params(p.get("lockstep")),
     )
     with atomic_path(Path(p["report"])) as tmp:
