@@ -12,10 +12,12 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from pipeline.features.behaviour import behavioural_features
-from pipeline.features.build import build_features
+from pipeline.features.build import build_features, featurize_warehouse
 from pipeline.features.graph import follow_graph_networkx, graph_features
-from pipeline.features.lockstep import LockstepParams, dense_block_scores, lockstep
+from pipeline.features.lockstep import LockstepParams, dense_block_scores, dense_block_scores_sql, lockstep, peel_dense_blocks
 from pipeline.features.profile import profile_features
+from pipeline.features.sql import feature_connection
+from pipeline.warehouse import ingest
 
 REF = datetime(2026, 6, 1, tzinfo=UTC)
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -181,6 +183,61 @@ def test_dense_block_score_uses_weights() -> None:
     e = pl.DataFrame({"actor_id": ["a", "b", "c"], "target_id": ["t1", "t1", "t2"], "weight": [50, 1, 1]})
     s = dict(dense_block_scores(e).select("account_id", "lock_dense_block_score").iter_rows())
     assert s["a"] > s["b"]
+
+
+def _reference_peel(rows: np.ndarray, cols: np.ndarray, w: np.ndarray, n_r: int, n_c: int, epsilon: float) -> np.ndarray:
+    """The same level peeling, recomputing every degree from scratch after each removal."""
+    values = w / np.log(5.0 + np.bincount(cols, minlength=n_c)[cols])
+    alive_r, alive_c, score = np.ones(n_r, bool), np.ones(n_c, bool), np.zeros(n_r)
+
+    def degrees() -> tuple[np.ndarray, np.ndarray]:
+        live = alive_r[rows] & alive_c[cols]
+        return np.bincount(rows, values * live, n_r), np.bincount(cols, values * live, n_c)
+
+    deg_r, deg_c = degrees()
+    level = min(deg_r.min(), deg_c.min())
+    while alive_r.any():
+        while True:
+            drop_r, drop_c = alive_r & (deg_r <= level), alive_c & (deg_c <= level)
+            if not drop_r.any() and not drop_c.any():
+                break
+            score[drop_r], alive_r[drop_r], alive_c[drop_c] = level, False, False
+            deg_r, deg_c = degrees()
+        rest = np.r_[deg_r[alive_r], deg_c[alive_c]]
+        level = max(level * (1 + epsilon), rest.min()) if len(rest) else level
+    return score
+
+
+def test_incremental_peeling_matches_recomputing_every_degree() -> None:
+    rng = np.random.default_rng(11)
+    n_r, n_c = 300, 120
+    pairs = np.unique(np.c_[rng.integers(0, n_r, 3000), rng.zipf(1.6, 3000) % n_c], axis=0)
+    rows, cols = pairs[:, 0], pairs[:, 1]
+    w = rng.integers(1, 4, len(rows)).astype(float)
+    score, _ = peel_dense_blocks(rows, cols, w, n_r, n_c, epsilon=0.05)
+    np.testing.assert_allclose(score, _reference_peel(rows, cols, w, n_r, n_c, 0.05), rtol=1e-9)
+
+
+def test_dense_block_score_in_sql_equals_the_frame_version(tiny_tables: dict[str, pl.DataFrame]) -> None:
+    likes = (
+        tiny_tables["engagements"]
+        .filter(pl.col("kind").cast(pl.String) == "like")
+        .select("actor_id", "target_id")
+        .with_columns(weight=pl.lit(2))
+    )
+    con = feature_connection()
+    con.register("likes", likes)
+    from_sql = dense_block_scores_sql(con, "likes")
+    assert_frame_equal(from_sql, dense_block_scores(likes))
+
+
+def test_features_from_the_warehouse_equal_features_from_frames(tiny_dir, tiny_tables: dict[str, pl.DataFrame], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ingest(tiny_dir, tmp_path / "w.duckdb")
+    featurize_warehouse(tmp_path / "w.duckdb", tmp_path / "f")
+    t = tiny_tables
+    features, groups, _ = build_features(t["accounts"], t["engagements"], t["targets"])
+    assert_frame_equal(pl.read_parquet(tmp_path / "f" / "features.parquet"), features, check_dtypes=False, rel_tol=1e-9)
+    assert_frame_equal(pl.read_parquet(tmp_path / "f" / "lockstep_groups.parquet"), groups)
 
 
 def test_igraph_and_networkx_agree() -> None:

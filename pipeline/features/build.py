@@ -16,7 +16,7 @@ import polars as pl
 from pipeline.errors import ZombieScanError
 from pipeline.features.behaviour import EMPTY_TARGETS, behavioural_features
 from pipeline.features.graph import graph_features
-from pipeline.features.lockstep import LockstepParams, dense_block_scores, lockstep
+from pipeline.features.lockstep import LockstepParams, dense_block_scores_sql, lockstep
 from pipeline.features.profile import _with_optional_columns, profile_features
 from pipeline.features.sql import feature_connection
 from pipeline.io import atomic_path
@@ -124,18 +124,12 @@ def _build(
     profile = timed("profile", profile_features, reference_time=reference_time, con=con)
     beh = timed("behaviour", behavioural_features, reference_time=reference_time, con=con)
     base = profile.join(beh, on="account_id", how="left")
-    graph_input = con.sql(
-        "SELECT actor_id, target_id, any_value(kind) AS kind, any_value(target_type) AS target_type FROM engagements "
-        "GROUP BY actor_id, target_id, kind = 'follow' AND target_type = 'account'"
-    ).pl()
-    graph = timed("graph", graph_features, base.select("account_id"), graph_input, base)
-    del graph_input
+    graph = timed("graph", graph_features, base=base, con=con)
     kinds = list(lockstep_params.kinds)
     kind_list = ", ".join("'" + k.replace("'", "''") + "'" for k in kinds)
     con.execute(f"CREATE OR REPLACE TEMP VIEW lock_input AS SELECT * FROM engagements WHERE kind IN ({kind_list})")
     lock = timed("lockstep", lockstep, None, lockstep_params, con=con)
-    dense_input = con.sql("SELECT actor_id, target_id, sum(weight) AS weight FROM lock_input GROUP BY ALL").pl()
-    dense = timed("dense_block", dense_block_scores, dense_input)
+    dense = timed("dense_block", dense_block_scores_sql, con, "lock_input")
     features = (
         base.join(graph, on="account_id", how="left")
         .join(lock.features, on="account_id", how="left")

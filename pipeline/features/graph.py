@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import duckdb
 import igraph as ig
 import networkx as nx
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from pipeline.features.sql import Frame
+from pipeline.features.sql import Frame, feature_connection, number_ids
 
 NEIGHBOUR_COLUMNS = ("profile_age_days", "profile_username_digit_share", "profile_follow_ratio_log", "beh_n_actions", "beh_burstiness")
 COENGAGER_COLUMNS = ("profile_age_days", "beh_burstiness")
@@ -26,20 +27,38 @@ def _collect(frame: Frame) -> pl.DataFrame:
     return frame.collect() if isinstance(frame, pl.LazyFrame) else frame
 
 
+def _frames_connection(accounts: Frame, engagements: Frame) -> duckdb.DuckDBPyConnection:
+    """A connection that shows the frames as `accounts` and `engagements`, as the stage's views do."""
+    con = feature_connection()
+    con.register("accounts", _collect(accounts).select("account_id"))
+    con.register("engagements", _collect(engagements).select("actor_id", "target_id", "kind", "target_type"))
+    return con
+
+
+def _follow_index(con: duckdb.DuckDBPyConnection) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """Account ids (sorted) and the follow edges between them as index arrays (src follows dst)."""
+    number_ids(con, "graph_ix", "account_id", "accounts")
+    try:
+        ids = con.sql("SELECT account_id FROM graph_ix ORDER BY i").pl()["account_id"]
+        edges = con.execute(
+            """
+            SELECT DISTINCT s.i AS src, d.i AS dst
+            FROM engagements e JOIN graph_ix s ON s.account_id = e.actor_id JOIN graph_ix d ON d.account_id = e.target_id
+            WHERE e.kind::VARCHAR = 'follow' AND e.target_type::VARCHAR = 'account' AND s.i <> d.i
+            """
+        ).fetchnumpy()
+    finally:
+        con.execute("DROP TABLE IF EXISTS graph_ix")
+    return ids, edges["src"].astype(np.int64), edges["dst"].astype(np.int64)
+
+
 def follow_edges(accounts: Frame, engagements: Frame) -> tuple[pl.Series, np.ndarray, np.ndarray]:
     """Account ids (sorted) and the follow edges between them as index arrays (src follows dst)."""
-    ids = _collect(accounts)["account_id"].sort()
-    index = pl.DataFrame({"id": ids, "i": np.arange(len(ids), dtype=np.int64)})
-    follows = (
-        _collect(engagements)
-        .filter((pl.col("kind").cast(pl.String) == "follow") & (pl.col("target_type").cast(pl.String) == "account"))
-        .select("actor_id", "target_id")
-        .unique()
-        .join(index.rename({"id": "actor_id", "i": "src"}), on="actor_id")
-        .join(index.rename({"id": "target_id", "i": "dst"}), on="target_id")
-        .filter(pl.col("src") != pl.col("dst"))
-    )
-    return ids, follows["src"].to_numpy(), follows["dst"].to_numpy()
+    con = _frames_connection(accounts, engagements)
+    try:
+        return _follow_index(con)
+    finally:
+        con.close()
 
 
 def follow_graph_networkx(accounts: Frame, engagements: Frame) -> nx.DiGraph:
@@ -52,10 +71,11 @@ def follow_graph_networkx(accounts: Frame, engagements: Frame) -> nx.DiGraph:
 
 
 def graph_features(
-    accounts: Frame,
-    engagements: Frame,
+    accounts: Frame | None = None,
+    engagements: Frame | None = None,
     base: pl.DataFrame | None = None,
     *,
+    con: duckdb.DuckDBPyConnection | None = None,
     neighbour_columns: Sequence[str] = NEIGHBOUR_COLUMNS,
     coengager_columns: Sequence[str] = COENGAGER_COLUMNS,
 ) -> pl.DataFrame:
@@ -66,14 +86,24 @@ def graph_features(
         engagements: Contract engagements; follows between known accounts make the follow graph,
             every engagement with a target makes the bipartite graph.
         base: Per-account features (profile_, beh_) to aggregate over neighbours, GADBench-style.
+        con: Instead of the frames, a connection that shows `accounts` and `engagements` by name
+            (the stage: views over the warehouse, so the edges are never copied into polars).
         neighbour_columns: Columns of `base` averaged (1 and 2 hops) and maxed (1 hop) over
             follow-graph neighbours.
         coengager_columns: Columns of `base` averaged over the other accounts that engaged
             with the same targets.
     """
-    ids, src, dst = follow_edges(accounts, engagements)
+    if con is None:
+        if accounts is None or engagements is None:
+            raise TypeError("graph_features needs accounts and engagements, or con")
+        own = _frames_connection(accounts, engagements)
+        try:
+            return graph_features(base=base, con=own, neighbour_columns=neighbour_columns, coengager_columns=coengager_columns)
+        finally:
+            own.close()
+    ids, src, dst = _follow_index(con)
     n = len(ids)
-    g = ig.Graph(n=n, edges=np.column_stack([src, dst]).tolist(), directed=True)
+    g = ig.Graph(n=n, edges=np.column_stack([src, dst]), directed=True)
     indeg = np.asarray(g.indegree(), dtype=np.float64)
     outdeg = np.asarray(g.outdegree(), dtype=np.float64)
     undirected = g.as_undirected(mode="collapse")
@@ -88,24 +118,25 @@ def graph_features(
             "graph_clustering": np.asarray(undirected.transitivity_local_undirected(mode="zero")),
         }
     )
+    del g, undirected
     if base is not None:
         out = out.join(_neighbour_means(ids, src, dst, base, neighbour_columns), on="account_id", how="left")
-    out = out.join(_bipartite(engagements, base, coengager_columns), on="account_id", how="left")
+    out = out.join(_bipartite(con, base, coengager_columns if base is not None else ()), on="account_id", how="left")
     return out.sort("account_id")
 
 
 def _reciprocity(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
     """Share of an account's follows that are followed back (null without follows)."""
-    edges = pl.DataFrame({"s": src, "d": dst})
-    back = edges.join(edges, left_on=["s", "d"], right_on=["d", "s"], how="semi")
-    out_n = np.bincount(src, minlength=n).astype(np.float64)
-    back_n = np.bincount(back["s"].to_numpy(), minlength=n).astype(np.float64)
+    follows = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+    follows.data[:] = 1.0
+    out_n = np.asarray(follows.sum(axis=1)).ravel()
+    back_n = np.asarray(follows.multiply(follows.T).sum(axis=1)).ravel()
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(out_n > 0, back_n / out_n, np.nan)
 
 
 def _neighbour_means(ids: pl.Series, src: np.ndarray, dst: np.ndarray, base: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
-    """Mean (1 and 2 hops) and max (1 hop) of `columns` over undirected follow neighbours."""
+    """Mean (1 and 2 hops) and max (1 hop) of `columns` over undirected follow neighbours (sparse algebra)."""
     n = len(ids)
     x = pl.DataFrame({"account_id": ids}).join(base.select("account_id", *columns), on="account_id", how="left")
     values = x.select(columns).fill_nan(None).to_numpy().astype(np.float64)
@@ -118,41 +149,54 @@ def _neighbour_means(ids: pl.Series, src: np.ndarray, dst: np.ndarray, base: pl.
         mean1 = (adj @ values) / counts
         known2 = ~np.isnan(mean1)
         mean2 = (adj @ np.where(known2, mean1, 0.0)) / (adj @ known2.astype(np.float64))
-    result = {"account_id": ids}
+    result: dict[str, object] = {"account_id": ids}
     for j, col in enumerate(columns):
         result[f"graph_nb_{col}_mean"] = mean1[:, j]
         result[f"graph_nb2_{col}_mean"] = mean2[:, j]
-    edges = pl.DataFrame({"i": np.r_[src, dst], "j": np.r_[dst, src]}).unique()
-    vals = pl.DataFrame({"j": np.arange(n), **{c: np.where(known[:, k], values[:, k], np.nan) for k, c in enumerate(columns)}})
-    maxes = edges.join(vals, on="j").group_by("i").agg(pl.col(c).fill_nan(None).max().alias(f"graph_nb_{c}_max") for c in columns)
-    frame = pl.DataFrame(result).with_columns(pl.all().exclude("account_id").fill_nan(None))
-    return frame.with_row_index("i").join(maxes.with_columns(pl.col("i").cast(pl.UInt32)), on="i", how="left").drop("i")
+    for j, col in enumerate(columns):
+        # Max over known neighbours: rank the values 1..k (unknown: 0), take the top rank per
+        # row, map it back to the value; a row with no known neighbour has top rank 0 (null).
+        order = np.sort(np.unique(values[known[:, j], j]))
+        rank = np.where(known[:, j], np.searchsorted(order, values[:, j]) + 1, 0).astype(np.float64)
+        top = np.asarray(adj.multiply(rank[None, :]).tocsr().max(axis=1).todense()).ravel().astype(np.int64)
+        result[f"graph_nb_{col}_max"] = np.where(top > 0, order[np.maximum(top - 1, 0)] if len(order) else np.nan, np.nan)
+    return pl.DataFrame(result).with_columns(pl.all().exclude("account_id").fill_nan(None))
 
 
-def _bipartite(engagements: Frame, base: pl.DataFrame | None, columns: Sequence[str]) -> pl.DataFrame:
-    """Popularity of the targets an account engages with, and who else engages with them."""
-    pairs = _collect(engagements).select("actor_id", "target_id").unique()
-    degree = pairs.group_by("target_id").len("target_degree")
-    pairs = pairs.join(degree, on="target_id")
-    stats = pairs.group_by("actor_id").agg(
-        pl.col("target_degree").log1p().mean().alias("graph_target_pop_mean"),
-        pl.col("target_degree").log1p().median().alias("graph_target_pop_median"),
-        pl.col("target_degree").log1p().max().alias("graph_target_pop_max"),
-        pl.col("target_degree").log1p().min().alias("graph_target_pop_min"),
-        (pl.col("target_degree") <= 5).mean().alias("graph_target_small_share"),
-    )
-    if base is not None and columns:
-        # Mean over each target's engagers (the account itself included: cheap, and it keeps the
-        # aggregate independent of row order), then mean over the account's targets.
-        per_target = (
-            pairs.join(base.select("account_id", *columns), left_on="actor_id", right_on="account_id", how="left")
-            .group_by("target_id")
-            .agg(pl.col(c).fill_nan(None).mean().alias(c) for c in columns)
+def _bipartite(con: duckdb.DuckDBPyConnection, base: pl.DataFrame | None, columns: Sequence[str]) -> pl.DataFrame:
+    """Popularity of the targets an account engages with, and who else engages with them (SQL on `engagements`)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE graph_bp AS SELECT DISTINCT actor_id, target_id FROM engagements")
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE graph_bp_deg AS "
+            "SELECT target_id, count(*) AS degree, ln(1 + count(*)) AS pop FROM graph_bp GROUP BY 1"
         )
-        co = (
-            pairs.join(per_target, on="target_id")
-            .group_by("actor_id")
-            .agg(pl.col(c).mean().alias(f"graph_coengager_{c}_mean") for c in columns)
-        )
-        stats = stats.join(co, on="actor_id", how="left")
-    return stats.rename({"actor_id": "account_id"})
+        co_select, co_join = "", ""
+        if columns:
+            # Mean over each target's engagers (the account itself included: cheap, and it keeps
+            # the aggregate independent of row order), then mean over the account's targets.
+            # NaN counts as unknown, like null.
+            con.register("graph_base", base.select("account_id", *columns))  # type: ignore[union-attr]
+            quoted = [f'"{c}"' for c in columns]
+            per_target = ", ".join(f"avg(CASE WHEN isnan(b.{q}) THEN NULL ELSE b.{q} END) AS {q}" for q in quoted)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE graph_co AS SELECT bp.target_id, {per_target} "
+                "FROM graph_bp bp LEFT JOIN graph_base b ON b.account_id = bp.actor_id GROUP BY bp.target_id"
+            )
+            co_select = "".join(f', avg(co.{q}) AS "graph_coengager_{c}_mean"' for c, q in zip(columns, quoted, strict=True))
+            co_join = "JOIN graph_co co ON co.target_id = bp.target_id"
+        return con.sql(
+            f"""
+            SELECT bp.actor_id AS account_id,
+                   avg(d.pop) AS graph_target_pop_mean, median(d.pop) AS graph_target_pop_median,
+                   max(d.pop) AS graph_target_pop_max, min(d.pop) AS graph_target_pop_min,
+                   avg((d.degree <= 5)::DOUBLE) AS graph_target_small_share{co_select}
+            FROM graph_bp bp JOIN graph_bp_deg d ON d.target_id = bp.target_id {co_join}
+            GROUP BY bp.actor_id
+            """
+        ).pl()
+    finally:
+        for name in ("graph_bp", "graph_bp_deg", "graph_co"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+        if columns:
+            con.unregister("graph_base")

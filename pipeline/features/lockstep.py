@@ -28,7 +28,7 @@ import polars as pl
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from pipeline.features.sql import Frame
+from pipeline.features.sql import Frame, number_ids
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +84,29 @@ def lockstep(
         con.execute("SET TimeZone = 'UTC'")
         con.register("engagements", eng.select("actor_id", "target_id", "kind", "ts"))
     try:
+        # Dense integer ids for actors and targets: the pair self-join below is the costly step,
+        # and it joins and groups several times faster on integers than on VARCHAR ids.
         con.execute(
-            "CREATE TEMP TABLE acts AS SELECT DISTINCT actor_id, target_id, epoch(ts)::BIGINT AS t FROM engagements "
+            "CREATE TEMP TABLE acts_raw AS SELECT DISTINCT actor_id, target_id, epoch(ts)::BIGINT AS t FROM engagements "
             "WHERE kind::VARCHAR IN (SELECT unnest($kinds::VARCHAR[]))",
             {"kinds": list(params.kinds)},
         )
+        number_ids(con, "actor_ix", "actor_id", "acts_raw", key="a")
+        number_ids(con, "target_ix", "target_id", "acts_raw", key="g")
+        con.execute(
+            "CREATE TEMP TABLE acts AS SELECT a, g, t FROM acts_raw JOIN actor_ix USING (actor_id) JOIN target_ix USING (target_id)"
+        )
+        con.execute("DROP TABLE acts_raw")
         timed = con.execute("SELECT count(DISTINCT t) > 1 FROM acts").fetchall()[0][0]
         if not timed:
             log.warning("lockstep: engagements carry no time information; no lockstep groups (use the dense-block score)")
             return LockstepResult(_empty_groups(), _features(con, None), 0, False)
-        con.execute(
-            "CREATE TEMP TABLE target_rate AS SELECT target_id, count(*) AS n, greatest(max(t) - min(t), 1) AS span FROM acts GROUP BY 1"
-        )
-        con.execute("CREATE TEMP TABLE sync (actor_id VARCHAR, target_id VARCHAR, w BIGINT, cell BIGINT)")
+        con.execute("CREATE TEMP TABLE target_rate AS SELECT g, count(*) AS n, greatest(max(t) - min(t), 1) AS span FROM acts GROUP BY 1")
+        # One row per like in a burst cell; `cell` numbers the cells of all grids apart.
+        con.execute("CREATE TEMP TABLE sync (a INTEGER, g INTEGER, cell BIGINT)")
         skipped = 0
-        for w in params.windows_s:
-            for shift in (0, w // 2):
+        for k, w in enumerate(params.windows_s):
+            for s, shift in enumerate((0, w // 2)):
                 # Count the cells of one grid first (no lists); only burst cells are joined back to
                 # their likes. A burst holds >= min_cell_actors and >= burst_ratio x the target's rate.
                 args = {
@@ -112,9 +119,9 @@ def lockstep(
                 con.execute(
                     """
                     CREATE OR REPLACE TEMP TABLE bursts AS
-                    SELECT c.target_id, c.cell, c.n
-                    FROM (SELECT target_id, (t + $shift) // $w AS cell, count(*) AS n FROM acts GROUP BY ALL) c
-                    JOIN target_rate r USING (target_id)
+                    SELECT c.g, c.cell, c.n
+                    FROM (SELECT g, (t + $shift) // $w AS cell, count(*) AS n FROM acts GROUP BY ALL) c
+                    JOIN target_rate r USING (g)
                     WHERE c.n >= $min_n AND c.n >= $ratio * (r.n * $w / greatest(r.span, $min_span) + 1)
                     """,
                     args,
@@ -123,129 +130,129 @@ def lockstep(
                 con.execute(
                     """
                     INSERT INTO sync
-                    SELECT a.actor_id, a.target_id, $w, b.cell * 2 + ($shift > 0)::INT
-                    FROM acts a JOIN bursts b ON a.target_id = b.target_id AND (a.t + $shift) // $w = b.cell
+                    SELECT a.a, a.g, b.cell * $grids + $grid
+                    FROM acts a JOIN bursts b ON a.g = b.g AND (a.t + $shift) // $w = b.cell
                     WHERE b.n <= $cap
                     """,
-                    {"w": w, "shift": shift, "cap": params.max_cell_actors},
+                    {"w": w, "shift": shift, "cap": params.max_cell_actors, "grids": 2 * len(params.windows_s), "grid": 2 * k + s},
                 )
         # Exact pruning before the self-join: an account in fewer than min_common burst targets
         # cannot have a partner, and most accounts are in one or two organic bursts at most.
         con.execute(
-            """
-            DELETE FROM sync WHERE actor_id IN (
-                SELECT actor_id FROM sync GROUP BY actor_id HAVING count(DISTINCT target_id) < $min_common
-            )
-            """,
+            "DELETE FROM sync WHERE a IN (SELECT a FROM sync GROUP BY a HAVING count(DISTINCT g) < $min_common)",
             {"min_common": params.min_common},
         )
         con.execute(
             """
             CREATE TEMP TABLE pairs AS
-            SELECT a.actor_id AS u, b.actor_id AS v, count(DISTINCT a.target_id) AS common
-            FROM sync a JOIN sync b ON a.target_id = b.target_id AND a.w = b.w AND a.cell = b.cell AND a.actor_id < b.actor_id
-            GROUP BY ALL HAVING count(DISTINCT a.target_id) >= $min_common
+            SELECT x.a AS u, y.a AS v, count(DISTINCT x.g) AS common
+            FROM sync x JOIN sync y ON x.g = y.g AND x.cell = y.cell AND x.a < y.a
+            GROUP BY ALL HAVING count(DISTINCT x.g) >= $min_common
             """,
             {"min_common": params.min_common},
         )
         groups = _groups(con, params)
-        return LockstepResult(groups, _features(con, groups), skipped, True)
+        return LockstepResult(groups, _features(con, params.min_group), skipped, True)
     finally:
         if own:
             con.close()
         else:
-            for name in ("acts", "target_rate", "sync", "bursts", "pairs", "members"):
+            for name in ("acts_raw", "actor_ix", "target_ix", "acts", "target_rate", "sync", "bursts", "pairs", "components"):
                 con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def _groups(con: duckdb.DuckDBPyConnection, params: LockstepParams) -> pl.DataFrame:
-    """Connected components of the partner graph, with their targets, time span, density, score."""
-    pairs = con.sql("SELECT u, v, common FROM pairs").pl()
-    if pairs.is_empty():
-        con.execute("CREATE TEMP TABLE members (actor_id VARCHAR, group_id BIGINT)")
-        return _empty_groups()
-    ids = pl.concat([pairs["u"], pairs["v"]]).unique(maintain_order=False).sort()
-    index = pl.DataFrame({"actor_id": ids, "i": np.arange(len(ids))})
-    u = pairs.join(index, left_on="u", right_on="actor_id")["i"].to_numpy()
-    v = pairs.join(index, left_on="v", right_on="actor_id")["i"].to_numpy()
-    graph = sp.coo_matrix((np.ones(len(u)), (u, v)), shape=(len(ids), len(ids)))
+    """Connected components of the partner graph, with their targets, time span, density, score.
+
+    Leaves a table `components` (a, component, size) of every account with a partner.
+    """
+    pairs = con.execute("SELECT u, v FROM pairs").fetchnumpy()
+    u, v = pairs["u"].astype(np.int64), pairs["v"].astype(np.int64)
+    ids = np.unique(np.r_[u, v])
+    graph = sp.coo_matrix((np.ones(len(u)), (np.searchsorted(ids, u), np.searchsorted(ids, v))), shape=(len(ids), len(ids)))
     _, component = connected_components(graph, directed=False)
-    members = index.with_columns(group_id=pl.Series(component, dtype=pl.Int64)).drop("i")
-    sizes = members.group_by("group_id").len()
-    members = members.join(sizes.filter(pl.col("len") >= params.min_group), on="group_id").drop("len")
-    con.register("members_df", members)
-    con.execute("CREATE TEMP TABLE members AS SELECT * FROM members_df")
-    con.unregister("members_df")
-    return (
-        con.sql(
-            """
-        WITH edges AS (
+    size = np.bincount(component)[component] if len(ids) else np.zeros(0, dtype=np.int64)
+    con.register(
+        "components_df", pl.DataFrame({"a": ids.astype(np.int32), "component": component.astype(np.int64), "size": size.astype(np.int64)})
+    )
+    con.execute("CREATE TEMP TABLE components AS SELECT * FROM components_df")
+    con.unregister("components_df")
+    groups = con.sql(
+        """
+        WITH members AS (SELECT a, component AS group_id FROM components WHERE size >= $min_group),
+        edges AS (
             SELECT m.group_id, count(*) AS n_edges, avg(p.common) AS mean_common
-            FROM pairs p JOIN members m ON m.actor_id = p.u GROUP BY m.group_id
-        ),
-        acts_in AS (
-            SELECT m.group_id, s.target_id, a.t
-            FROM sync s JOIN members m USING (actor_id)
-            JOIN acts a ON a.actor_id = s.actor_id AND a.target_id = s.target_id
+            FROM pairs p JOIN members m ON m.a = p.u GROUP BY m.group_id
         ),
         spans AS (
-            SELECT group_id, list(DISTINCT target_id ORDER BY target_id) AS targets,
-                   to_timestamp(min(t)) AS first_ts, to_timestamp(max(t)) AS last_ts
-            FROM acts_in GROUP BY group_id
+            SELECT m.group_id, list(DISTINCT ti.target_id ORDER BY ti.target_id) AS targets,
+                   to_timestamp(min(x.t)) AS first_ts, to_timestamp(max(x.t)) AS last_ts
+            FROM (SELECT DISTINCT a, g FROM sync) s JOIN members m USING (a)
+            JOIN acts x ON x.a = s.a AND x.g = s.g JOIN target_ix ti ON ti.g = s.g
+            GROUP BY m.group_id
         ),
-        sizes AS (SELECT group_id, count(*) AS size, list(actor_id ORDER BY actor_id) AS members FROM members GROUP BY group_id)
+        sizes AS (
+            SELECT m.group_id, count(*) AS size, list(ai.actor_id ORDER BY ai.actor_id) AS members
+            FROM members m JOIN actor_ix ai USING (a) GROUP BY m.group_id
+        )
         SELECT s.group_id, s.size, s.members, sp.targets, sp.first_ts, sp.last_ts,
                e.n_edges / (s.size * (s.size - 1) / 2.0) AS density, e.mean_common,
                e.n_edges / (s.size * (s.size - 1) / 2.0) * ln(s.size) * ln(1 + e.mean_common) AS score
         FROM sizes s JOIN edges e USING (group_id) JOIN spans sp USING (group_id)
-        ORDER BY score DESC, s.group_id
-        """
-        )
-        .pl()
-        .cast(GROUP_SCHEMA)
-    )
+        ORDER BY score DESC, s.members[1]
+        """,
+        params={"min_group": params.min_group},
+    ).pl()
+    # Group ids count from 0 in order of suspicion, so they do not depend on how ids were numbered.
+    return groups.with_columns(group_id=pl.int_range(pl.len(), dtype=pl.Int64)).cast(GROUP_SCHEMA)
 
 
-def _features(con: duckdb.DuckDBPyConnection, groups: pl.DataFrame | None) -> pl.DataFrame:
-    """Per-account lock_ features for every account with at least one counted action."""
-    if groups is None:
+def _features(con: duckdb.DuckDBPyConnection, min_group: int | None) -> pl.DataFrame:
+    """Per-account lock_ features for every account with at least one counted action (None: untimed, no groups).
+
+    An action is in lockstep when another account of the same partner component shares its
+    burst cell (partners are in one component; this avoids repeating the pair self-join).
+    """
+    if min_group is None:
         return con.sql(
             """
-            SELECT DISTINCT actor_id AS account_id, NULL::BIGINT AS lock_group_size, NULL::BIGINT AS lock_partners,
+            SELECT actor_id AS account_id, NULL::BIGINT AS lock_group_size, NULL::BIGINT AS lock_partners,
                    NULL::DOUBLE AS lock_max_jaccard, NULL::DOUBLE AS lock_mean_jaccard, NULL::DOUBLE AS lock_share
-            FROM acts ORDER BY account_id
+            FROM actor_ix ORDER BY account_id
             """
         ).pl()
     return con.sql(
         """
-        WITH n_targets AS (SELECT actor_id, count(DISTINCT target_id) AS n FROM acts GROUP BY 1),
+        WITH n_targets AS (SELECT a, count(DISTINCT g) AS n FROM acts GROUP BY 1),
         both_ways AS (SELECT u AS a, v AS b, common FROM pairs UNION ALL SELECT v, u, common FROM pairs),
         jac AS (
-            SELECT w.a AS actor_id, count(*) AS partners,
+            SELECT w.a, count(*) AS partners,
                    max(w.common / (na.n + nb.n - w.common)) AS max_j, avg(w.common / (na.n + nb.n - w.common)) AS mean_j
-            FROM both_ways w JOIN n_targets na ON na.actor_id = w.a JOIN n_targets nb ON nb.actor_id = w.b
+            FROM both_ways w JOIN n_targets na ON na.a = w.a JOIN n_targets nb ON nb.a = w.b
             GROUP BY w.a
         ),
+        cells AS (
+            -- burst cells shared by at least two accounts of one partner component
+            SELECT c.component, s.g, s.cell
+            FROM sync s JOIN components c USING (a)
+            GROUP BY ALL HAVING count(*) >= 2
+        ),
         in_sync AS (
-            -- an action is in lockstep when a partner shares its burst cell
-            SELECT DISTINCT s.actor_id, s.target_id
-            FROM sync s JOIN sync o ON o.target_id = s.target_id AND o.w = s.w AND o.cell = s.cell AND o.actor_id <> s.actor_id
-            JOIN both_ways bw ON bw.a = s.actor_id AND bw.b = o.actor_id
-        ),
-        share AS (
-            SELECT n.actor_id, count(i.target_id) / n.n AS lock_share
-            FROM n_targets n LEFT JOIN in_sync i USING (actor_id) GROUP BY n.actor_id, n.n
-        ),
-        gsize AS (SELECT actor_id, count(*) OVER (PARTITION BY group_id) AS size FROM members)
-        SELECT n.actor_id AS account_id,
-               coalesce(g.size, 0) AS lock_group_size,
+            SELECT s.a, count(DISTINCT s.g) AS n_sync
+            FROM sync s JOIN components c USING (a) JOIN cells USING (component, g, cell)
+            GROUP BY s.a
+        )
+        SELECT ai.actor_id AS account_id,
+               coalesce(c.size, 0) * (coalesce(c.size, 0) >= $min_group)::INT AS lock_group_size,
                coalesce(j.partners, 0) AS lock_partners,
                coalesce(j.max_j, 0.0) AS lock_max_jaccard,
                coalesce(j.mean_j, 0.0) AS lock_mean_jaccard,
-               coalesce(s.lock_share, 0.0) AS lock_share
-        FROM n_targets n LEFT JOIN gsize g USING (actor_id) LEFT JOIN jac j USING (actor_id) LEFT JOIN share s USING (actor_id)
+               coalesce(i.n_sync, 0) / n.n AS lock_share
+        FROM n_targets n JOIN actor_ix ai USING (a) LEFT JOIN components c USING (a)
+        LEFT JOIN jac j USING (a) LEFT JOIN in_sync i USING (a)
         ORDER BY account_id
-        """
+        """,
+        params={"min_group": min_group},
     ).pl()
 
 
@@ -263,9 +270,9 @@ def dense_block_scores(engagements: Frame, *, c: float = 5.0, epsilon: float = 0
     node with the smallest weighted degree, and reports the densest block it passed through. We
     keep the whole peeling rather than one block: an account's score is the weighted-degree level
     at which it was peeled (its weighted core number), so every dense block, not only the densest,
-    ranks its members high. Peeling is vectorised: all nodes at or below the current level go at
-    once, and the level rises by a factor (1 + epsilon) when none is left (an epsilon-approximate
-    core decomposition), at O(edges) numpy work per round instead of a heap operation per edge.
+    ranks its members high. Peeling goes by levels: all nodes at or below the current level go
+    at once (and those their removal pushes below it), and the level rises by a factor
+    (1 + epsilon) when none is left, an epsilon-approximate core decomposition in O(edges) work.
 
     Returns columns account_id, lock_dense_block_score and lock_in_densest_block (the accounts of
     the densest block met during the peeling, FRAUDAR's own output).
@@ -275,33 +282,96 @@ def dense_block_scores(engagements: Frame, *, c: float = 5.0, epsilon: float = 0
     edges = eng.group_by("actor_id", "target_id").agg(weight.cast(pl.Float64).alias("w"))
     actors = edges["actor_id"].unique().sort()
     targets = edges["target_id"].unique().sort()
-    idx = edges.join(pl.DataFrame({"actor_id": actors, "a": np.arange(len(actors))}), on="actor_id").join(
-        pl.DataFrame({"target_id": targets, "b": np.arange(len(targets))}), on="target_id"
+    rows, cols = actors.search_sorted(edges["actor_id"]), targets.search_sorted(edges["target_id"])
+    score, densest = peel_dense_blocks(
+        rows.to_numpy(), cols.to_numpy(), edges["w"].to_numpy(), len(actors), len(targets), c=c, epsilon=epsilon
     )
-    rows, cols = idx["a"].to_numpy(), idx["b"].to_numpy()
-    deg_t = np.bincount(cols, minlength=len(targets))
-    values = idx["w"].to_numpy() / np.log(c + deg_t[cols])
-    m = sp.csr_matrix((values, (rows, cols)), shape=(len(actors), len(targets)))
-    mt = m.T.tocsr()
-    alive_a = np.ones(len(actors))
-    alive_b = np.ones(len(targets))
-    score = np.zeros(len(actors))
-    deg_a, deg_b = m @ alive_b, mt @ alive_a
-    level = min(deg_a.min(), deg_b.min())
+    return pl.DataFrame({"account_id": actors, "lock_dense_block_score": score, "lock_in_densest_block": densest})
+
+
+def dense_block_scores_sql(con: duckdb.DuckDBPyConnection, engagements: str, *, c: float = 5.0, epsilon: float = 0.1) -> pl.DataFrame:
+    """`dense_block_scores` of the engagements relation `engagements` on `con`, without copying rows into polars.
+
+    The edge list is aggregated and numbered in DuckDB and reaches numpy as three flat arrays.
+    """
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE dense_edges AS
+        SELECT actor_id, target_id, sum(coalesce(weight, 1))::DOUBLE AS w FROM {engagements} GROUP BY ALL
+        """
+    )
+    try:
+        number_ids(con, "dense_actors", "actor_id", "dense_edges")
+        number_ids(con, "dense_targets", "target_id", "dense_edges")
+        n_targets = con.execute("SELECT count(*) FROM dense_targets").fetchall()[0][0]
+        arrays = con.execute(
+            "SELECT da.i AS row, dt.i AS col, e.w FROM dense_edges e "
+            "JOIN dense_actors da USING (actor_id) JOIN dense_targets dt USING (target_id)"
+        ).fetchnumpy()
+        actors = con.sql("SELECT actor_id FROM dense_actors ORDER BY i").pl()["actor_id"]
+        score, densest = peel_dense_blocks(arrays["row"], arrays["col"], arrays["w"], len(actors), n_targets, c=c, epsilon=epsilon)
+        return pl.DataFrame({"account_id": actors, "lock_dense_block_score": score, "lock_in_densest_block": densest})
+    finally:
+        for name in ("dense_edges", "dense_actors", "dense_targets"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _members(ptr: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """Positions of all entries of `nodes` in a CSR-style layout with offsets `ptr`."""
+    starts, lengths = ptr[nodes], ptr[nodes + 1] - ptr[nodes]
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+    return offsets + np.arange(total)
+
+
+def peel_dense_blocks(
+    rows: np.ndarray, cols: np.ndarray, w: np.ndarray, n_rows: int, n_cols: int, *, c: float = 5.0, epsilon: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    """FRAUDAR-weighted level peeling of a bipartite edge list; per row: (peel level, in densest block).
+
+    Degrees are updated incrementally from the edges of the nodes just removed, and within a
+    level only their neighbours are re-checked, so the whole peel touches each edge a few times.
+    """
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    if len(rows) == 0:
+        return np.zeros(n_rows), np.zeros(n_rows, dtype=bool)
+    values = np.asarray(w, dtype=np.float64) / np.log(c + np.bincount(cols, minlength=n_cols)[cols])
+    csr = sp.csr_matrix((values, (rows, cols)), shape=(n_rows, n_cols))
+    csc = csr.tocsc()
+    ptr_r, nbr_r, val_r = csr.indptr.astype(np.int64), csr.indices, csr.data  # a row's edges: its columns and values
+    ptr_c, nbr_c, val_c = csc.indptr.astype(np.int64), csc.indices, csc.data
+    deg_r = np.bincount(rows, values, minlength=n_rows)
+    deg_c = np.bincount(cols, values, minlength=n_cols)
+    alive_r, alive_c = np.ones(n_rows, dtype=bool), np.ones(n_cols, dtype=bool)
+    score = np.zeros(n_rows)
+    level = min(deg_r.min(), deg_c.min())
     best_density, best_level = -1.0, 0.0
-    while alive_a.any():
+    n_alive = n_rows + n_cols
+    while n_alive and alive_r.any():
         # FRAUDAR's block: the remaining subgraph with the highest weight per node.
-        density = float(deg_a @ alive_a) / (alive_a.sum() + alive_b.sum())
+        density = float(deg_r[alive_r].sum()) / n_alive
         if density > best_density:
             best_density, best_level = density, level
-        while True:
-            drop_a = (alive_a > 0) & (deg_a <= level)
-            drop_b = (alive_b > 0) & (deg_b <= level)
-            if not drop_a.any() and not drop_b.any():
+        cand_r, cand_c = np.flatnonzero(alive_r), np.flatnonzero(alive_c)
+        while len(cand_r) or len(cand_c):
+            # candidates may repeat (neighbours of several removed nodes); each node goes once
+            drop_r = np.unique(cand_r[alive_r[cand_r] & (deg_r[cand_r] <= level)])
+            drop_c = np.unique(cand_c[alive_c[cand_c] & (deg_c[cand_c] <= level)])
+            if not len(drop_r) and not len(drop_c):
                 break
-            score[drop_a] = level
-            alive_a[drop_a] = 0.0
-            alive_b[drop_b] = 0.0
-            deg_a, deg_b = m @ alive_b, mt @ alive_a
-        level *= 1.0 + epsilon
-    return pl.DataFrame({"account_id": actors, "lock_dense_block_score": score, "lock_in_densest_block": score >= best_level})
+            score[drop_r] = level
+            alive_r[drop_r] = False
+            alive_c[drop_c] = False
+            n_alive -= len(drop_r) + len(drop_c)
+            # Removing a row lowers its columns' degrees and vice versa (edges to nodes removed
+            # earlier were already subtracted from nodes that are gone: harmless, never read).
+            e_r, e_c = _members(ptr_r, drop_r), _members(ptr_c, drop_c)
+            np.subtract.at(deg_c, nbr_r[e_r], val_r[e_r])
+            np.subtract.at(deg_r, nbr_c[e_c], val_c[e_c])
+            cand_r, cand_c = nbr_c[e_c], nbr_r[e_r]
+        # Next level: up by (1 + epsilon), or straight to the lowest remaining degree if higher.
+        remaining = np.r_[deg_r[alive_r], deg_c[alive_c]]
+        level = max(level * (1.0 + epsilon), float(remaining.min())) if len(remaining) else level
+    return score, score >= best_level

@@ -24,6 +24,18 @@ def feature_connection(memory_limit: str | None = None) -> duckdb.DuckDBPyConnec
     return con
 
 
+def number_ids(con: duckdb.DuckDBPyConnection, table: str, column: str, source: str, key: str = "i") -> None:
+    """Temp table `table` (column, key): the distinct values of `source`.`column` numbered 0, 1, ... in sort order.
+
+    Joins and group-bys over tens of millions of rows run several times faster on these dense
+    integers than on VARCHAR ids.
+    """
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS "
+        f"SELECT {column}, (row_number() OVER (ORDER BY {column}) - 1)::INTEGER AS {key} FROM (SELECT DISTINCT {column} FROM {source})"
+    )
+
+
 def query(
     sql_file: str, params: dict[str, Any] | None = None, *, con: duckdb.DuckDBPyConnection | None = None, **tables: Frame | None
 ) -> pl.DataFrame:
