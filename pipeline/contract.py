@@ -137,6 +137,8 @@ LABELS = Table(
         Column("is_zombie", "bool", nullable=True),
         Column("is_like_farm", "bool", nullable=True),
         Column("farm_id", "string", nullable=True, required=False),
+        Column("batch_id", "string", nullable=True, required=False),
+        Column("segment", "string", nullable=True, required=False),
     ),
     key=("account_id",),
 )

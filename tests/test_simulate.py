@@ -223,3 +223,16 @@ def test_diurnal_times_follow_the_local_clock() -> None:
     assert np.abs(share - expected).max() < 0.01
     assert share[3] < share[20] / 5  # asleep at 3 am, online at 8 pm
     assert ((ts >= lo) & (ts <= lo + 30 * 86_400)).all()
+
+
+def test_segments_and_batches_agree_with_the_labels(tiny_tables: dict[str, pl.DataFrame]) -> None:
+    labels = tiny_tables["labels"]
+    seg = labels["segment"]
+    assert not seg.is_null().any()
+    assert (seg.str.contains("zombie") == labels["is_zombie"]).all()
+    assert (seg.str.contains("_farm") == labels["is_like_farm"]).all()
+    assert set(seg.str.extract(r"(\w+)_farm").drop_nulls().unique()) <= {"bursty", "stealthy", "heavy"}
+    # batches: fresh zombies only, several accounts each
+    batched = labels.filter(pl.col("batch_id").is_not_null())
+    assert batched["segment"].str.starts_with("fresh_zombie").all()
+    assert batched.group_by("batch_id").len()["len"].min() >= 2

@@ -264,6 +264,8 @@ def simulate(cfg: SimConfig) -> dict[str, pl.DataFrame]:
             "is_zombie": world.is_zombie,
             "is_like_farm": world.farm >= 0,
             "farm_id": farm_names.gather(np.maximum(world.farm, 0)).scatter(np.flatnonzero(world.farm < 0), None),
+            "batch_id": pl.Series([f"batch-{b:05d}" if b >= 0 else None for b in world.batch.tolist()], dtype=pl.String),
+            "segment": _segments(world),
         }
     )[perm]
     c = world.campaigns
@@ -285,6 +287,15 @@ def simulate(cfg: SimConfig) -> dict[str, pl.DataFrame]:
         .select("target_id", "campaign_id", "bought_likes", "farm_id", "style", "starts_at", "ends_at")
     )
     return {"accounts": accounts, "engagements": engagements, "targets": targets, "labels": labels, "campaigns": campaigns}
+
+
+def _segments(world: World) -> pl.Series:
+    """Evaluation subgroup of each account: how it was made (never a feature; see docs/simulator.md)."""
+    style_of_farm = {int(f): str(s) for f, s in zip(world.campaigns["farm"], world.campaigns["style"], strict=True)}
+    farm_style = np.array([style_of_farm.get(int(f), "") + "_farm" if f >= 0 else "" for f in world.farm.tolist()], dtype=object)
+    zombie = np.where(world.is_aged, "aged_zombie", np.where(world.is_zombie, "fresh_zombie", ""))
+    both = [("+".join(x for x in (z, f) if x) or "genuine") for z, f in zip(zombie.tolist(), farm_style.tolist(), strict=True)]
+    return pl.Series(both, dtype=pl.String)
 
 
 def _is_simulator_output(folder: Path) -> bool:
