@@ -265,6 +265,9 @@ def test_build_features_on_a_tiny_world(tiny_tables: dict[str, pl.DataFrame]) ->
     families = {c.split("_")[0] + "_" for c in features.columns if c != "account_id"}
     assert families == {"profile_", "beh_", "graph_", "lock_"}
     assert not {"is_zombie", "is_like_farm", "farm_id"} & set(features.columns)
+    # plain numeric columns only (models and MLflow signatures take no decimals or strings)
+    assert all(t.is_float() or t.is_integer() for c, t in features.schema.items() if c != "account_id")
+    assert not {t for t in features.schema.values() if t in (pl.Int128, pl.UInt128)}
     assert report.lockstep_groups == groups.height > 0
     # the groups are mostly farm members (tiny world: a smoke test; bench.quality measures the default)
     members = groups["members"].explode()

@@ -203,6 +203,12 @@ def build_world(cfg: SimConfig) -> World:
     offset = r_farm.integers(0, max(1, n_z - n_zm.sum()))
     z_members = z_order[offset : offset + n_zm.sum()]
     farm[z_members] = np.repeat(np.arange(cfg.farm_count), n_zm)
+    # One batch, one operator, one farm: a run boundary that cuts a batch moves the whole batch
+    # to the farm of its first member (so farms can be kept apart when splitting data).
+    fresh_members = z_members[batch[z_members] >= 0]
+    batch_ids, first = np.unique(batch[fresh_members], return_index=True)
+    farm_of_batch = dict(zip(batch_ids.tolist(), farm[fresh_members[first]].tolist(), strict=True))
+    farm[fresh_members] = np.array([farm_of_batch[b] for b in batch[fresh_members].tolist()], dtype=farm.dtype)
     genuine_pool = r_farm.permutation(n_g)[: n_real.sum()]
     farm[genuine_pool] = np.repeat(np.arange(cfg.farm_count), n_real)[: len(genuine_pool)]
     style = r_farm.choice(3, size=cfg.farm_count, p=[1 - cfg.stealth_share - cfg.heavy_share, cfg.stealth_share, cfg.heavy_share])

@@ -6,20 +6,27 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from pipeline.errors import ZombieScanError
 from pipeline.params import DEFAULT_PARAMS, load_params
 
 
-def stage_main(name: str, run: Callable[[dict[str, Any]], None], argv: list[str] | None) -> int:
-    """Load params, run the stage, turn a `ZombieScanError` into a message and exit code 1."""
+def stage_main(name: str, run: Callable[..., None], argv: list[str] | None, *, tasks: tuple[str, ...] = ()) -> int:
+    """Load params, run the stage, turn a `ZombieScanError` into a message and exit code 1.
+
+    With `tasks`, the stage takes `--task` (one of them) and `run` gets it as keyword `task`.
+    """
     parser = argparse.ArgumentParser(prog=f"python -m pipeline.stages.{name}")
     parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)")
+    if tasks:
+        parser.add_argument("--task", required=True, choices=tasks, help="which classifier")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"{name}: %(message)s")
     try:
-        run(load_params(args.params))
+        if tasks:
+            run(load_params(args.params), task=args.task)
+        else:
+            run(load_params(args.params))
     except ZombieScanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -21,12 +21,12 @@ WHERE e.ts <= $ref::TIMESTAMPTZ;
 
 CREATE OR REPLACE TEMP TABLE beh_counts AS
 SELECT k,
-       sum(w) AS n_actions,
-       sum(w) FILTER (WHERE kind = 'like') AS n_like,
-       sum(w) FILTER (WHERE kind = 'follow') AS n_follow,
-       sum(w) FILTER (WHERE kind = 'share') AS n_share,
-       sum(w) FILTER (WHERE kind = 'comment') AS n_comment,
-       sum(w) FILTER (WHERE kind = 'post') AS n_post,
+       CAST(sum(w) AS BIGINT) AS n_actions,
+       CAST(sum(w) FILTER (WHERE kind = 'like') AS BIGINT) AS n_like,
+       CAST(sum(w) FILTER (WHERE kind = 'follow') AS BIGINT) AS n_follow,
+       CAST(sum(w) FILTER (WHERE kind = 'share') AS BIGINT) AS n_share,
+       CAST(sum(w) FILTER (WHERE kind = 'comment') AS BIGINT) AS n_comment,
+       CAST(sum(w) FILTER (WHERE kind = 'post') AS BIGINT) AS n_post,
        min(ts) AS first_ts,
        avg(young) AS young_share
 FROM beh_ev GROUP BY k;

@@ -1,0 +1,220 @@
+"""Honest evaluation of one task: the model, its ablations and baselines, on the same test folds.
+
+Every variant goes through the same steps for each test fold: fit on the training folds, calibrate
+and choose the threshold on the validation fold, measure on the test fold. Nothing is fitted on
+test rows. Metrics are reported as mean and standard deviation over the test folds.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pipeline.models.split import evaluation_folds, roles
+from pipeline.models.train import FAMILIES, Calibration, TaskModel, TaskParams, choose_threshold, feature_columns, fit_task, to_matrix
+
+log = logging.getLogger(__name__)
+
+METRICS = ("roc_auc", "average_precision", "f1", "precision", "recall", "recall_at_1pct_fpr", "brier")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the comparison table."""
+
+    name: str
+    kind: str  # lightgbm | logreg | score (an unsupervised feature used as the score)
+    families: tuple[str, ...] = ()
+    column: str = ""
+    what: str = ""
+
+
+VARIANTS = (
+    Variant("full", "lightgbm", FAMILIES, what="LightGBM, all families (the shipped model)"),
+    Variant("profile", "lightgbm", ("profile_",), what="ablation: profile only"),
+    Variant("profile+beh", "lightgbm", ("profile_", "beh_"), what="ablation: profile + behaviour"),
+    Variant("profile+beh+graph", "lightgbm", ("profile_", "beh_", "graph_"), what="ablation: + graph"),
+    Variant("profile+beh+lock", "lightgbm", ("profile_", "beh_", "lock_"), what="ablation: + lockstep"),
+    Variant("logreg_profile", "logreg", ("profile_",), what="baseline: logistic regression on profile features"),
+    Variant("dense_block_score", "score", column="lock_dense_block_score", what="baseline: unsupervised FRAUDAR-style score alone"),
+    Variant("lockstep_share", "score", column="lock_share", what="baseline: unsupervised lockstep share alone"),
+)
+
+
+def recall_at_fpr(y: np.ndarray, p: np.ndarray, fpr: float = 0.01) -> float:
+    """Largest true-positive rate reachable with a false-positive rate of at most `fpr`."""
+    f, t, _ = roc_curve(y, p)
+    return float(t[f <= fpr].max()) if (f <= fpr).any() else 0.0
+
+
+def metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """Test metrics of calibrated probabilities `p` at `threshold`."""
+    flagged = p >= threshold
+    tp = float((flagged & (y == 1)).sum())
+    precision = tp / flagged.sum() if flagged.any() else 0.0
+    recall = tp / y.sum() if y.sum() else 0.0
+    both = len(np.unique(y)) == 2
+    return {
+        "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "average_precision": float(average_precision_score(y, p)) if both else float("nan"),
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "precision": precision,
+        "recall": recall,
+        "recall_at_1pct_fpr": recall_at_fpr(y, p) if both else float("nan"),
+        "brier": float(brier_score_loss(y, p)),
+    }
+
+
+@dataclass
+class FoldResult:
+    variant: str
+    fold: int
+    metrics: dict[str, float]
+    threshold: float
+
+
+def _fit_variant(variant: Variant, task: str, p: TaskParams, train: pl.DataFrame, valid: pl.DataFrame) -> Any:
+    """A fitted scorer: frame -> raw scores."""
+    if variant.kind == "lightgbm":
+        model = fit_task(task, p, train, valid, features=feature_columns(train, variant.families))
+        return lambda frame: model.raw_scores(to_matrix(frame, model.features))
+    if variant.kind == "logreg":
+        columns = feature_columns(train, variant.families)
+        lr = make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True),
+            StandardScaler(),
+            LogisticRegression(class_weight="balanced", max_iter=2000),
+        )
+        lr.fit(to_matrix(train, columns).astype(np.float64), train[p.label].cast(pl.Int8).to_numpy())
+        return lambda frame: lr.decision_function(to_matrix(frame, columns).astype(np.float64))
+    return lambda frame: frame[variant.column].cast(pl.Float64).fill_null(0.0).to_numpy()
+
+
+def evaluate_task(
+    task: str,
+    p: TaskParams,
+    data: pl.DataFrame,
+    method: str,
+    *,
+    shipped: TaskModel | None = None,
+    variants: tuple[Variant, ...] = VARIANTS,
+) -> tuple[list[FoldResult], pl.DataFrame]:
+    """Results per variant and test fold, and the shipped model's test predictions (fold 0).
+
+    `data` is features joined with the split (account_id, label columns, segment, fold). The
+    `full` variant on fold 0 is `shipped` when given (the model the train stage saved, trained on
+    the same folds), so the predictions below are the saved model's.
+    """
+    data = data.filter(pl.col(p.label).is_not_null())
+    results: list[FoldResult] = []
+    predictions = pl.DataFrame()
+    for fold in evaluation_folds(data, method):
+        role = roles(data, fold)
+        train, valid, test = (data.filter(pl.Series(role == r)) for r in ("train", "valid", "test"))
+        y_va, y_te = (f[p.label].cast(pl.Int8).to_numpy() for f in (valid, test))
+        for variant in variants:
+            if variant.kind == "score" and variant.column not in data.columns:
+                continue
+            if variant.name == "full" and fold == 0 and shipped is not None:
+                scorer = lambda frame: shipped.raw_scores(to_matrix(frame, shipped.features))  # noqa: E731
+            else:
+                scorer = _fit_variant(variant, task, p, train, valid)
+            calibration = Calibration.fit(p.calibration, scorer(valid), y_va)
+            threshold, _ = choose_threshold(calibration.apply(scorer(valid)), y_va, p.threshold_rule, p.threshold_precision)
+            p_test = calibration.apply(scorer(test))
+            results.append(FoldResult(variant.name, fold, metrics(y_te, p_test, threshold), threshold))
+            if variant.name == "full" and fold == 0:
+                keep = [c for c in ("account_id", p.label, "segment") if c in test.columns]
+                predictions = test.select(keep).with_columns(
+                    p=pl.Series(p_test), raw_score=pl.Series(scorer(test)), flagged=pl.Series(p_test >= threshold)
+                )
+        log.info("%s: fold %d done", task, fold)
+    return results, predictions
+
+
+def summarise(results: list[FoldResult]) -> dict[str, dict[str, dict[str, float]]]:
+    """variant -> metric -> {mean, std, n_folds}."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name in dict.fromkeys(r.variant for r in results):
+        rows = [r for r in results if r.variant == name]
+        out[name] = {}
+        for m in METRICS:
+            values = np.array([r.metrics[m] for r in rows], dtype=np.float64)
+            out[name][m] = {"mean": float(np.nanmean(values)), "std": float(np.nanstd(values)), "n_folds": len(values)}
+    return out
+
+
+def segment_metrics(predictions: pl.DataFrame, label: str) -> dict[str, dict[str, float]]:
+    """For each segment of the positives (e.g. aged_zombie, stealthy_farm): recall at the threshold, and
+    ROC-AUC / average precision of that segment's positives against all negatives."""
+    if "segment" not in predictions.columns or predictions.is_empty():
+        return {}
+    y = predictions[label].cast(pl.Int8).to_numpy()
+    negatives = y == 0
+    tokens = predictions["segment"].fill_null("").str.split("+")
+    out = {}
+    for token in sorted({t for ts in tokens.to_list() for t in ts if t and t != "genuine"}):
+        has = tokens.list.contains(token).to_numpy() & (y == 1)
+        if not has.any():
+            continue
+        keep = has | negatives
+        yy, pp = y[keep], predictions["p"].to_numpy()[keep]
+        out[token] = {
+            "positives": int(has.sum()),
+            "recall": float(predictions["flagged"].to_numpy()[has].mean()),
+            "roc_auc": float(roc_auc_score(yy, pp)),
+            "average_precision": float(average_precision_score(yy, pp)),
+        }
+    return out
+
+
+def comparison_markdown(task: str, summary: dict[str, dict[str, dict[str, float]]], segments: dict[str, dict[str, float]]) -> str:
+    """The side-by-side table a reader looks at first."""
+    what = {v.name: v.what for v in VARIANTS}
+    n = next(iter(summary.values()))["roc_auc"]["n_folds"] if summary else 0
+    lines = [
+        f"# {task}: model, ablations and baselines",
+        "",
+        f"Test-fold metrics, mean ± std over {n} fold(s); thresholds and calibration chosen on each fold's validation data.",
+        "",
+        "| variant | what | " + " | ".join(METRICS) + " |",
+        "|---|---|" + "---:|" * len(METRICS),
+    ]
+    for name, ms in summary.items():
+        cells = " | ".join(f"{ms[m]['mean']:.3f} ± {ms[m]['std']:.3f}" for m in METRICS)
+        lines.append(f"| {name} | {what.get(name, '')} | {cells} |")
+    if segments:
+        lines += [
+            "",
+            "Subgroups of the positives (the shipped model, fold 0 test set; each against all negatives):",
+            "",
+            "| segment | positives | recall at threshold | ROC-AUC | average precision |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for seg, s in segments.items():
+            lines.append(f"| {seg} | {s['positives']} | {s['recall']:.3f} | {s['roc_auc']:.3f} | {s['average_precision']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def single_feature_aucs(data: pl.DataFrame, label: str, top: int = 5) -> list[dict[str, Any]]:
+    """The columns that alone separate the classes best (ROC-AUC, either direction): a task that one
+    column solves (AUC > 0.99) says the simulator is too easy, not that the model is good."""
+    data = data.filter(pl.col(label).is_not_null())
+    y = data[label].cast(pl.Int8).to_numpy()
+    if len(np.unique(y)) < 2:
+        return []
+    out: list[dict[str, Any]] = []
+    for column in feature_columns(data):
+        x = data[column].cast(pl.Float64).fill_nan(None).fill_null(strategy="min").fill_null(0.0).to_numpy()
+        auc = float(roc_auc_score(y, x))
+        out.append({"feature": column, "roc_auc": max(auc, 1.0 - auc)})
+    return sorted(out, key=lambda r: -r["roc_auc"])[:top]

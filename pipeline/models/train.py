@@ -1,0 +1,276 @@
+"""Train one task's LightGBM classifier: early stopping, calibration and threshold on validation data.
+
+Both tasks (`zombie`, `like_farm`) go through `fit_task`; they differ only in params
+(`train.<task>` in params.yaml). Nothing here reads files: frames in, a `TaskModel` out, so the
+evaluate stage, batch scoring and notebooks use exactly this code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_recall_curve
+
+from pipeline.errors import ZombieScanError
+from pipeline.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("profile_", "beh_", "graph_", "lock_")
+MODEL_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """Settings of one task (params.yaml: train.<task>)."""
+
+    label: str
+    lightgbm: dict[str, Any] = field(default_factory=dict)
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 50
+    class_weight: str = "balanced"  # balanced: scale_pos_weight = negatives / positives; none
+    calibration: str = "isotonic"  # isotonic | platt | none
+    threshold_rule: str = "max_f1"  # max_f1 | precision (reach threshold_precision, then max recall)
+    threshold_precision: float = 0.99
+    primary_metric: str = "average_precision"
+    quality_bars: dict[str, float] = field(default_factory=dict)  # metric -> floor, reported as met or not
+    seed: int = 42
+
+    @classmethod
+    def from_params(cls, task: str, values: dict[str, Any]) -> TaskParams:
+        known = cls.__dataclass_fields__
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ZombieScanError(f"train.{task}: unknown setting(s) {', '.join(unknown)}: expected some of {', '.join(known)}")
+        if "label" not in values:
+            raise ZombieScanError(f"train.{task}.label: missing (the label column, e.g. is_zombie)")
+        p = cls(**values)
+        for name, value, allowed in (
+            ("class_weight", p.class_weight, ("balanced", "none")),
+            ("calibration", p.calibration, ("isotonic", "platt", "none")),
+            ("threshold_rule", p.threshold_rule, ("max_f1", "precision")),
+        ):
+            if value not in allowed:
+                raise ZombieScanError(f"train.{task}.{name}: {value!r} is not one of {', '.join(allowed)}")
+        return p
+
+
+@dataclass
+class Calibration:
+    """Maps raw scores to probabilities; stored as plain numbers (JSON), never pickled."""
+
+    method: str
+    x: list[float] = field(default_factory=list)  # isotonic: knots
+    y: list[float] = field(default_factory=list)
+    a: float = 1.0  # platt: p = 1 / (1 + exp(-(a * score + b)))
+    b: float = 0.0
+
+    @classmethod
+    def fit(cls, method: str, scores: np.ndarray, y: np.ndarray) -> Calibration:
+        if method == "none" or len(np.unique(y)) < 2:
+            return cls("none")
+        if method == "isotonic":
+            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(scores, y)
+            return cls("isotonic", x=iso.X_thresholds_.tolist(), y=iso.y_thresholds_.tolist())
+        lr = LogisticRegression(C=1e6).fit(scores.reshape(-1, 1), y)
+        return cls("platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+
+    def apply(self, scores: np.ndarray) -> np.ndarray:
+        if self.method == "isotonic":
+            return np.interp(scores, self.x, self.y)
+        if self.method == "platt":
+            return 1.0 / (1.0 + np.exp(-(self.a * scores + self.b)))
+        return np.asarray(scores, dtype=np.float64)
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray, rule: str, target_precision: float = 0.99) -> tuple[float, str]:
+    """Operating threshold on validation probabilities, and a note saying how it was reached."""
+    if y.sum() == 0:
+        return 0.5, "no positives in validation data: 0.5"
+    precision, recall, thresholds = precision_recall_curve(y, p)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    if rule == "precision":
+        ok = np.flatnonzero(precision >= target_precision)
+        if len(ok):
+            best = ok[np.argmax(recall[ok])]
+            return float(thresholds[best]), f"lowest threshold with validation precision >= {target_precision}"
+        note = f"validation precision never reaches {target_precision}; fell back to max F1"
+    else:
+        note = "max F1 on validation data"
+    return float(thresholds[int(np.argmax(f1))]), note
+
+
+def feature_columns(frame: pl.DataFrame, families: tuple[str, ...] = FAMILIES) -> list[str]:
+    """Model inputs: the columns of the given families, in the features table's order."""
+    return [c for c in frame.columns if c.startswith(families)]
+
+
+def to_matrix(frame: pl.DataFrame, features: list[str]) -> np.ndarray:
+    """Contiguous float32 matrix (nulls as NaN), LightGBM's native input."""
+    return np.ascontiguousarray(frame.select(pl.col(features).cast(pl.Float32)).to_numpy(), dtype=np.float32)
+
+
+@dataclass
+class TaskModel:
+    """A trained task: booster (or a baseline's scorer), calibration, threshold and what it was trained on."""
+
+    task: str
+    features: list[str]
+    dtypes: list[str]
+    booster: lgb.Booster | None
+    calibration: Calibration
+    threshold: float
+    threshold_note: str
+    params: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def raw_scores(self, x: np.ndarray) -> np.ndarray:
+        if self.booster is None:
+            raise ZombieScanError(f"{self.task}: this model has no booster")
+        return np.asarray(self.booster.predict(x, raw_score=True), dtype=np.float64)
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        """Calibrated probabilities for the rows of a features frame (columns checked by name and type)."""
+        check_features(frame, self.features, self.dtypes, self.task)
+        return self.calibration.apply(self.raw_scores(to_matrix(frame, self.features)))
+
+    def meta_json(self) -> str:
+        """model.json: features with dtypes (in order), calibration, threshold, params, provenance."""
+        meta = {
+            "format": MODEL_FORMAT,
+            "task": self.task,
+            "features": [{"name": n, "dtype": d} for n, d in zip(self.features, self.dtypes, strict=True)],
+            "calibration": self.calibration.__dict__,
+            "threshold": self.threshold,
+            "threshold_note": self.threshold_note,
+            "params": self.params,
+            **self.info,
+        }
+        return json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n"
+
+    def save(self, folder: Path) -> None:
+        """model.txt (LightGBM text format) and model.json, each written atomically."""
+        if self.booster is None:
+            raise ZombieScanError(f"{self.task}: only LightGBM models are saved")
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / "model.txt") as tmp:
+            self.booster.save_model(str(tmp))
+        with atomic_path(folder / "model.json") as tmp:
+            tmp.write_text(self.meta_json())
+
+    @classmethod
+    def load(cls, folder: Path) -> TaskModel:
+        meta_path, model_path = folder / "model.json", folder / "model.txt"
+        for path in (meta_path, model_path):
+            if not path.is_file():
+                raise ZombieScanError(f"{path}: missing; train the model with `dvc repro` first")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != MODEL_FORMAT:
+            raise ZombieScanError(f"{meta_path}: model format {meta.get('format')}, this code reads format {MODEL_FORMAT}")
+        info = {
+            k: v for k, v in meta.items() if k not in {"format", "task", "features", "calibration", "threshold", "threshold_note", "params"}
+        }
+        return cls(
+            task=meta["task"],
+            features=[f["name"] for f in meta["features"]],
+            dtypes=[f["dtype"] for f in meta["features"]],
+            booster=lgb.Booster(model_file=str(model_path)),
+            calibration=Calibration(**meta["calibration"]),
+            threshold=float(meta["threshold"]),
+            threshold_note=meta["threshold_note"],
+            params=meta["params"],
+            info=info,
+        )
+
+
+def check_features(frame: pl.DataFrame, features: list[str], dtypes: list[str], task: str) -> None:
+    """The frame must carry the model's features, by name and type; anything else is a clear error."""
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise ZombieScanError(
+            f"{task} model: the features lack {len(missing)} column(s) the model was trained on: {', '.join(missing[:5])}"
+        )
+    wrong = [(f, d, str(frame.schema[f])) for f, d in zip(features, dtypes, strict=True) if str(frame.schema[f]) != d]
+    if wrong:
+        f, d, got = wrong[0]
+        raise ZombieScanError(f"{task} model: feature {f} has type {got}, the model was trained on {d} ({len(wrong)} mismatched)")
+
+
+def lightgbm_params(p: TaskParams, y_train: np.ndarray) -> dict[str, Any]:
+    """LightGBM settings: reproducible (seed, deterministic, row-wise), imbalance handled as params say."""
+    params: dict[str, Any] = {
+        "objective": "binary",
+        "learning_rate": 0.05,
+        "num_leaves": 31,
+        "min_child_samples": 20,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "verbosity": -1,
+        "num_threads": 2,
+        **p.lightgbm,
+        "seed": p.seed,
+        "deterministic": True,
+        "force_row_wise": True,
+    }
+    if p.class_weight == "balanced":
+        positives = max(int(y_train.sum()), 1)
+        params["scale_pos_weight"] = (len(y_train) - positives) / positives
+    return params
+
+
+def fit_task(
+    task: str,
+    p: TaskParams,
+    train: pl.DataFrame,
+    valid: pl.DataFrame,
+    *,
+    features: list[str] | None = None,
+) -> TaskModel:
+    """Train on `train`, stop early, calibrate and pick the threshold on `valid` (rows with a known label only)."""
+    train, valid = (f.filter(pl.col(p.label).is_not_null()) for f in (train, valid))
+    features = features or feature_columns(train)
+    y_tr, y_va = (f[p.label].cast(pl.Int8).to_numpy() for f in (train, valid))
+    if y_tr.sum() == 0 or y_tr.sum() == len(y_tr):
+        raise ZombieScanError(f"{task}: the training rows hold only one class of {p.label}; nothing to learn")
+    params = lightgbm_params(p, y_tr)
+    x_tr, x_va = to_matrix(train, features), to_matrix(valid, features)
+    dtrain = lgb.Dataset(x_tr, y_tr, feature_name=features, free_raw_data=True)
+    dvalid = lgb.Dataset(x_va, y_va, reference=dtrain)
+    booster = lgb.train(
+        params,
+        dtrain,
+        num_boost_round=p.num_boost_round,
+        valid_sets=[dvalid],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(p.early_stopping_rounds, verbose=False)],
+    )
+    booster.free_dataset()
+    raw_va = np.asarray(booster.predict(x_va, raw_score=True, num_iteration=booster.best_iteration), dtype=np.float64)
+    # Keep only the trees early stopping chose, so model.txt predicts exactly what was validated.
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    calibration = Calibration.fit(p.calibration, raw_va, y_va)
+    threshold, note = choose_threshold(calibration.apply(raw_va), y_va, p.threshold_rule, p.threshold_precision)
+    log.info("%s: %d trees, threshold %.3f (%s)", task, booster.num_trees(), threshold, note)
+    return TaskModel(
+        task=task,
+        features=features,
+        dtypes=[str(train.schema[f]) for f in features],
+        booster=booster,
+        calibration=calibration,
+        threshold=threshold,
+        threshold_note=note,
+        params={**params, "num_boost_round": p.num_boost_round, "early_stopping_rounds": p.early_stopping_rounds},
+        info={"best_iteration": int(booster.num_trees()), "train_rows": len(y_tr), "train_positives": int(y_tr.sum())},
+    )

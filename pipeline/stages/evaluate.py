@@ -1,0 +1,156 @@
+"""Stage evaluate@<task>: model, ablations and baselines on the same test folds; metrics, plots, model card, registry."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve
+
+from pipeline.io import atomic_path
+from pipeline.models.card import model_card
+from pipeline.models.evaluate import comparison_markdown, evaluate_task, metrics, segment_metrics, single_feature_aucs, summarise
+from pipeline.models.split import roles
+from pipeline.models.tracking import data_hash, mlflow_run, register_and_promote
+from pipeline.models.train import TaskModel, to_matrix
+from pipeline.params import section
+from pipeline.stages.common import stage_main
+from pipeline.stages.train import TASKS, load_data, model_dir, model_importance, task_params
+
+log = logging.getLogger(__name__)
+
+
+def run(params: dict[str, Any], task: str) -> None:
+    p = task_params(params, task)
+    method = str(section(params, "split").get("method", "group"))
+    cfg = section(params, "evaluate")
+    data, features_path, split_path = load_data(params)
+    folder = model_dir(params, task)
+    shipped = TaskModel.load(folder)
+    results, predictions = evaluate_task(task, p, data, method, shipped=shipped)
+    summary = summarise(results)
+    segments = segment_metrics(predictions, p.label)
+    y, prob = predictions[p.label].cast(pl.Int8).to_numpy(), predictions["p"].to_numpy()
+    intervals = bootstrap_intervals(y, prob, shipped.threshold, int(cfg.get("bootstrap", 200)), p.seed)
+    bars = {
+        m: {"bar": bar, "value": summary["full"][m]["mean"], "met": summary["full"][m]["mean"] >= bar} for m, bar in p.quality_bars.items()
+    }
+    single = single_feature_aucs(data, p.label)
+    if single and float(single[0]["roc_auc"]) > 0.99:
+        log.warning(
+            "%s: feature %s alone reaches ROC-AUC %.3f: the task is trivially separable; make the simulator harder",
+            task,
+            *single[0].values(),
+        )
+    report = {
+        "task": task,
+        "split": method,
+        "variants": summary,
+        "segments": segments,
+        "intervals": intervals,
+        "quality_bars": bars,
+        "best_single_features": single,
+    }
+
+    reports = Path(cfg["reports"])
+    plots = reports / "plots" / task
+    _write(Path(cfg["metrics"]) / f"{task}.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    _write(reports / f"{task}-comparison.md", comparison_markdown(task, summary, segments))
+    _write(folder / "MODEL_CARD.md", model_card(shipped, summary, intervals, segments, bars))
+    write_plots(plots, y, prob, model_importance(shipped))
+    pred_path = Path(cfg["predictions"]) / f"{task}.parquet"
+    pred_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(pred_path) as tmp:
+        predictions.write_parquet(tmp)
+    for name, ms in summary.items():
+        log.info(
+            "%s %-18s AP %.3f ± %.3f  ROC-AUC %.3f",
+            task,
+            name,
+            ms["average_precision"]["mean"],
+            ms["average_precision"]["std"],
+            ms["roc_auc"]["mean"],
+        )
+
+    test_hash = data_hash(features_path, split_path)
+    test = data.filter(pl.Series(roles(data, 0) == "test"))
+    mine = float(average_precision_score(test[p.label].cast(pl.Int8).to_numpy(), shipped.raw_scores(to_matrix(test, shipped.features))))
+    with mlflow_run(f"evaluate-{task}", {"stage": "evaluate", "task": task, "data_hash": test_hash}) as tracker:
+        tracker.log_params({"task": task, **p.__dict__, "split": dict(section(params, "split"))})
+        tracker.log_metrics({"test": {name: {m: v["mean"] for m, v in ms.items()} for name, ms in summary.items()}, "segments": segments})
+        for path in (reports / f"{task}-comparison.md", folder / "MODEL_CARD.md", Path(cfg["metrics"]) / f"{task}.json"):
+            tracker.log_artifact(path)
+        tracker.log_artifact(plots, "plots")
+        uri = tracker.log_model(shipped.booster, test.select(shipped.features).head(5).cast(pl.Float64).to_pandas())
+        decision = register_and_promote(task, uri, mine, p.primary_metric, test_hash, lambda u: _champion_score(u, test, p.label), tracker)
+    log.info("%s", decision)
+
+
+def _champion_score(uri: str, test: pl.DataFrame, label: str) -> float | None:
+    """The current champion's average precision on the same test rows (None if its features differ)."""
+    import mlflow.lightgbm
+
+    booster = mlflow.lightgbm.load_model(uri)
+    names = booster.feature_name()
+    if not set(names) <= set(test.columns):
+        return None
+    raw = booster.predict(to_matrix(test, names), raw_score=True)
+    return float(average_precision_score(test[label].cast(pl.Int8).to_numpy(), raw))
+
+
+def bootstrap_intervals(y: np.ndarray, p: np.ndarray, threshold: float, n: int, seed: int) -> dict[str, list[float]]:
+    """95% percentile bootstrap intervals of the test metrics of the shipped model."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(n):
+        idx = rng.integers(0, len(y), len(y))
+        if len(np.unique(y[idx])) < 2:
+            continue
+        for k, v in metrics(y[idx], p[idx], threshold).items():
+            draws.setdefault(k, []).append(v)
+    return {k: [float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975))] for k, v in draws.items()}
+
+
+def write_plots(folder: Path, y: np.ndarray, p: np.ndarray, importance: pl.DataFrame) -> None:
+    """CSV files that `dvc plots show` renders (templates in dvc.yaml)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fpr, tpr, _ = roc_curve(y, p)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 400)).astype(int))
+    _write_csv(folder / "roc.csv", pl.DataFrame({"fpr": fpr[keep], "tpr": tpr[keep]}))
+    precision, recall, _ = precision_recall_curve(y, p)
+    keep = np.unique(np.linspace(0, len(recall) - 1, min(len(recall), 400)).astype(int))
+    _write_csv(folder / "pr.csv", pl.DataFrame({"recall": recall[keep], "precision": precision[keep]}))
+    observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")
+    _write_csv(folder / "calibration.csv", pl.DataFrame({"predicted": predicted, "observed": observed}))
+    _write_csv(folder / "importance.csv", importance.head(25).select("feature", "gain"))
+    bins = np.linspace(0, 1, 21)
+    neg, _ = np.histogram(p[y == 0], bins)
+    pos, _ = np.histogram(p[y == 1], bins)
+    _write_csv(
+        folder / "scores.csv",
+        pl.DataFrame({"score": bins[:-1] + 0.025, "negatives": neg / max(neg.sum(), 1), "positives": pos / max(pos.sum(), 1)}),
+    )
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _write_csv(path: Path, frame: pl.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.write_csv(tmp, float_precision=6)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main("evaluate", run, argv, tasks=TASKS)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Stage train@<task>: features + split -> models/<task>/model.txt and model.json, tracked in MLflow.
+
+The shipped model trains on the folds other than test fold 0 and its validation fold, stops
+early, and is calibrated and thresholded on that validation fold (docs/models.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline.errors import ZombieScanError
+from pipeline.models.split import roles
+from pipeline.models.tracking import data_hash, mlflow_run
+from pipeline.models.train import TaskModel, TaskParams, fit_task
+from pipeline.params import section
+from pipeline.stages.common import stage_main
+
+log = logging.getLogger(__name__)
+TASKS = ("zombie", "like_farm")
+
+
+def task_params(params: dict[str, Any], task: str) -> TaskParams:
+    train = section(params, "train")
+    return TaskParams.from_params(task, dict(train[task]))
+
+
+def load_data(params: dict[str, Any]) -> tuple[pl.DataFrame, Path, Path]:
+    """Labelled accounts with their features and fold; and the two files they came from."""
+    features_path = Path(section(params, "featurize")["out"]) / "features.parquet"
+    split_path = Path(section(params, "split")["out"])
+    for path, how in ((features_path, "dvc repro featurize"), (split_path, "dvc repro split")):
+        if not path.is_file():
+            raise ZombieScanError(f"{path}: missing; run `{how}` first")
+    features = pl.read_parquet(features_path)
+    split = pl.read_parquet(split_path)
+    data = split.join(features, on="account_id", how="inner").sort("account_id")
+    if data.is_empty():
+        raise ZombieScanError(f"{split_path} and {features_path}: no labelled account has features")
+    return data, features_path, split_path
+
+
+def model_dir(params: dict[str, Any], task: str) -> Path:
+    return Path(section(params, "train")["models"]) / task
+
+
+def run(params: dict[str, Any], task: str) -> None:
+    p = task_params(params, task)
+    data, features_path, split_path = load_data(params)
+    role = roles(data, 0)
+    train, valid = data.filter(pl.Series(role == "train")), data.filter(pl.Series(role == "valid"))
+    fingerprint = data_hash(features_path, split_path)
+    model = fit_task(task, p, train, valid)
+    model.info.update({"data_hash": fingerprint, "split": dict(section(params, "split")), "label": p.label})
+    folder = model_dir(params, task)
+    model.save(folder)
+    log.info("%s: saved %s (%d trees, %d features)", task, folder, model.booster.num_trees(), len(model.features))  # type: ignore[union-attr]
+
+    with mlflow_run(f"train-{task}", {"stage": "train", "task": task, "data_hash": fingerprint}) as tracker:
+        tracker.log_params({"task": task, **p.__dict__, "split": dict(section(params, "split"))})
+        tracker.log_metrics({"best_iteration": model.info["best_iteration"], "threshold": model.threshold})
+        importance = model_importance(model)
+        tracker.log_artifact(folder / "model.json")
+        imp_path = folder.parent / f".{task}-importance.csv"
+        importance.write_csv(imp_path)
+        tracker.log_artifact(imp_path, "importance")
+        imp_path.unlink()
+        uri = tracker.log_model(model.booster, train.select(model.features).head(5).cast(pl.Float64).to_pandas())
+    # Not a DVC output: where the evaluate stage finds the logged model to register it.
+    (folder / "mlflow.json").write_text(json.dumps({"run_id": tracker.run_id, "model_uri": uri}) + "\n")
+
+
+def model_importance(model: TaskModel) -> pl.DataFrame:
+    """Gain importance per feature, largest first."""
+    booster = model.booster
+    assert booster is not None
+    return pl.DataFrame(
+        {"feature": booster.feature_name(), "gain": booster.feature_importance("gain"), "splits": booster.feature_importance("split")}
+    ).sort("gain", descending=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main("train", run, argv, tasks=TASKS)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,317 @@
+"""P3 models: splits without leakage, reproducible training, saved models, evaluation, MLflow."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from pipeline.errors import ZombieScanError
+from pipeline.models.split import SplitParams, groups_of, make_split, roles
+from pipeline.models.train import Calibration, TaskModel, TaskParams, choose_threshold, fit_task
+from pipeline.params import DEFAULT_PARAMS
+from pipeline.stages import evaluate as evaluate_stage
+from pipeline.stages import featurize as featurize_stage
+from pipeline.stages import split as split_stage
+from pipeline.stages import train as train_stage
+from pipeline.warehouse import ingest
+
+# --- splits ---------------------------------------------------------------------------------
+
+
+def test_farms_and_batches_never_straddle_folds(tiny_tables: dict[str, pl.DataFrame]) -> None:
+    split = make_split(tiny_tables["labels"], tiny_tables["accounts"], SplitParams(method="group", folds=3))
+    labels = tiny_tables["labels"].join(split.select("account_id", "fold"), on="account_id")
+    for column in ("farm_id", "batch_id"):
+        per_group = labels.drop_nulls(column).group_by(column).agg(pl.col("fold").n_unique())
+        assert per_group["fold"].max() == 1, column
+    # every fold holds positives of both tasks (the tiny world has 4 farms), roughly a third of the accounts
+    per_fold = labels.group_by("fold").agg(pl.len(), pl.col("is_zombie").sum(), pl.col("is_like_farm").sum())
+    assert per_fold.height == 3 and (per_fold["is_zombie"] > 0).all() and (per_fold["is_like_farm"] > 0).all()
+    assert per_fold["len"].min() > 0.25 * labels.height
+
+
+def test_groups_are_linked_through_farms_and_batches() -> None:
+    labels = pl.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "d", "e"],
+            "farm_id": ["f1", None, "f1", None, None],
+            "batch_id": [None, "b1", "b1", None, "b2"],
+        }
+    )
+    assert groups_of(labels).to_list() == ["a", "a", "a", "d", "e"]  # a-c by farm, b-c by batch
+
+
+def test_time_split_tests_on_groups_that_started_after_the_cutoff(tiny_tables: dict[str, pl.DataFrame]) -> None:
+    accounts = tiny_tables["accounts"]
+    cutoff = accounts["created_at"].quantile(0.7, "nearest")
+    split = make_split(tiny_tables["labels"], accounts, SplitParams(method="time", folds=4, time_cutoff=cutoff))
+    joined = split.join(accounts.select("account_id", "created_at"), on="account_id")
+    first = joined.group_by("group").agg(pl.col("created_at").min(), pl.col("fold").n_unique().alias("folds"))
+    assert first["folds"].max() == 1
+    test_groups = set(joined.filter(pl.col("fold") == 0)["group"])
+    assert all(row["created_at"] >= cutoff for row in first.iter_rows(named=True) if row["group"] in test_groups)
+    assert all(row["created_at"] < cutoff for row in first.iter_rows(named=True) if row["group"] not in test_groups)
+
+
+def test_roles_put_validation_on_the_next_fold() -> None:
+    split = pl.DataFrame({"fold": [0, 1, 2, 3, 1, 0]})
+    assert roles(split, 0).tolist() == ["test", "valid", "train", "train", "valid", "test"]
+    assert roles(split, 3).tolist() == ["valid", "train", "train", "test", "train", "valid"]
+
+
+def test_unknown_split_method_is_refused(tiny_tables: dict[str, pl.DataFrame]) -> None:
+    with pytest.raises(ZombieScanError, match=r"split\.method"):
+        make_split(tiny_tables["labels"], tiny_tables["accounts"], SplitParams(method="random"))
+
+
+# --- calibration and threshold ---------------------------------------------------------------
+
+
+def test_isotonic_calibration_is_monotone_and_stored_as_numbers() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=2000)
+    y = (rng.random(2000) < 1 / (1 + np.exp(-3 * scores))).astype(int)
+    cal = Calibration.fit("isotonic", scores, y)
+    p = cal.apply(np.sort(scores))
+    assert np.all(np.diff(p) >= 0) and p.min() >= 0 and p.max() <= 1
+    assert json.loads(json.dumps(cal.__dict__))["method"] == "isotonic"
+    platt = Calibration.fit("platt", scores, y)
+    assert platt.a == pytest.approx(3, rel=0.2)
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [("max_f1", 0.6), ("precision", 0.8)],
+)
+def test_threshold_rules(rule: str, expected: float) -> None:
+    p = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8, 0.9])
+    y = np.array([0, 0, 0, 1, 0, 1, 1])
+    threshold, _ = choose_threshold(p, y, rule, target_precision=0.99)
+    assert threshold == pytest.approx(expected)
+
+
+# --- the pipeline on a tiny world ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> dict[str, Any]:
+    """featurize -> split -> train -> evaluate on the tiny world, MLflow in a temporary store."""
+    root = tmp_path_factory.mktemp("pipeline")
+    ingest(tiny_dir, root / "w.duckdb")
+    params = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    params["ingest"]["db"] = str(root / "w.duckdb")
+    params["featurize"].update(out=str(root / "features"), report=str(root / "featurize.json"))
+    params["split"].update(out=str(root / "split.parquet"), folds=3)
+    params["train"]["models"] = str(root / "models")
+    params["evaluate"].update(metrics=str(root / "metrics"), reports=str(root / "reports"), predictions=str(root / "pred"), bootstrap=20)
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    mp.chdir(root)  # MLflow's default artifact folder lands here, not in the repo
+    try:
+        for stage in (featurize_stage, split_stage):
+            assert stage.main(["--params", str(path)]) == 0
+        for task in ("zombie", "like_farm"):
+            assert train_stage.main(["--params", str(path), "--task", task]) == 0
+            assert evaluate_stage.main(["--params", str(path), "--task", task]) == 0
+    finally:
+        mp.undo()
+    return {"root": root, "params": params, "path": path}
+
+
+def test_saved_model_is_text_and_reproducible(tiny_run: dict[str, Any], tmp_path: Path) -> None:
+    root = tiny_run["root"]
+    folder = root / "models" / "zombie"
+    assert (folder / "model.txt").read_text().startswith("tree")
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["params"]["deterministic"] and meta["params"]["force_row_wise"]
+    assert meta["features"][0]["name"].startswith("profile_") and "dtype" in meta["features"][0]
+    assert meta["best_iteration"] < meta["params"]["num_boost_round"]  # early stopping stopped it
+    # the same data and params give the same model, byte for byte
+    data, _, _ = train_stage.load_data(tiny_run["params"])
+    role = roles(data, 0)
+    p = train_stage.task_params(tiny_run["params"], "zombie")
+    again = fit_task("zombie", p, data.filter(pl.Series(role == "train")), data.filter(pl.Series(role == "valid")))
+    again.save(tmp_path)
+    assert (tmp_path / "model.txt").read_text() == (folder / "model.txt").read_text()
+
+
+def test_model_refuses_features_that_do_not_match(tiny_run: dict[str, Any]) -> None:
+    model = TaskModel.load(tiny_run["root"] / "models" / "like_farm")
+    features = pl.read_parquet(tiny_run["root"] / "features" / "features.parquet")
+    assert model.predict(features).shape == (features.height,)
+    with pytest.raises(ZombieScanError, match="lack 1 column"):
+        model.predict(features.drop(model.features[3]))
+    with pytest.raises(ZombieScanError, match="has type String"):
+        model.predict(features.with_columns(pl.col(model.features[0]).cast(pl.String)))
+
+
+def test_evaluation_reports_variants_segments_and_plots(tiny_run: dict[str, Any]) -> None:
+    root = tiny_run["root"]
+    report = json.loads((root / "metrics" / "like_farm.json").read_text())
+    variants = report["variants"]
+    assert {"full", "profile", "profile+beh", "profile+beh+graph", "profile+beh+lock", "logreg_profile", "dense_block_score"} <= set(
+        variants
+    )
+    for metric in ("roc_auc", "average_precision", "f1", "precision", "recall", "recall_at_1pct_fpr", "brier"):
+        assert variants["full"][metric]["n_folds"] == 3
+    assert variants["full"]["roc_auc"]["mean"] > 0.8
+    assert any(s.endswith("_farm") for s in report["segments"])
+    assert "full" in (root / "reports" / "like_farm-comparison.md").read_text()
+    card = (root / "models" / "like_farm" / "MODEL_CARD.md").read_text()
+    for heading in ("Intended use", "Metrics", "Threshold", "Known failure modes", "Ethical notes"):
+        assert f"## {heading}" in card
+    for plot in ("roc", "pr", "calibration", "importance", "scores"):
+        assert pl.read_csv(root / "reports" / "plots" / "like_farm" / f"{plot}.csv").height > 0
+
+
+def test_predictions_are_the_saved_models(tiny_run: dict[str, Any]) -> None:
+    root = tiny_run["root"]
+    predictions = pl.read_parquet(root / "pred" / "zombie.parquet")
+    model = TaskModel.load(root / "models" / "zombie")
+    features = pl.read_parquet(root / "features" / "features.parquet")
+    rows = predictions.select("account_id").join(features, on="account_id", how="left")
+    np.testing.assert_allclose(model.predict(rows), predictions["p"].to_numpy(), rtol=0, atol=1e-12)
+
+
+def test_every_run_is_tracked_and_champion_moves_only_on_improvement(tiny_run: dict[str, Any]) -> None:
+    root = tiny_run["root"]
+    db = sqlite3.connect(root / "mlflow.db")
+    runs = dict(db.execute("SELECT name, status FROM runs").fetchall())
+    assert {"train-zombie", "evaluate-zombie", "train-like_farm", "evaluate-like_farm"} <= set(runs)
+    tags = dict(db.execute("SELECT key, value FROM tags t JOIN runs r ON r.run_uuid = t.run_uuid WHERE r.name = 'train-zombie'").fetchall())
+    assert "git_commit" in tags and "data_hash" in tags
+    aliases = dict(db.execute("SELECT name, version FROM registered_model_aliases WHERE alias = 'champion'").fetchall())
+    assert set(aliases) == {"zombiescan-zombie", "zombiescan-like-farm"}
+    # the same model evaluated again is not better: a new version, the alias stays
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    mp.chdir(root)
+    try:
+        assert evaluate_stage.main(["--params", str(tiny_run["path"]), "--task", "zombie"]) == 0
+    finally:
+        mp.undo()
+    versions = db.execute("SELECT max(version) FROM model_versions WHERE name = 'zombiescan-zombie'").fetchall()[0][0]
+    after = dict(db.execute("SELECT name, version FROM registered_model_aliases WHERE alias = 'champion'").fetchall())
+    assert versions == aliases["zombiescan-zombie"] + 1
+    assert after == aliases
+
+
+def test_a_broken_tracking_store_warns_and_keeps_the_model(tiny_run: dict[str, Any], tmp_path: Path) -> None:
+    params = dict(tiny_run["params"])
+    params["train"] = {**params["train"], "models": str(tmp_path / "models")}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    (tmp_path / "store").write_text("not a folder")  # the store cannot be created
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"file://{tmp_path / 'store' / 'mlruns'}")
+    mp.chdir(tmp_path)
+    try:
+        with pytest.warns(RuntimeWarning, match="MLflow tracking failed"):
+            assert train_stage.main(["--params", str(path), "--task", "zombie"]) == 0
+    finally:
+        mp.undo()
+    assert TaskModel.load(tmp_path / "models" / "zombie").booster is not None
+
+
+# --- directional tests in domain words -------------------------------------------------------
+
+
+def _with_planted(tables: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The world plus hand-made accounts, each described in words by its id."""
+    accounts, eng = tables["accounts"], tables["engagements"]
+    ref = eng["ts"].max()
+    pages = tables["targets"].filter(pl.col("target_type") == "page")["target_id"].head(300).to_list()
+    others = accounts["account_id"].head(2000).to_list()
+    template = accounts.head(1)
+    rows_a: list[pl.DataFrame] = []
+    rows_e: list[dict[str, Any]] = []
+
+    def account(account_id: str, age_days: float, username: str, photo: bool, following: int, followers: int) -> None:
+        rows_a.append(
+            template.with_columns(
+                account_id=pl.lit(account_id),
+                created_at=pl.lit(ref - timedelta(days=age_days)).cast(template.schema["created_at"]),
+                username=pl.lit(username),
+                display_name=pl.lit("Jordan Smith"),
+                has_profile_photo=pl.lit(photo),
+                following_count=pl.lit(following).cast(template.schema["following_count"]),
+                followers_count=pl.lit(followers).cast(template.schema["followers_count"]),
+            )
+        )
+
+    def act(actor: str, target: str, kind: str, ttype: str, ts: Any) -> None:
+        rows_e.append({"actor_id": actor, "target_id": target, "target_type": ttype, "kind": kind, "ts": ts})
+
+    # like farm: 51 accounts like the same 300 pages within two minutes, several times a month
+    for m in range(51):
+        account(f"farm{m}", 400, f"user{m}x", True, 150, 140)
+        for i, page in enumerate(pages):
+            act(f"farm{m}", page, "like", "page", ref - timedelta(days=3 * (i % 4) + 1, seconds=120 - (m * 7 + i) % 120))
+    # a person with 5 likes spread over a week
+    account("calm_liker", 900, "jordan.smith", True, 150, 140)
+    for d in range(5):
+        act("calm_liker", pages[d * 40], "like", "page", ref - timedelta(days=7 - d * 1.5, hours=d * 3))
+    # fresh, default photo, digit-suffix name, following 2,000 accounts
+    account("fresh_follower", 1, "jsmith84721", False, 2000, 3)
+    for i, other in enumerate(others):
+        act("fresh_follower", other, "follow", "account", ref - timedelta(hours=20, seconds=i * 20))
+    # ten years old, 300 mutual follows
+    account("old_friend", 3650, "jordan.smith.real", True, 300, 310)
+    for i, other in enumerate(others[:300]):
+        t = ref - timedelta(days=3000 - i * 5)
+        act("old_friend", other, "follow", "account", t)
+        act(other, "old_friend", "follow", "account", t + timedelta(days=1))
+    planted = pl.DataFrame(rows_e).with_columns(pl.col("ts").cast(eng.schema["ts"]))
+    planted = planted.with_columns(pl.col(c).cast(eng.schema[c]) for c in ("target_type", "kind"))
+    for column in eng.columns:
+        if column not in planted.columns:
+            planted = planted.with_columns(pl.lit(None).cast(eng.schema[column]).alias(column))
+    return pl.concat([accounts, *rows_a], how="vertical_relaxed"), pl.concat([eng, planted.select(eng.columns)], how="vertical_relaxed")
+
+
+@pytest.fixture(scope="module")
+def default_models(default_tables: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, dict[str, TaskModel]]:
+    """Both models trained on the default world, and features of that world with planted accounts."""
+    from pipeline.features.build import build_features
+
+    accounts, eng = _with_planted(default_tables)
+    features, _, _ = build_features(accounts, eng, default_tables["targets"])
+    split = make_split(default_tables["labels"], default_tables["accounts"], SplitParams(folds=5))
+    data = split.join(features, on="account_id")
+    role = roles(data, 0)
+    params = yaml.safe_load(DEFAULT_PARAMS.read_text())["train"]
+    models = {
+        task: fit_task(
+            task,
+            TaskParams.from_params(task, params[task]),
+            data.filter(pl.Series(role == "train")),
+            data.filter(pl.Series(role == "valid")),
+        )
+        for task in ("zombie", "like_farm")
+    }
+    return features, models
+
+
+def _p(features: pl.DataFrame, model: TaskModel, account_id: str) -> float:
+    return float(model.predict(features.filter(pl.col("account_id") == account_id))[0])
+
+
+def test_lockstep_liker_scores_higher_on_like_farm_than_a_calm_liker(default_models: tuple[pl.DataFrame, dict[str, TaskModel]]) -> None:
+    features, models = default_models
+    assert _p(features, models["like_farm"], "farm0") > _p(features, models["like_farm"], "calm_liker")
+    assert features.filter(pl.col("account_id") == "farm0")["lock_group_size"][0] >= 51
+
+
+def test_fresh_mass_follower_scores_higher_on_zombie_than_an_old_friend(default_models: tuple[pl.DataFrame, dict[str, TaskModel]]) -> None:
+    features, models = default_models
+    assert _p(features, models["zombie"], "fresh_follower") > _p(features, models["zombie"], "old_friend")
