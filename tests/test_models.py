@@ -315,3 +315,41 @@ def test_lockstep_liker_scores_higher_on_like_farm_than_a_calm_liker(default_mod
 def test_fresh_mass_follower_scores_higher_on_zombie_than_an_old_friend(default_models: tuple[pl.DataFrame, dict[str, TaskModel]]) -> None:
     features, models = default_models
     assert _p(features, models["zombie"], "fresh_follower") > _p(features, models["zombie"], "old_friend")
+
+
+def test_time_split_spreads_over_seeds(tiny_run: dict[str, Any]) -> None:
+    from pipeline.models.evaluate import VARIANTS, evaluate_task, summarise
+
+    features = pl.read_parquet(tiny_run["root"] / "features" / "features.parquet")
+    tables = {"labels": pl.read_parquet(tiny_run["root"] / "split.parquet")}
+    accounts = features.select("account_id").join(
+        pl.DataFrame({"account_id": features["account_id"], "created_at": features["profile_age_days"]}), on="account_id"
+    )
+    # older accounts (larger age) first: the youngest 30% are "the future"
+    accounts = accounts.with_columns(created_at=-pl.col("created_at"))
+    split = make_split(tables["labels"], accounts, SplitParams(method="time", folds=3, time_cutoff=accounts["created_at"].quantile(0.7)))
+    data = split.join(features, on="account_id")
+    p = train_stage.task_params(tiny_run["params"], "zombie")
+    results, predictions = evaluate_task("zombie", p, data, "time", variants=(VARIANTS[0],))
+    assert summarise(results)["full"]["roc_auc"]["n_folds"] == 3
+    assert predictions.height == (split["fold"] == 0).sum()
+
+
+def test_dvc_lock_hashes_are_read_for_the_runs_inputs(tmp_path: Path) -> None:
+    from pipeline.models.tracking import dvc_lock_hashes
+
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(
+        yaml.safe_dump(
+            {
+                "schema": "2.0",
+                "stages": {
+                    "featurize": {"outs": [{"path": "data/features", "md5": "abc.dir"}]},
+                    "split": {"outs": [{"path": "data/split/split.parquet", "md5": "def"}]},
+                },
+            }
+        )
+    )
+    got = dvc_lock_hashes(Path("data/features"), Path("data/split/split.parquet"), lock=lock)
+    assert got == {"dvc_md5.data/features": "abc.dir", "dvc_md5.data/split/split.parquet": "def"}
+    assert dvc_lock_hashes(Path("x"), lock=tmp_path / "missing.lock") == {}

@@ -8,7 +8,7 @@ test rows. Metrics are reported as mean and standard deviation over the test fol
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -108,7 +108,10 @@ def evaluate_task(
     shipped: TaskModel | None = None,
     variants: tuple[Variant, ...] = VARIANTS,
 ) -> tuple[list[FoldResult], pl.DataFrame]:
-    """Results per variant and test fold, and the shipped model's test predictions (fold 0).
+    """Results per variant and test fold (or seed, for the time split), and the `full` variant's test predictions.
+
+    The predictions cover every test fold (out of fold: each account scored by the model that did
+    not train on it, at that model's threshold); rows of fold 0 are the shipped model's.
 
     `data` is features joined with the split (account_id, label columns, segment, fold). The
     `full` variant on fold 0 is `shipped` when given (the model the train stage saved, trained on
@@ -116,29 +119,36 @@ def evaluate_task(
     """
     data = data.filter(pl.col(p.label).is_not_null())
     results: list[FoldResult] = []
-    predictions = pl.DataFrame()
-    for fold in evaluation_folds(data, method):
+    out_of_fold: list[pl.DataFrame] = []
+    # A time split has one test fold: the spread then comes from 3 training seeds instead.
+    runs = [(0, p.seed + i) for i in range(3)] if method == "time" else [(f, p.seed) for f in evaluation_folds(data, method)]
+    for run, (fold, seed) in enumerate(runs):
         role = roles(data, fold)
         train, valid, test = (data.filter(pl.Series(role == r)) for r in ("train", "valid", "test"))
         y_va, y_te = (f[p.label].cast(pl.Int8).to_numpy() for f in (valid, test))
         for variant in variants:
             if variant.kind == "score" and variant.column not in data.columns:
                 continue
-            if variant.name == "full" and fold == 0 and shipped is not None:
+            if variant.name == "full" and run == 0 and shipped is not None:
                 scorer = lambda frame: shipped.raw_scores(to_matrix(frame, shipped.features))  # noqa: E731
             else:
-                scorer = _fit_variant(variant, task, p, train, valid)
+                scorer = _fit_variant(variant, task, replace(p, seed=seed), train, valid)
             calibration = Calibration.fit(p.calibration, scorer(valid), y_va)
             threshold, _ = choose_threshold(calibration.apply(scorer(valid)), y_va, p.threshold_rule, p.threshold_precision)
             p_test = calibration.apply(scorer(test))
             results.append(FoldResult(variant.name, fold, metrics(y_te, p_test, threshold), threshold))
-            if variant.name == "full" and fold == 0:
+            if variant.name == "full" and (run == 0 or method != "time"):
                 keep = [c for c in ("account_id", p.label, "segment") if c in test.columns]
-                predictions = test.select(keep).with_columns(
-                    p=pl.Series(p_test), raw_score=pl.Series(scorer(test)), flagged=pl.Series(p_test >= threshold)
+                out_of_fold.append(
+                    test.select(keep).with_columns(
+                        fold=pl.lit(fold, pl.Int64),
+                        p=pl.Series(p_test),
+                        raw_score=pl.Series(scorer(test)),
+                        flagged=pl.Series(p_test >= threshold),
+                    )
                 )
-        log.info("%s: fold %d done", task, fold)
-    return results, predictions
+        log.info("%s: test fold %d, seed %d done", task, fold, seed)
+    return results, pl.concat(out_of_fold) if out_of_fold else pl.DataFrame()
 
 
 def summarise(results: list[FoldResult]) -> dict[str, dict[str, dict[str, float]]]:
@@ -184,7 +194,8 @@ def comparison_markdown(task: str, summary: dict[str, dict[str, dict[str, float]
     lines = [
         f"# {task}: model, ablations and baselines",
         "",
-        f"Test-fold metrics, mean ± std over {n} fold(s); thresholds and calibration chosen on each fold's validation data.",
+        f"Test metrics, mean ± std over {n} test fold(s) (or training seeds, for the time split); calibration and "
+        "thresholds chosen on each run's validation fold.",
         "",
         "| variant | what | " + " | ".join(METRICS) + " |",
         "|---|---|" + "---:|" * len(METRICS),
@@ -195,7 +206,7 @@ def comparison_markdown(task: str, summary: dict[str, dict[str, dict[str, float]
     if segments:
         lines += [
             "",
-            "Subgroups of the positives (the shipped model, fold 0 test set; each against all negatives):",
+            "Subgroups of the positives (the full model, out of fold over all test folds; each against all negatives):",
             "",
             "| segment | positives | recall at threshold | ROC-AUC | average precision |",
             "|---|---:|---:|---:|---:|",

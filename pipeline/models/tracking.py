@@ -69,6 +69,27 @@ def data_hash(*paths: Path) -> str:
     return digest.hexdigest()
 
 
+def dvc_lock_hashes(*paths: Path, lock: Path = Path("dvc.lock")) -> dict[str, str]:
+    """The MD5s dvc.lock records for these outputs ("dvc_md5.<path>"), as of the run's start.
+
+    Under `dvc repro` the upstream stages have finished and their entries are current; run by
+    hand, the lock may describe an older run, which is why `data_hash` is recorded too.
+    """
+    import yaml
+
+    try:
+        stages = yaml.safe_load(lock.read_text()).get("stages", {})
+    except (OSError, yaml.YAMLError, AttributeError):
+        return {}
+    wanted = {str(p).rstrip("/") for p in paths}
+    out = {}
+    for stage in stages.values():
+        for entry in stage.get("outs", []):
+            if str(entry.get("path", "")).rstrip("/") in wanted and "md5" in entry:
+                out[f"dvc_md5.{entry['path']}"] = str(entry["md5"])
+    return out
+
+
 class Tracker:
     """One MLflow run; every call is guarded, so a tracking failure never stops the stage."""
 

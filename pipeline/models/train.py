@@ -34,7 +34,13 @@ class TaskParams:
     """Settings of one task (params.yaml: train.<task>)."""
 
     label: str
-    lightgbm: dict[str, Any] = field(default_factory=dict)
+    num_leaves: int = 31
+    learning_rate: float = 0.05
+    min_child_samples: int = 20
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    lambda_l2: float = 1.0
+    lightgbm: dict[str, Any] = field(default_factory=dict)  # any other LightGBM parameter
     num_boost_round: int = 2000
     early_stopping_rounds: int = 50
     class_weight: str = "balanced"  # balanced: scale_pos_weight = negatives / positives; none
@@ -210,13 +216,13 @@ def lightgbm_params(p: TaskParams, y_train: np.ndarray) -> dict[str, Any]:
     """LightGBM settings: reproducible (seed, deterministic, row-wise), imbalance handled as params say."""
     params: dict[str, Any] = {
         "objective": "binary",
-        "learning_rate": 0.05,
-        "num_leaves": 31,
-        "min_child_samples": 20,
-        "feature_fraction": 0.8,
-        "bagging_fraction": 0.8,
+        "learning_rate": p.learning_rate,
+        "num_leaves": p.num_leaves,
+        "min_child_samples": p.min_child_samples,
+        "feature_fraction": p.feature_fraction,
+        "bagging_fraction": p.bagging_fraction,
         "bagging_freq": 1,
-        "lambda_l2": 1.0,
+        "lambda_l2": p.lambda_l2,
         "verbosity": -1,
         "num_threads": 2,
         **p.lightgbm,

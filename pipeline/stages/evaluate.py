@@ -16,7 +16,7 @@ from pipeline.io import atomic_path
 from pipeline.models.card import model_card
 from pipeline.models.evaluate import comparison_markdown, evaluate_task, metrics, segment_metrics, single_feature_aucs, summarise
 from pipeline.models.split import roles
-from pipeline.models.tracking import data_hash, mlflow_run, register_and_promote
+from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run, register_and_promote
 from pipeline.models.train import TaskModel, to_matrix
 from pipeline.params import section
 from pipeline.stages.common import stage_main
@@ -35,6 +35,7 @@ def run(params: dict[str, Any], task: str) -> None:
     results, predictions = evaluate_task(task, p, data, method, shipped=shipped)
     summary = summarise(results)
     segments = segment_metrics(predictions, p.label)
+    predictions = predictions.filter(pl.col("fold") == 0)  # the shipped model's test rows
     y, prob = predictions[p.label].cast(pl.Int8).to_numpy(), predictions["p"].to_numpy()
     intervals = bootstrap_intervals(y, prob, shipped.threshold, int(cfg.get("bootstrap", 200)), p.seed)
     bars = {
@@ -80,7 +81,8 @@ def run(params: dict[str, Any], task: str) -> None:
     test_hash = data_hash(features_path, split_path)
     test = data.filter(pl.Series(roles(data, 0) == "test"))
     mine = float(average_precision_score(test[p.label].cast(pl.Int8).to_numpy(), shipped.raw_scores(to_matrix(test, shipped.features))))
-    with mlflow_run(f"evaluate-{task}", {"stage": "evaluate", "task": task, "data_hash": test_hash}) as tracker:
+    tags = {"stage": "evaluate", "task": task, "data_hash": test_hash, **dvc_lock_hashes(features_path.parent, split_path)}
+    with mlflow_run(f"evaluate-{task}", tags) as tracker:
         tracker.log_params({"task": task, **p.__dict__, "split": dict(section(params, "split"))})
         tracker.log_metrics({"test": {name: {m: v["mean"] for m, v in ms.items()} for name, ms in summary.items()}, "segments": segments})
         for path in (reports / f"{task}-comparison.md", folder / "MODEL_CARD.md", Path(cfg["metrics"]) / f"{task}.json"):

@@ -15,7 +15,7 @@ import polars as pl
 
 from pipeline.errors import ZombieScanError
 from pipeline.models.split import roles
-from pipeline.models.tracking import data_hash, mlflow_run
+from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run
 from pipeline.models.train import TaskModel, TaskParams, fit_task
 from pipeline.params import section
 from pipeline.stages.common import stage_main
@@ -60,7 +60,8 @@ def run(params: dict[str, Any], task: str) -> None:
     model.save(folder)
     log.info("%s: saved %s (%d trees, %d features)", task, folder, model.booster.num_trees(), len(model.features))  # type: ignore[union-attr]
 
-    with mlflow_run(f"train-{task}", {"stage": "train", "task": task, "data_hash": fingerprint}) as tracker:
+    tags = {"stage": "train", "task": task, "data_hash": fingerprint, **dvc_lock_hashes(features_path.parent, split_path)}
+    with mlflow_run(f"train-{task}", tags) as tracker:
         tracker.log_params({"task": task, **p.__dict__, "split": dict(section(params, "split"))})
         tracker.log_metrics({"best_iteration": model.info["best_iteration"], "threshold": model.threshold})
         importance = model_importance(model)
