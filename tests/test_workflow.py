@@ -37,15 +37,16 @@ def test_dvc_experiment_loop(tmp_path: Path) -> None:
     for git in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny baseline"]):
         _run(git, repo, env)
 
-    _run(["dvc", "exp", "run", "-S", "train.like_farm.num_leaves=63"], repo, env)
+    # the README runs num_leaves=63; on the tiny world trees never grow that big, so 4 it is here
+    _run(["dvc", "exp", "run", "-S", "train.like_farm.num_leaves=4"], repo, env)
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], repo, env))
     experiments = [e for entry in shown for e in (entry.get("experiments") or [])]
     assert experiments, "dvc exp show lists the experiment"
     params_seen = json.dumps(shown)
-    assert '"num_leaves": 63' in params_seen
+    assert '"num_leaves": 4' in params_seen
     # the experiment's results are in the workspace: metrics and plots compare against HEAD
     diff = json.loads(_run(["dvc", "metrics", "diff", "--json"], repo, env) or "{}")
-    assert any("like_farm.json" in path for path in diff.get("diff", diff))
+    assert any("like_farm.json" in path for path in diff.get("diff", diff)), diff
     _run(["dvc", "plots", "diff", "-o", str(tmp_path / "plots")], repo, env)
     assert (tmp_path / "plots" / "index.html").is_file()
     # the same runs are in MLflow
