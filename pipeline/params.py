@@ -68,7 +68,11 @@ def parse_utc_time(value: str | datetime | None, name: str) -> datetime | None:
     Raises:
         ZombieScanError: naming the setting, when the text is not such a timestamp.
     """
-    if value is None or isinstance(value, datetime):
+    if value is None:
+        return None
+    if isinstance(value, datetime):  # YAML reads an unquoted timestamp as a datetime
+        if value.tzinfo is None:
+            raise ZombieScanError(f"{name} = {value.isoformat()}: expected a time zone (add Z for UTC)")
         return value
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))

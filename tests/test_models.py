@@ -353,3 +353,60 @@ def test_dvc_lock_hashes_are_read_for_the_runs_inputs(tmp_path: Path) -> None:
     got = dvc_lock_hashes(Path("data/features"), Path("data/split/split.parquet"), lock=lock)
     assert got == {"dvc_md5.data/features": "abc.dir", "dvc_md5.data/split/split.parquet": "def"}
     assert dvc_lock_hashes(Path("x"), lock=tmp_path / "missing.lock") == {}
+
+
+def test_recall_at_fpr_sees_every_threshold_even_with_ties() -> None:
+    from pipeline.models.evaluate import recall_at_fpr
+
+    rng = np.random.default_rng(5)
+    y = (rng.random(3000) < 0.1).astype(int)
+    p = np.round(np.clip(rng.normal(0.3 + 0.4 * y, 0.2), 0, 1), 1)  # heavy ties
+    negatives, positives = (y == 0).sum(), (y == 1).sum()
+    best = max(
+        ((p[y == 1] >= t).sum() / positives for t in np.unique(p) if (p[y == 0] >= t).sum() / negatives <= 0.01),
+        default=0.0,
+    )
+    assert recall_at_fpr(y, p) == pytest.approx(best)
+
+
+def test_split_needs_three_folds_and_a_time_zone(tiny_tables: dict[str, pl.DataFrame]) -> None:
+    from datetime import datetime
+
+    from pipeline.params import parse_utc_time
+
+    with pytest.raises(ZombieScanError, match="at least 3"):
+        make_split(tiny_tables["labels"], tiny_tables["accounts"], SplitParams(folds=2))
+    with pytest.raises(ZombieScanError, match="time zone"):
+        parse_utc_time(datetime(2026, 1, 5), "split.time_cutoff")  # noqa: DTZ001 (the point of the test)
+
+
+def test_a_model_txt_from_another_training_is_refused(tiny_run: dict[str, Any], tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy(tiny_run["root"] / "models" / "zombie" / "model.json", tmp_path / "model.json")
+    shutil.copy(tiny_run["root"] / "models" / "like_farm" / "model.txt", tmp_path / "model.txt")
+    with pytest.raises(ZombieScanError, match="do not belong together"):
+        TaskModel.load(tmp_path)
+
+
+def test_unknown_labels_are_left_out_not_fatal(tiny_run: dict[str, Any], tmp_path: Path) -> None:
+    split = pl.read_parquet(tiny_run["root"] / "split.parquet")
+    # a source that does not know the zombie label of every tenth account
+    split = split.with_columns(is_zombie=pl.when(pl.int_range(pl.len()) % 10 == 0).then(None).otherwise(pl.col("is_zombie")))
+    split.write_parquet(tmp_path / "split.parquet")
+    params = {**tiny_run["params"]}
+    params["split"] = {**params["split"], "out": str(tmp_path / "split.parquet")}
+    params["train"] = {**params["train"], "models": str(tmp_path / "models")}
+    params["evaluate"] = {**params["evaluate"], "metrics": str(tmp_path / "m"), "reports": str(tmp_path / "r"), "predictions": str(tmp_path / "p")}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mp.chdir(tmp_path)
+    try:
+        assert train_stage.main(["--params", str(path), "--task", "zombie"]) == 0
+        assert evaluate_stage.main(["--params", str(path), "--task", "zombie"]) == 0
+    finally:
+        mp.undo()
+    predictions = pl.read_parquet(tmp_path / "p" / "zombie.parquet")
+    assert predictions["is_zombie"].null_count() == 0

@@ -52,7 +52,7 @@ VARIANTS = (
 
 def recall_at_fpr(y: np.ndarray, p: np.ndarray, fpr: float = 0.01) -> float:
     """Largest true-positive rate reachable with a false-positive rate of at most `fpr`."""
-    f, t, _ = roc_curve(y, p)
+    f, t, _ = roc_curve(y, p, drop_intermediate=False)  # the dropped points can be the best one under fpr
     return float(t[f <= fpr].max()) if (f <= fpr).any() else 0.0
 
 

@@ -62,8 +62,8 @@ def make_split(labels: pl.DataFrame, accounts: pl.DataFrame, params: SplitParams
     """Assign every labelled account to a fold 0..folds-1; see the module docstring for the methods."""
     if params.method not in METHODS:
         raise ZombieScanError(f"split.method: {params.method!r} is not one of {', '.join(METHODS)}")
-    if params.folds < 2:
-        raise ZombieScanError(f"split.folds: expected at least 2, got {params.folds}")
+    if params.folds < 3:
+        raise ZombieScanError(f"split.folds: expected at least 3 (test, validation and training folds), got {params.folds}")
     missing = [c for c in ("account_id", *LABEL_COLUMNS) if c not in labels.columns]
     if missing:
         raise ZombieScanError(f"labels: missing column(s) {', '.join(missing)}")
@@ -90,8 +90,11 @@ def make_split(labels: pl.DataFrame, accounts: pl.DataFrame, params: SplitParams
         fold = _group_folds(group.to_numpy(), strata, params.folds, params.seed)
     else:
         folds = StratifiedKFold(n_splits=params.folds, shuffle=True, random_state=params.seed)
-        for k, (_, test_idx) in enumerate(folds.split(np.zeros(labels.height), strata)):
-            fold[test_idx] = k
+        try:
+            for k, (_, test_idx) in enumerate(folds.split(np.zeros(labels.height), strata)):
+                fold[test_idx] = k
+        except ValueError as exc:
+            raise ZombieScanError(f"split: cannot make {params.folds} stratified folds from {labels.height} accounts ({exc})") from None
     keep = [c for c in ("account_id", *LABEL_COLUMNS, "segment") if c in labels.columns]
     return labels.select(keep).with_columns(group=group, fold=pl.Series(fold, dtype=pl.Int64))
 
@@ -103,8 +106,13 @@ def _group_folds(group: np.ndarray, strata: np.ndarray, folds: int, seed: int) -
         out[:] = 0
         return out
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for k, (_, test_idx) in enumerate(splitter.split(np.zeros(len(group)), strata, group)):
-        out[test_idx] = k
+    try:
+        for k, (_, test_idx) in enumerate(splitter.split(np.zeros(len(group)), strata, group)):
+            out[test_idx] = k
+    except ValueError as exc:
+        raise ZombieScanError(
+            f"split: cannot make {folds} group folds from {len(np.unique(group))} groups ({exc}); use fewer folds or method kfold"
+        ) from None
     return out
 
 

@@ -181,38 +181,38 @@ def _raise(exc: Exception) -> None:
     raise exc
 
 
-def register_and_promote(
-    task: str, model_uri: str | None, score: float, metric: str, test_hash: str, champion_score: Any, tracker: Tracker
-) -> str:
-    """Register the model; move alias `champion` to it only if it beats the champion on `metric`.
+def register_and_promote(task: str, model_uri: str | None, score: float, metric: str, test_rows: str, tracker: Tracker) -> str:
+    """Register the model; move alias `champion` to it only if it beats the champion on `metric` on the same test rows.
 
-    `champion_score(booster_uri) -> float | None` scores the current champion on the same test data
-    (None when it cannot: then a champion with a recorded score on the same test hash is compared).
-    Returns a one-line decision for the log and the metrics.
+    Each version is tagged with its `metric` and `test_rows` (a hash of the test accounts and
+    their labels). A champion measured on other rows cannot be compared: the alias then stays.
+    Returns a one-line decision for the log.
     """
     if model_uri is None or tracker.failed:
         return "not registered (tracking unavailable)"
 
     def run() -> str:
         from mlflow import MlflowClient, register_model
+        from mlflow.exceptions import MlflowException
 
         client = MlflowClient()
         name = REGISTERED[task]
         version = register_model(model_uri, name)
         client.set_model_version_tag(name, version.version, metric, f"{score:.6f}")
-        client.set_model_version_tag(name, version.version, "test_data_hash", test_hash)
+        client.set_model_version_tag(name, version.version, "test_rows", test_rows)
         try:
             current = client.get_model_version_by_alias(name, CHAMPION)
-        except Exception:
-            current = None
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
+            current = None  # no champion yet
         if current is not None:
-            theirs = champion_score(f"models:/{name}@{CHAMPION}")
-            if theirs is None and current.tags.get("test_data_hash") == test_hash and metric in current.tags:
-                theirs = float(current.tags[metric])
-            if theirs is not None and score <= theirs:
-                return (
-                    f"{name} v{version.version}: {metric} {score:.4f} does not beat champion v{current.version} ({theirs:.4f}); alias kept"
-                )
+            if current.tags.get("test_rows") != test_rows or metric not in current.tags:
+                return f"{name} v{version.version}: champion v{current.version} was measured on other test rows; alias kept"
+            theirs = float(current.tags[metric])
+            if score <= theirs:
+                beaten = f"{metric} {score:.4f} does not beat champion v{current.version} ({theirs:.4f})"
+                return f"{name} v{version.version}: {beaten}; alias kept"
         client.set_registered_model_alias(name, CHAMPION, version.version)
         return f"{name} v{version.version}: {metric} {score:.4f} -> alias {CHAMPION}"
 

@@ -7,6 +7,7 @@ evaluate stage, batch scoring and notebooks use exactly this code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class TaskParams:
             ("class_weight", p.class_weight, ("balanced", "none")),
             ("calibration", p.calibration, ("isotonic", "platt", "none")),
             ("threshold_rule", p.threshold_rule, ("max_f1", "precision")),
+            ("primary_metric", p.primary_metric, ("average_precision", "roc_auc", "f1", "precision", "recall", "recall_at_1pct_fpr")),
         ):
             if value not in allowed:
                 raise ZombieScanError(f"train.{task}.{name}: {value!r} is not one of {', '.join(allowed)}")
@@ -74,7 +76,7 @@ class TaskParams:
 class Calibration:
     """Maps raw scores to probabilities; stored as plain numbers (JSON), never pickled."""
 
-    method: str
+    method: str  # isotonic | platt | none (the logistic function of LightGBM's raw score)
     x: list[float] = field(default_factory=list)  # isotonic: knots
     y: list[float] = field(default_factory=list)
     a: float = 1.0  # platt: p = 1 / (1 + exp(-(a * score + b)))
@@ -95,7 +97,7 @@ class Calibration:
             return np.interp(scores, self.x, self.y)
         if self.method == "platt":
             return 1.0 / (1.0 + np.exp(-(self.a * scores + self.b)))
-        return np.asarray(scores, dtype=np.float64)
+        return 1.0 / (1.0 + np.exp(-np.asarray(scores, dtype=np.float64)))
 
 
 def choose_threshold(p: np.ndarray, y: np.ndarray, rule: str, target_precision: float = 0.99) -> tuple[float, str]:
@@ -162,6 +164,8 @@ class TaskModel:
             "params": self.params,
             **self.info,
         }
+        if self.booster is not None:
+            meta["model_txt_md5"] = hashlib.md5(self.booster.model_to_string().encode(), usedforsecurity=False).hexdigest()
         return json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n"
 
     def save(self, folder: Path) -> None:
@@ -169,8 +173,9 @@ class TaskModel:
         if self.booster is None:
             raise ZombieScanError(f"{self.task}: only LightGBM models are saved")
         folder.mkdir(parents=True, exist_ok=True)
+        # model.json names the MD5 of model.txt, so a crash between the two writes is caught on load
         with atomic_path(folder / "model.txt") as tmp:
-            self.booster.save_model(str(tmp))
+            tmp.write_text(self.booster.model_to_string())
         with atomic_path(folder / "model.json") as tmp:
             tmp.write_text(self.meta_json())
 
@@ -183,14 +188,16 @@ class TaskModel:
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != MODEL_FORMAT:
             raise ZombieScanError(f"{meta_path}: model format {meta.get('format')}, this code reads format {MODEL_FORMAT}")
-        info = {
-            k: v for k, v in meta.items() if k not in {"format", "task", "features", "calibration", "threshold", "threshold_note", "params"}
-        }
+        text = model_path.read_text()
+        if meta.get("model_txt_md5") != hashlib.md5(text.encode(), usedforsecurity=False).hexdigest():
+            raise ZombieScanError(f"{model_path} and {meta_path} do not belong together (MD5 differs); train the model again")
+        skip = {"format", "task", "features", "calibration", "threshold", "threshold_note", "params", "model_txt_md5"}
+        info = {k: v for k, v in meta.items() if k not in skip}
         return cls(
             task=meta["task"],
             features=[f["name"] for f in meta["features"]],
             dtypes=[f["dtype"] for f in meta["features"]],
-            booster=lgb.Booster(model_file=str(model_path)),
+            booster=lgb.Booster(model_str=text),
             calibration=Calibration(**meta["calibration"]),
             threshold=float(meta["threshold"]),
             threshold_note=meta["threshold_note"],
@@ -246,7 +253,10 @@ def fit_task(
 ) -> TaskModel:
     """Train on `train`, stop early, calibrate and pick the threshold on `valid` (rows with a known label only)."""
     train, valid = (f.filter(pl.col(p.label).is_not_null()) for f in (train, valid))
-    features = features or feature_columns(train)
+    if features is None:
+        features = feature_columns(train)
+    if not features:
+        raise ZombieScanError(f"{task}: no feature columns to train on")
     y_tr, y_va = (f[p.label].cast(pl.Int8).to_numpy() for f in (train, valid))
     if y_tr.sum() == 0 or y_tr.sum() == len(y_tr):
         raise ZombieScanError(f"{task}: the training rows hold only one class of {p.label}; nothing to learn")

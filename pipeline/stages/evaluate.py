@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -10,14 +11,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 
 from pipeline.io import atomic_path
 from pipeline.models.card import model_card
 from pipeline.models.evaluate import comparison_markdown, evaluate_task, metrics, segment_metrics, single_feature_aucs, summarise
 from pipeline.models.split import roles
 from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run, register_and_promote
-from pipeline.models.train import TaskModel, to_matrix
+from pipeline.models.train import TaskModel
 from pipeline.params import section
 from pipeline.stages.common import stage_main
 from pipeline.stages.train import TASKS, load_data, model_dir, model_importance, task_params
@@ -29,7 +30,7 @@ def run(params: dict[str, Any], task: str) -> None:
     p = task_params(params, task)
     method = str(section(params, "split").get("method", "group"))
     cfg = section(params, "evaluate")
-    data, features_path, split_path = load_data(params)
+    data, features_path, split_path = load_data(params, p.label)
     folder = model_dir(params, task)
     shipped = TaskModel.load(folder)
     results, predictions = evaluate_task(task, p, data, method, shipped=shipped)
@@ -80,7 +81,7 @@ def run(params: dict[str, Any], task: str) -> None:
 
     test_hash = data_hash(features_path, split_path)
     test = data.filter(pl.Series(roles(data, 0) == "test"))
-    mine = float(average_precision_score(test[p.label].cast(pl.Int8).to_numpy(), shipped.raw_scores(to_matrix(test, shipped.features))))
+    mine = metrics(y, prob, shipped.threshold)[p.primary_metric]  # the shipped model on test fold 0
     tags = {"stage": "evaluate", "task": task, "data_hash": test_hash, **dvc_lock_hashes(features_path.parent, split_path)}
     with mlflow_run(f"evaluate-{task}", tags) as tracker:
         tracker.log_params({"task": task, **p.__dict__, "split": dict(section(params, "split"))})
@@ -89,20 +90,14 @@ def run(params: dict[str, Any], task: str) -> None:
             tracker.log_artifact(path)
         tracker.log_artifact(plots, "plots")
         uri = tracker.log_model(shipped.booster, test.select(shipped.features).head(5).cast(pl.Float64).to_pandas())
-        decision = register_and_promote(task, uri, mine, p.primary_metric, test_hash, lambda u: _champion_score(u, test, p.label), tracker)
+        decision = register_and_promote(task, uri, mine, p.primary_metric, test_rows_hash(test, p.label), tracker)
     log.info("%s", decision)
 
 
-def _champion_score(uri: str, test: pl.DataFrame, label: str) -> float | None:
-    """The current champion's average precision on the same test rows (None if its features differ)."""
-    import mlflow.lightgbm
-
-    booster = mlflow.lightgbm.load_model(uri)
-    names = booster.feature_name()
-    if not set(names) <= set(test.columns):
-        return None
-    raw = booster.predict(to_matrix(test, names), raw_score=True)
-    return float(average_precision_score(test[label].cast(pl.Int8).to_numpy(), raw))
+def test_rows_hash(test: pl.DataFrame, label: str) -> str:
+    """Which rows, with which labels, a model was measured on: models compare only on the same ones."""
+    rows = test.select("account_id", pl.col(label).cast(pl.Int8)).sort("account_id")
+    return hashlib.md5(rows.write_csv().encode(), usedforsecurity=False).hexdigest()
 
 
 def bootstrap_intervals(y: np.ndarray, p: np.ndarray, threshold: float, n: int, seed: int) -> dict[str, list[float]]:

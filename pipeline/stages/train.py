@@ -6,7 +6,6 @@ early, and is calibrated and thresholded on that validation fold (docs/models.md
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,8 @@ def task_params(params: dict[str, Any], task: str) -> TaskParams:
     return TaskParams.from_params(task, dict(train[task]))
 
 
-def load_data(params: dict[str, Any]) -> tuple[pl.DataFrame, Path, Path]:
-    """Labelled accounts with their features and fold; and the two files they came from."""
+def load_data(params: dict[str, Any], label: str | None = None) -> tuple[pl.DataFrame, Path, Path]:
+    """Labelled accounts with their features and fold (only those whose `label` is known); and the two files they came from."""
     features_path = Path(section(params, "featurize")["out"]) / "features.parquet"
     split_path = Path(section(params, "split")["out"])
     for path, how in ((features_path, "dvc repro featurize"), (split_path, "dvc repro split")):
@@ -38,7 +37,11 @@ def load_data(params: dict[str, Any]) -> tuple[pl.DataFrame, Path, Path]:
             raise ZombieScanError(f"{path}: missing; run `{how}` first")
     features = pl.read_parquet(features_path)
     split = pl.read_parquet(split_path)
+    if label is not None and label not in split.columns:
+        raise ZombieScanError(f"{split_path}: no label column {label!r}; columns are {', '.join(split.columns)}")
     data = split.join(features, on="account_id", how="inner").sort("account_id")
+    if label is not None:
+        data = data.filter(pl.col(label).is_not_null())
     if data.is_empty():
         raise ZombieScanError(f"{split_path} and {features_path}: no labelled account has features")
     return data, features_path, split_path
@@ -50,7 +53,7 @@ def model_dir(params: dict[str, Any], task: str) -> Path:
 
 def run(params: dict[str, Any], task: str) -> None:
     p = task_params(params, task)
-    data, features_path, split_path = load_data(params)
+    data, features_path, split_path = load_data(params, p.label)
     role = roles(data, 0)
     train, valid = data.filter(pl.Series(role == "train")), data.filter(pl.Series(role == "valid"))
     fingerprint = data_hash(features_path, split_path)
@@ -70,9 +73,7 @@ def run(params: dict[str, Any], task: str) -> None:
         importance.write_csv(imp_path)
         tracker.log_artifact(imp_path, "importance")
         imp_path.unlink()
-        uri = tracker.log_model(model.booster, train.select(model.features).head(5).cast(pl.Float64).to_pandas())
-    # Not a DVC output: where the evaluate stage finds the logged model to register it.
-    (folder / "mlflow.json").write_text(json.dumps({"run_id": tracker.run_id, "model_uri": uri}) + "\n")
+        tracker.log_model(model.booster, train.select(model.features).head(5).cast(pl.Float64).to_pandas())
 
 
 def model_importance(model: TaskModel) -> pl.DataFrame:
