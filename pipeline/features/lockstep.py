@@ -28,7 +28,7 @@ import polars as pl
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from pipeline.features.sql import Frame, number_ids
+from pipeline.features.sql import Frame, feature_connection, number_ids
 
 log = logging.getLogger(__name__)
 
@@ -282,15 +282,14 @@ def dense_block_scores(engagements: Frame, *, c: float = 5.0, epsilon: float = 0
     the densest block met during the peeling, FRAUDAR's own output).
     """
     eng = engagements.collect() if isinstance(engagements, pl.LazyFrame) else engagements
-    weight = pl.col("weight").sum() if "weight" in eng.columns else pl.len()
-    edges = eng.group_by("actor_id", "target_id").agg(weight.cast(pl.Float64).alias("w"))
-    actors = edges["actor_id"].unique().sort()
-    targets = edges["target_id"].unique().sort()
-    rows, cols = actors.search_sorted(edges["actor_id"]), targets.search_sorted(edges["target_id"])
-    score, densest = peel_dense_blocks(
-        rows.to_numpy(), cols.to_numpy(), edges["w"].to_numpy(), len(actors), len(targets), c=c, epsilon=epsilon
-    )
-    return pl.DataFrame({"account_id": actors, "lock_dense_block_score": score, "lock_in_densest_block": densest})
+    if "weight" not in eng.columns:
+        eng = eng.with_columns(weight=pl.lit(1, pl.Int64))
+    con = feature_connection()
+    try:
+        con.register("dense_input", eng.select("actor_id", "target_id", "weight"))
+        return dense_block_scores_sql(con, "dense_input", c=c, epsilon=epsilon)
+    finally:
+        con.close()
 
 
 def dense_block_scores_sql(con: duckdb.DuckDBPyConnection, engagements: str, *, c: float = 5.0, epsilon: float = 0.1) -> pl.DataFrame:

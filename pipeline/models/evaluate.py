@@ -133,9 +133,10 @@ def evaluate_task(
                 scorer = lambda frame: shipped.raw_scores(to_matrix(frame, shipped.features))  # noqa: E731
             else:
                 scorer = _fit_variant(variant, task, replace(p, seed=seed), train, valid)
-            calibration = Calibration.fit(p.calibration, scorer(valid), y_va)
-            threshold, _ = choose_threshold(calibration.apply(scorer(valid)), y_va, p.threshold_rule, p.threshold_precision)
-            p_test = calibration.apply(scorer(test))
+            raw_va, raw_te = scorer(valid), scorer(test)
+            calibration = Calibration.fit(p.calibration, raw_va, y_va)
+            threshold, _ = choose_threshold(calibration.apply(raw_va), y_va, p.threshold_rule, p.threshold_precision)
+            p_test = calibration.apply(raw_te)
             results.append(FoldResult(variant.name, fold, metrics(y_te, p_test, threshold), threshold))
             if variant.name == "full" and (run == 0 or method != "time"):
                 keep = [c for c in ("account_id", p.label, "segment") if c in test.columns]
@@ -143,7 +144,7 @@ def evaluate_task(
                     test.select(keep).with_columns(
                         fold=pl.lit(fold, pl.Int64),
                         p=pl.Series(p_test),
-                        raw_score=pl.Series(scorer(test)),
+                        raw_score=pl.Series(raw_te),
                         flagged=pl.Series(p_test >= threshold),
                     )
                 )

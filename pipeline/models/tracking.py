@@ -57,7 +57,10 @@ def git_commit() -> str:
 
 
 def data_hash(*paths: Path) -> str:
-    """MD5 over the files (sorted, recursively): the same content gives the same hash DVC would track."""
+    """MD5 over the files' names and bytes (folders sorted, recursively): same content, same hash.
+
+    Not DVC's own hash format; `dvc_lock_hashes` records that one beside it.
+    """
     digest = hashlib.md5(usedforsecurity=False)
     for root in paths:
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]

@@ -7,6 +7,7 @@ early, and is calibrated and thresholded on that validation fold (docs/models.md
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,9 @@ def run(params: dict[str, Any], task: str) -> None:
         tracker.log_metrics({"best_iteration": model.info["best_iteration"], "threshold": model.threshold})
         importance = model_importance(model)
         tracker.log_artifact(folder / "model.json")
-        imp_path = folder.parent / f".{task}-importance.csv"
-        importance.write_csv(imp_path)
-        tracker.log_artifact(imp_path, "importance")
-        imp_path.unlink()
+        with tempfile.TemporaryDirectory() as tmp:
+            importance.write_csv(Path(tmp) / f"{task}-importance.csv")
+            tracker.log_artifact(Path(tmp) / f"{task}-importance.csv", "importance")
         tracker.log_model(model.booster, train.select(model.features).head(5).cast(pl.Float64).to_pandas())
 
 
