@@ -137,6 +137,96 @@ def features(
         err.print("note: the engagements carry no time information, so no lockstep groups; lock_dense_block_score still applies")
 
 
+datasets_app = typer.Typer(help="Real datasets described by YAML specs (datasets/*.yaml; docs/datasets.md).", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+DataRoot = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="Folder the specs' paths are relative to. Default: $ZOMBIESCAN_DATA_ROOT, else ../shared/data."),
+]
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """List the dataset specs in datasets/ with their task and where their files are."""
+    from pipeline.datasets.spec import SPEC_DIR, list_specs, load_spec
+
+    names = list_specs()
+    if not names:
+        err.print(f"no dataset specs in {SPEC_DIR}/")
+        return
+    for name in names:
+        spec = load_spec(SPEC_DIR / f"{name}.yaml")
+        files = ", ".join(dict.fromkeys(f.path.split("/")[0] for f in spec.files()))
+        typer.echo(f"{name:<18} {spec.task:<10} {files:<20} {spec.description}")
+
+
+@datasets_app.command("check")
+def datasets_check(
+    name: Annotated[str, typer.Argument(help="A dataset name (datasets/<name>.yaml) or a spec file path.")],
+    data_root: DataRoot = None,
+) -> None:
+    """Validate a spec against its files: rows, labels, balance, and every contract violation (nothing is written)."""
+    import tempfile
+
+    from pipeline.datasets.adapt import load_dataset, write_warehouse
+    from pipeline.datasets.spec import data_root as default_root
+    from pipeline.datasets.spec import find_spec, load_spec
+
+    spec = load_spec(find_spec(name))
+    root = data_root or default_root()
+    dataset = load_dataset(spec, root)
+    with tempfile.TemporaryDirectory(prefix="zombiescan-check-") as scratch:
+        report = write_warehouse(dataset, Path(scratch) / "check.duckdb")
+    info = dataset.info()
+    labelled = info["positives"] + info["negatives"]
+    typer.echo(f"{spec.name}: {spec.path} (files under {root})")
+    typer.echo(f"  task        {spec.task} ({spec.label_column})")
+    for table, t in report.tables.items():
+        typer.echo(f"  {table:<11} {t.summary()}")
+    typer.echo(
+        f"  balance     {info['positives']:,} positive, {info['negatives']:,} negative, {info['unlabelled']:,} unknown; "
+        f"positive share {info['positives'] / max(labelled, 1):.3f}"
+    )
+    typer.echo(f"  raw_        {len(info['raw_features'])} column(s): {', '.join(info['raw_features']) or '-'}")
+    typer.echo(f"  time        engagements {'timed' if info['timed'] else 'untimed' if info['engagements'] else 'none'}; "
+               f"creation times {'known' if info['created_known'] else 'unknown'}; reference time {info['reference_time']}")  # fmt: skip
+    if info["fixed_splits"]:
+        typer.echo(f"  splits      {info['fixed_splits']} shipped train/valid/test splits")
+    typer.echo("  contract    ok: no violations")
+
+
+@app.command()
+def benchmark(
+    out: Annotated[Path, typer.Option("--out", help="Folder for benchmark.json, benchmark-details.json and benchmark.md.")],
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="A dataset name from datasets/; repeatable. Default: all.")] = None,
+    spec: Annotated[list[Path] | None, typer.Option("--spec", help="A spec file of your own; repeatable.")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="One seed, 2 inner folds, at most 300 rounds, 3 shipped splits (CI).")] = False,
+    data_root: DataRoot = None,
+    params: Annotated[Path, typer.Option(help="Training settings (train.<task>) and the protocol (benchmark).")] = Path("params.yaml"),
+) -> None:
+    """Run the pipeline on real datasets and report F1, accuracy, ROC-AUC and AP beside published results."""
+    from pipeline.benchmark.protocol import Protocol
+    from pipeline.benchmark.run import fast_protocol, protocol_from_params, run_benchmark
+    from pipeline.datasets.spec import data_root as default_root
+    from pipeline.datasets.spec import find_spec, list_specs, load_spec
+    from pipeline.params import load_params
+
+    settings = load_params(params) if params.is_file() else {}
+    protocol = protocol_from_params(settings.get("benchmark") or {}) if settings else Protocol()
+    if fast:
+        protocol = fast_protocol(protocol)
+    paths = [find_spec(n) for n in dataset or []] + [find_spec(p) for p in spec or []]
+    if not paths:
+        paths = [find_spec(n) for n in list_specs()]
+    root = data_root or default_root((settings.get("data") or {}).get("root"))
+    details = run_benchmark([load_spec(p) for p in paths], root, protocol, settings.get("train") or {}, out)
+    for name, d in details.items():
+        cells = ", ".join(f"{m} {v['mean']:.3f} ± {v['std']:.3f}" for m, v in d["metrics"].items())
+        err.print(f"{name}: {cells}")
+    err.print(f"wrote {out / 'benchmark.md'}, {out / 'benchmark.json'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 1 a user error (one clear message), 2 a usage error."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -162,8 +162,11 @@ TABLES: tuple[Table, ...] = (ACCOUNTS, ENGAGEMENTS, TARGETS, LABELS, CAMPAIGNS)
 TABLES_BY_NAME = {t.name: t for t in TABLES}
 
 
-def find_table_files(folder: Path) -> dict[str, Path]:
+def find_table_files(folder: Path, require: tuple[str, ...] | None = None) -> dict[str, Path]:
     """Map each contract table present in `folder` to its file.
+
+    `require` names the tables that must be present (default: accounts and engagements; a
+    profile-only dataset passes `("accounts",)`).
 
     Raises:
         ZombieScanError: if the folder is missing, a required table is missing, or a table is
@@ -174,6 +177,8 @@ def find_table_files(folder: Path) -> dict[str, Path]:
         raise ZombieScanError(
             f"{folder}: contract folder not found (expected a folder holding accounts.parquet|csv and engagements.parquet|csv)"
         )
+    if require is None:
+        require = tuple(t.name for t in TABLES if t.required)
     found: dict[str, Path] = {}
     for table in TABLES:
         candidates = [folder / f"{table.name}{ext}" for ext in FORMATS if (folder / f"{table.name}{ext}").is_file()]
@@ -182,7 +187,7 @@ def find_table_files(folder: Path) -> dict[str, Path]:
             raise ZombieScanError(f"{folder}: table '{table.name}' is given twice ({names}); keep exactly one file per table")
         if candidates:
             found[table.name] = candidates[0]
-        elif table.required:
+        elif table.name in require:
             exts = "|".join(e.lstrip(".") for e in FORMATS)
             raise ZombieScanError(f"{folder / table.name}.{{{exts}}}: required table '{table.name}' not found")
     return found

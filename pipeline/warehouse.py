@@ -278,6 +278,7 @@ def ingest(
     max_reject_share: float = DEFAULT_MAX_REJECT_SHARE,
     now: datetime | None = None,
     index_engagements: tuple[str, ...] | list[str] = (),
+    require: tuple[str, ...] | None = None,
 ) -> IngestReport:
     """Validate the contract folder `source` and load it into the DuckDB file `db`.
 
@@ -288,6 +289,8 @@ def ingest(
         max_reject_share: With `quarantine`, still fail if any table loses more than this share.
         now: The present, for the "not in the future" check (default: the current UTC time).
         index_engagements: Engagement columns (actor_id, target_id) to give an ART index.
+        require: Tables the folder must hold (default: accounts and engagements). A profile-only
+            dataset requires only accounts; its engagements table is then empty.
 
     Returns:
         Counts per table: rows read, rejected, duplicate engagements removed, loaded.
@@ -307,7 +310,7 @@ def ingest(
     for col in index_engagements:
         if col not in INDEXABLE:
             raise ZombieScanError(f"ingest: index_engagements: cannot index '{col}': expected some of {', '.join(INDEXABLE)}")
-    files = find_table_files(source)
+    files = find_table_files(source, require)
     report = IngestReport(source=str(source), db=str(db), quarantine=quarantine)
     with atomic_path(db, replaceable_file=_is_duckdb_file) as tmp_db:
         con = duckdb.connect(str(tmp_db))

@@ -31,7 +31,9 @@ def _frames_connection(accounts: Frame, engagements: Frame) -> duckdb.DuckDBPyCo
     """A connection that shows the frames as `accounts` and `engagements`, as the stage's views do."""
     con = feature_connection()
     con.register("accounts", _collect(accounts).select("account_id"))
-    con.register("engagements", _collect(engagements).select("actor_id", "target_id", "kind", "target_type"))
+    eng = _collect(engagements)
+    weight = pl.col("weight") if "weight" in eng.columns else pl.lit(1, pl.Int64).alias("weight")
+    con.register("engagements", eng.select("actor_id", "target_id", "kind", "target_type", weight))
     return con
 
 
@@ -78,6 +80,7 @@ def graph_features(
     con: duckdb.DuckDBPyConnection | None = None,
     neighbour_columns: Sequence[str] = NEIGHBOUR_COLUMNS,
     coengager_columns: Sequence[str] = COENGAGER_COLUMNS,
+    coengager_weighted: Sequence[str] = (),
 ) -> pl.DataFrame:
     """One row per account, graph_* columns.
 
@@ -92,13 +95,21 @@ def graph_features(
             follow-graph neighbours.
         coengager_columns: Columns of `base` averaged over the other accounts that engaged
             with the same targets.
+        coengager_weighted: Columns of `base` whose co-engager average is also taken weighted
+            by engagement weight, with its maximum over the account's targets.
     """
     if con is None:
         if accounts is None or engagements is None:
             raise TypeError("graph_features needs accounts and engagements, or con")
         own = _frames_connection(accounts, engagements)
         try:
-            return graph_features(base=base, con=own, neighbour_columns=neighbour_columns, coengager_columns=coengager_columns)
+            return graph_features(
+                base=base,
+                con=own,
+                neighbour_columns=neighbour_columns,
+                coengager_columns=coengager_columns,
+                coengager_weighted=coengager_weighted,
+            )
         finally:
             own.close()
     ids, src, dst = _follow_index(con)
@@ -121,7 +132,8 @@ def graph_features(
     del g, undirected
     if base is not None:
         out = out.join(_neighbour_means(ids, src, dst, base, neighbour_columns), on="account_id", how="left")
-    out = out.join(_bipartite(con, base, coengager_columns if base is not None else ()), on="account_id", how="left")
+    bipartite = _bipartite(con, base, coengager_columns, coengager_weighted) if base is not None else _bipartite(con, None, ())
+    out = out.join(bipartite, on="account_id", how="left")
     return out.sort("account_id")
 
 
@@ -163,27 +175,44 @@ def _neighbour_means(ids: pl.Series, src: np.ndarray, dst: np.ndarray, base: pl.
     return pl.DataFrame(result).with_columns(pl.all().exclude("account_id").fill_nan(None))
 
 
-def _bipartite(con: duckdb.DuckDBPyConnection, base: pl.DataFrame | None, columns: Sequence[str]) -> pl.DataFrame:
-    """Popularity of the targets an account engages with, and who else engages with them (SQL on `engagements`)."""
-    con.execute("CREATE OR REPLACE TEMP TABLE graph_bp AS SELECT DISTINCT actor_id, target_id FROM engagements")
+def _bipartite(
+    con: duckdb.DuckDBPyConnection, base: pl.DataFrame | None, columns: Sequence[str], weighted: Sequence[str] = ()
+) -> pl.DataFrame:
+    """Popularity of the targets an account engages with, and who else engages with them (SQL on `engagements`).
+
+    `columns` are averaged over each target's engagers, then over the account's targets. For the
+    `weighted` ones, both averages are also weighted by engagement weight, and the largest target
+    mean is kept as well: a farm account's targets are all farm-heavy, an organic account's few are.
+    """
+    con.execute("CREATE OR REPLACE TEMP TABLE graph_bp AS SELECT actor_id, target_id, sum(weight) AS w FROM engagements GROUP BY ALL")
     try:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE graph_bp_deg AS "
             "SELECT target_id, count(*) AS degree, ln(1 + count(*)) AS pop FROM graph_bp GROUP BY 1"
         )
         co_select, co_join = "", ""
-        if columns:
+        if columns or weighted:
             # Mean over each target's engagers (the account itself included: cheap, and it keeps
             # the aggregate independent of row order), then mean over the account's targets.
             # NaN counts as unknown, like null.
-            con.register("graph_base", base.select("account_id", *columns))  # type: ignore[union-attr]
-            quoted = [f'"{c}"' for c in columns]
-            per_target = ", ".join(f"avg(CASE WHEN isnan(b.{q}) THEN NULL ELSE b.{q} END) AS {q}" for q in quoted)
+            used = list(dict.fromkeys([*columns, *weighted]))
+            con.register("graph_base", base.select("account_id", *used))  # type: ignore[union-attr]
+
+            def value(c: str) -> str:
+                return f'CASE WHEN isnan(b."{c}") THEN NULL ELSE b."{c}" END'
+
+            per_target = [f'avg({value(c)}) AS "m_{c}"' for c in columns]
+            per_target += [f'sum(bp.w * {value(c)}) / sum(bp.w) FILTER (WHERE {value(c)} IS NOT NULL) AS "w_{c}"' for c in weighted]
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE graph_co AS SELECT bp.target_id, {per_target} "
+                f"CREATE OR REPLACE TEMP TABLE graph_co AS SELECT bp.target_id, {', '.join(per_target)} "
                 "FROM graph_bp bp LEFT JOIN graph_base b ON b.account_id = bp.actor_id GROUP BY bp.target_id"
             )
-            co_select = "".join(f', avg(co.{q}) AS "graph_coengager_{c}_mean"' for c, q in zip(columns, quoted, strict=True))
+            co_select = "".join(f', avg(co."m_{c}") AS "graph_coengager_{c}_mean"' for c in columns)
+            co_select += "".join(
+                f', sum(bp.w * co."w_{c}") / sum(bp.w) FILTER (WHERE co."w_{c}" IS NOT NULL) AS "graph_coengager_{c}_wmean"'
+                f', max(co."w_{c}") AS "graph_coengager_{c}_max"'
+                for c in weighted
+            )
             co_join = "JOIN graph_co co ON co.target_id = bp.target_id"
         return con.sql(
             f"""
@@ -198,5 +227,5 @@ def _bipartite(con: duckdb.DuckDBPyConnection, base: pl.DataFrame | None, column
     finally:
         for name in ("graph_bp", "graph_bp_deg", "graph_co"):
             con.execute(f"DROP TABLE IF EXISTS {name}")
-        if columns:
+        if columns or weighted:
             con.unregister("graph_base")

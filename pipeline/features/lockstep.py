@@ -100,7 +100,7 @@ def lockstep(
         timed = con.execute("SELECT coalesce(min(t) < max(t), false) FROM acts").fetchall()[0][0]
         if not timed:
             log.warning("lockstep: engagements carry no time information; no lockstep groups (use the dense-block score)")
-            return LockstepResult(_empty_groups(), _features(con, None), 0, False)
+            return LockstepResult(empty_groups(), _features(con, None), 0, False)
         con.execute("CREATE TEMP TABLE target_rate AS SELECT g, count(*) AS n, greatest(max(t) - min(t), 1) AS span FROM acts GROUP BY 1")
         # One row per like in a burst cell; `cell` numbers the cells of all grids apart.
         con.execute("CREATE TEMP TABLE sync (a INTEGER, g INTEGER, cell BIGINT)")
@@ -260,7 +260,7 @@ def _features(con: duckdb.DuckDBPyConnection, min_group: int | None) -> pl.DataF
     ).pl()
 
 
-def _empty_groups() -> pl.DataFrame:
+def empty_groups() -> pl.DataFrame:
     return pl.DataFrame(schema=GROUP_SCHEMA)
 
 

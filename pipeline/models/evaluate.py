@@ -24,7 +24,7 @@ from pipeline.models.train import FAMILIES, Calibration, TaskModel, TaskParams, 
 
 log = logging.getLogger(__name__)
 
-METRICS = ("roc_auc", "average_precision", "f1", "precision", "recall", "recall_at_1pct_fpr", "brier")
+METRICS = ("roc_auc", "average_precision", "f1", "precision", "recall", "accuracy", "recall_at_1pct_fpr", "brier")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ def metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
         "precision": precision,
         "recall": recall,
+        "accuracy": float((flagged == (y == 1)).mean()) if len(y) else float("nan"),
         "recall_at_1pct_fpr": recall_at_fpr(y, p) if both else float("nan"),
         "brier": float(brier_score_loss(y, p)),
     }

@@ -186,6 +186,8 @@ class TaskModel:
             if not path.is_file():
                 raise ZombieScanError(f"{path}: missing; train the model with `dvc repro` first")
         meta = json.loads(meta_path.read_text())
+        if meta.get("trained") is False:
+            raise ZombieScanError(f"{meta_path}: the {meta.get('task')} model was not trained: {meta.get('reason')}")
         if meta.get("format") != MODEL_FORMAT:
             raise ZombieScanError(f"{meta_path}: model format {meta.get('format')}, this code reads format {MODEL_FORMAT}")
         text = model_path.read_text()
@@ -204,6 +206,24 @@ class TaskModel:
             params=meta["params"],
             info=info,
         )
+
+
+def write_untrained(folder: Path, task: str, reason: str) -> None:
+    """The model files of a task the data could not train: model.json says why, and loading it is a clear error."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "model.txt") as tmp:
+        tmp.write_text(f"# {task}: not trained: {reason}\n")
+    with atomic_path(folder / "model.json") as tmp:
+        tmp.write_text(json.dumps({"format": MODEL_FORMAT, "task": task, "trained": False, "reason": reason}, indent=2) + "\n")
+
+
+def untrained_reason(folder: Path) -> str | None:
+    """The reason model.json gives for a model that was not trained; None for a trained one."""
+    path = folder / "model.json"
+    if not path.is_file():
+        return None
+    meta = json.loads(path.read_text())
+    return str(meta.get("reason")) if meta.get("trained") is False else None
 
 
 def check_features(frame: pl.DataFrame, features: list[str], dtypes: list[str], task: str) -> None:

@@ -18,20 +18,31 @@ from pipeline.models.card import model_card
 from pipeline.models.evaluate import comparison_markdown, evaluate_task, metrics, segment_metrics, single_feature_aucs, summarise
 from pipeline.models.split import roles
 from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run, register_and_promote
-from pipeline.models.train import TaskModel
+from pipeline.models.train import TaskModel, untrained_reason
 from pipeline.params import section
 from pipeline.stages.common import stage_main
 from pipeline.stages.train import TASKS, load_data, model_dir, model_importance, task_params
 
 log = logging.getLogger(__name__)
+PLOT_HEADERS = {
+    "roc.csv": "fpr,tpr",
+    "pr.csv": "recall,precision",
+    "calibration.csv": "predicted,observed",
+    "importance.csv": "feature,gain",
+    "scores.csv": "score,negatives,positives",
+}
 
 
 def run(params: dict[str, Any], task: str) -> None:
     p = task_params(params, task)
     method = str(section(params, "split").get("method", "group"))
     cfg = section(params, "evaluate")
-    data, features_path, split_path = load_data(params, p.label)
     folder = model_dir(params, task)
+    reason = untrained_reason(folder)
+    if reason is not None:
+        write_not_evaluated(task, reason, cfg, folder)
+        return
+    data, features_path, split_path = load_data(params, p.label)
     shipped = TaskModel.load(folder)
     results, predictions = evaluate_task(task, p, data, method, shipped=shipped)
     summary = summarise(results)
@@ -92,6 +103,23 @@ def run(params: dict[str, Any], task: str) -> None:
         uri = tracker.log_model(shipped.booster, test.select(shipped.features).head(5).cast(pl.Float64).to_pandas())
         decision = register_and_promote(task, uri, mine, p.primary_metric, test_rows_hash(test, p.label), tracker)
     log.info("%s", decision)
+
+
+def write_not_evaluated(task: str, reason: str, cfg: dict[str, Any], folder: Path) -> None:
+    """The stage's outputs for a task the data could not train: each says so (DVC needs them all)."""
+    note = f"The {task} model was not trained: {reason}.\n"
+    reports = Path(cfg["reports"])
+    _write(Path(cfg["metrics"]) / f"{task}.json", json.dumps({"task": task, "trained": False, "reason": reason}, indent=2) + "\n")
+    _write(reports / f"{task}-comparison.md", f"# {task}\n\n{note}")
+    _write(folder / "MODEL_CARD.md", f"# Model card: {task}\n\n{note}")
+    plots = reports / "plots" / task
+    for name, header in PLOT_HEADERS.items():
+        _write(plots / name, header + "\n")
+    pred_path = Path(cfg["predictions"]) / f"{task}.parquet"
+    pred_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(pred_path) as tmp:
+        pl.DataFrame(schema={"account_id": pl.String, "p": pl.Float64, "flagged": pl.Boolean}).write_parquet(tmp)
+    log.warning("%s: not evaluated: %s", task, reason)
 
 
 def test_rows_hash(test: pl.DataFrame, label: str) -> str:

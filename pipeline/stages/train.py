@@ -16,7 +16,7 @@ import polars as pl
 from pipeline.errors import ZombieScanError
 from pipeline.models.split import roles
 from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run
-from pipeline.models.train import TaskModel, TaskParams, fit_task
+from pipeline.models.train import TaskModel, TaskParams, fit_task, write_untrained
 from pipeline.params import section
 from pipeline.stages.common import stage_main
 
@@ -52,8 +52,30 @@ def model_dir(params: dict[str, Any], task: str) -> Path:
     return Path(section(params, "train")["models"]) / task
 
 
+def untrainable(params: dict[str, Any], label: str) -> str | None:
+    """Why the data cannot train this task (no known labels, or one class only); None if it can.
+
+    A real dataset labels one task (docs/datasets.md): the other task is then skipped, not failed,
+    so `dvc repro` runs through on it.
+    """
+    split_path = Path(section(params, "split")["out"])
+    if not split_path.is_file():
+        return None  # load_data names the missing file
+    known = pl.read_parquet(split_path, columns=[label])[label].drop_nulls()
+    if known.is_empty():
+        return f"the data has no {label} labels"
+    if known.n_unique() < 2:
+        return f"every known {label} label is {known[0]}; nothing to learn"
+    return None
+
+
 def run(params: dict[str, Any], task: str) -> None:
     p = task_params(params, task)
+    reason = untrainable(params, p.label)
+    if reason is not None:
+        write_untrained(model_dir(params, task), task, reason)
+        log.warning("%s: not trained: %s", task, reason)
+        return
     data, features_path, split_path = load_data(params, p.label)
     role = roles(data, 0)
     train, valid = data.filter(pl.Series(role == "train")), data.filter(pl.Series(role == "valid"))

@@ -1,0 +1,1 @@
+"""Real-data benchmark: the pipeline on every dataset spec, side by side with published results."""

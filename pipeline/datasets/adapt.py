@@ -1,0 +1,431 @@
+"""Turn a dataset spec and its files into contract tables, `raw_` features and fixed splits.
+
+Every value is converted explicitly, as the spec says; a value that does not fit is an error
+naming the file, the source column, the spec key and the row. The result goes into a DuckDB
+warehouse through the same ingest (and contract checks) as any other source.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from pipeline.datasets.read import ROW, read_file, read_masks
+from pipeline.datasets.spec import DatasetSpec, EngagementSpec, FileSpec, TableSpec, ValueSpec
+from pipeline.errors import ContractError, ZombieScanError
+from pipeline.io import atomic_path
+from pipeline.staging import BOOL_WORDS
+from pipeline.warehouse import IngestReport, ingest
+
+FILE = "__file"
+# Where a dataset has no time at all (no creation times, untimed engagements), everything is
+# placed at this instant; the time-derived features are then dropped (`unsupported_features`).
+UNKNOWN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+TWITTER_TIME = "%a %b %d %H:%M:%S %z %Y"  # Fri Apr 06 10:58:22 +0000 2012
+DAYS_PER_MONTH = 30.4375
+INT_RE = r"^[+-]?[0-9]+(\.0*)?$"
+NUM_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+@dataclass
+class Dataset:
+    """A dataset in the contract's terms.
+
+    Attributes:
+        accounts: Contract accounts (account_id, created_at, profile columns the data has).
+        engagements: Contract engagements, or None for a profile-only dataset.
+        labels: account_id, is_zombie, is_like_farm (the task's label; the other is unknown).
+        raw: account_id and the `raw_` pass-through features.
+        splits: account_id, split, role (train|valid|test) for data that ships fixed splits.
+        reference_time: The features' "now".
+        timed: Whether engagements carry real times.
+        created_known: Whether accounts carry real creation times.
+    """
+
+    spec: DatasetSpec
+    root: Path
+    accounts: pl.DataFrame
+    engagements: pl.DataFrame | None
+    labels: pl.DataFrame
+    raw: pl.DataFrame
+    splits: pl.DataFrame | None
+    reference_time: datetime
+    timed: bool
+    created_known: bool
+
+    def info(self) -> dict[str, Any]:
+        y = self.labels[self.spec.label_column]
+        return {
+            "name": self.spec.name,
+            "spec": str(self.spec.path),
+            "root": str(self.root),
+            "task": self.spec.task,
+            "accounts": self.accounts.height,
+            "engagements": self.engagements.height if self.engagements is not None else 0,
+            "positives": int(y.sum()),
+            "negatives": int((~y).sum()),
+            "unlabelled": int(y.null_count()),
+            "raw_features": [c for c in self.raw.columns if c != "account_id"],
+            "fixed_splits": self.splits["split"].n_unique() if self.splits is not None else 0,
+            "timed": self.timed,
+            "created_known": self.created_known,
+            "reference_time": self.reference_time.isoformat(),
+        }
+
+
+def load_dataset(spec: DatasetSpec, root: Path, *, now: datetime | None = None) -> Dataset:
+    """Read and convert every file of `spec` (paths relative to `root`)."""
+    now = now or datetime.now(UTC)
+    acc_frame = _read_all(root, spec.accounts.files, "accounts")
+    ids = _ids(acc_frame, spec.accounts.id, "accounts")
+    acc_frame = acc_frame.with_columns(account_id=ids)
+    _check_unique(acc_frame, "account_id", spec.accounts.id or "(row number)", "accounts.id")
+
+    engagements, timed = None, False
+    if spec.engagements is not None:
+        engagements, timed = _engagements(root, spec.engagements, spec.reference_time)
+    created = spec.accounts.columns.get("created_at")
+    created_known = created is not None
+    reference_time = spec.reference_time
+    if reference_time is None and timed and engagements is not None:
+        reference_time = engagements["ts"].max()  # type: ignore[assignment]
+    if reference_time is None and created is not None and created.unit not in ("age_days", "age_months"):
+        reference_time = _timestamps(acc_frame, created, "accounts.columns.created_at", None).max()  # type: ignore[assignment]
+    if reference_time is None:
+        reference_time = UNKNOWN_TIME
+    if engagements is not None and not timed:
+        engagements = engagements.with_columns(ts=pl.lit(reference_time, pl.Datetime("us", "UTC")))
+
+    accounts = _accounts(acc_frame, spec.accounts, reference_time)
+    for frame, column, where in ((accounts, "created_at", "accounts.columns.created_at"), (engagements, "ts", "engagements.time")):
+        if frame is not None and frame[column].max() is not None and frame[column].max() > now:  # type: ignore[operator]
+            bad = frame.filter(pl.col(column) > now).row(0, named=True)
+            raise ZombieScanError(f"{spec.path}: {where}: value {bad[column]} is in the future (now {now:%Y-%m-%dT%H:%M:%SZ})")
+    return Dataset(
+        spec=spec,
+        root=root,
+        accounts=accounts,
+        engagements=engagements,
+        labels=_labels(root, spec, acc_frame),
+        raw=_raw(acc_frame, spec.accounts),
+        splits=_splits(root, spec, acc_frame["account_id"]),
+        reference_time=reference_time,
+        timed=timed,
+        created_known=created_known,
+    )
+
+
+def _read_all(root: Path, files: tuple[FileSpec, ...], where: str) -> pl.DataFrame:
+    frames = []
+    for i, f in enumerate(files):
+        frame = read_file(root, f, f"{where}.files[{i}]").with_columns(pl.lit(str(root / f.path)).alias(FILE))
+        if f.label is not None:
+            frame = frame.with_columns(pl.lit(f.label).alias("__file_label"))
+        frames.append(frame)
+    return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+
+
+def _column(frame: pl.DataFrame, column: str, key: str) -> pl.Series:
+    if column not in frame.columns:
+        files = ", ".join(frame[FILE].unique(maintain_order=True).to_list())
+        names = [c for c in frame.columns if not c.startswith("__")]
+        raise ZombieScanError(f"{files}: no column '{column}' (spec key {key}); the file has: {', '.join(names[:30])}")
+    return frame[column]
+
+
+def _fail(frame: pl.DataFrame, bad: pl.Series, column: str, key: str, expected: str) -> None:
+    """Raise for the first row where `bad` is true, naming file, column, spec key, row and value."""
+    if not bad.any():
+        return
+    i = int(bad.arg_true()[0])
+    row = frame.row(i, named=True)
+    n = int(bad.sum())
+    more = f" ({n - 1} more row(s) like it)" if n > 1 else ""
+    raise ZombieScanError(
+        f"{row[FILE]}: column '{column}' (spec key {key}), row {row[ROW]}: expected {expected}, found {row.get(column)!r}{more}"
+    )
+
+
+def _ids(frame: pl.DataFrame, column: str | None, where: str) -> pl.Series:
+    if column is None:  # no id column: the file and the row name the account
+        return (pl.Series([Path(f).stem for f in frame[FILE]]) + "-" + frame[ROW].cast(pl.String)).alias("account_id")
+    values = _column(frame, column, f"{where}.id")
+    if values.dtype in (pl.Float32, pl.Float64):
+        _fail(frame, values.is_not_null() & (values != values.floor()), column, f"{where}.id", "an integer or text id")
+        values = values.cast(pl.Int64)
+    text = values.cast(pl.String).str.strip_chars()
+    _fail(frame, text.is_null() | (text == ""), column, f"{where}.id", "an id (not empty)")
+    return text.alias("account_id")
+
+
+def _check_unique(frame: pl.DataFrame, name: str, column: str, key: str) -> None:
+    dup = frame[name].is_duplicated()
+    if dup.any():
+        first = frame.filter(dup).row(0, named=True)
+        rows = frame.filter(pl.col(name) == first[name])
+        where = ", ".join(f"{Path(f).name} row {r}" for f, r in rows.select(FILE, ROW).iter_rows())
+        raise ZombieScanError(f"{first[FILE]}: column '{column}' (spec key {key}): id {first[name]!r} appears more than once ({where})")
+
+
+def _text(series: pl.Series) -> pl.Series:
+    return series.cast(pl.String).str.strip_chars() if series.dtype != pl.String else series.str.strip_chars()
+
+
+def _integers(frame: pl.DataFrame, spec: ValueSpec, key: str, *, minimum: int | None = 0) -> pl.Series:
+    s = _column(frame, spec.column, key)
+    if s.dtype == pl.Boolean:
+        _fail(frame, s.is_not_null(), spec.column, key, "an integer")
+    if s.dtype.is_integer():
+        out = s.cast(pl.Int64)
+    elif s.dtype.is_float():
+        _fail(frame, s.is_not_null() & ~(s.is_finite() & (s == s.floor())), spec.column, key, "a whole number")
+        out = s.cast(pl.Int64)
+    else:
+        t = _text(s).replace("", None)
+        _fail(frame, t.is_not_null() & ~t.str.contains(INT_RE), spec.column, key, "an integer")
+        out = t.str.replace(r"\.0*$", "").cast(pl.Int64)
+    if spec.missing is not None:
+        out = out.fill_null(int(spec.missing))
+    if minimum is not None:
+        _fail(frame, out.is_not_null() & (out < minimum), spec.column, key, f"an integer >= {minimum}")
+    return out
+
+
+def _numbers(frame: pl.DataFrame, column: str, key: str) -> pl.Series:
+    s = _column(frame, column, key)
+    if s.dtype == pl.Boolean or s.dtype.is_numeric():
+        return s.cast(pl.Float64)
+    t = _text(s).replace("", None)
+    words = t.str.to_lowercase().replace_strict({"true": "1", "false": "0"}, default=t)
+    _fail(frame, words.is_not_null() & ~words.str.contains(NUM_RE), column, key, "a number (or true/false)")
+    return words.cast(pl.Float64)
+
+
+def _booleans(frame: pl.DataFrame, spec: ValueSpec, key: str) -> pl.Series:
+    s = _column(frame, spec.column, key)
+    if s.dtype == pl.Boolean:
+        out = s
+    elif s.dtype.is_numeric():
+        _fail(frame, s.is_not_null() & ~s.is_in([0, 1]), spec.column, key, "a boolean (0/1, true/false)")
+        out = s == 1
+    else:
+        t = _text(s).str.to_lowercase().replace("", None)
+        _fail(frame, t.is_not_null() & ~t.is_in(list(BOOL_WORDS)), spec.column, key, "a boolean (true/false, 1/0, yes/no)")
+        out = t.replace_strict(BOOL_WORDS, default=None, return_dtype=pl.Boolean)
+    if spec.missing is not None:
+        out = out.fill_null(bool(spec.missing))
+    return ~out if spec.negate else out
+
+
+def _timestamps(frame: pl.DataFrame, spec: ValueSpec, key: str, reference: datetime | None) -> pl.Series:
+    s = _column(frame, spec.column, key)
+    utc = pl.Datetime("us", "UTC")
+    if spec.unit in ("unix_s", "unix_ms", "age_days", "age_months"):
+        x = _numbers(frame, spec.column, key)
+        if spec.unit in ("age_days", "age_months"):
+            if reference is None:
+                raise ZombieScanError(f"spec key {key}: unit {spec.unit} counts back from the dataset's reference_time; set reference_time")
+            days = x * (DAYS_PER_MONTH if spec.unit == "age_months" else 1.0)
+            _fail(frame, days < 0, spec.column, key, "an age >= 0")
+            micros = (days * 86_400e6).round().cast(pl.Int64)
+            return pl.select(pl.lit(reference, utc) - pl.duration(microseconds=pl.lit(micros))).to_series().alias(spec.column)
+        scale = 1_000_000 if spec.unit == "unix_s" else 1_000
+        return (x * scale).round().cast(pl.Int64).cast(utc)
+    if s.dtype == utc:
+        return s
+    if isinstance(s.dtype, pl.Datetime):
+        return s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s.dt.convert_time_zone("UTC")
+    t = _text(s).replace("", None)
+    if spec.unit == "twitter":
+        out = t.str.strptime(utc, TWITTER_TIME, strict=False)
+        expected = "a Twitter timestamp such as 'Fri Apr 06 10:58:22 +0000 2012'"
+    else:
+        out = _iso(t)
+        expected = "an ISO 8601 timestamp such as 2024-05-01T13:45:00Z"
+    _fail(frame, t.is_not_null() & out.is_null(), spec.column, key, expected)
+    return out
+
+
+def _iso(text: pl.Series) -> pl.Series:
+    """ISO 8601 text (with an offset or Z; without one it is read as UTC) as UTC datetimes; null where it is not."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("iso_in", pl.DataFrame({"x": text}))
+        # Only dates: DuckDB would also read words such as 'epoch' and 'infinity'.
+        out = con.sql("SELECT CASE WHEN regexp_matches(x, '^[0-9]{4}-') THEN TRY_CAST(x AS TIMESTAMPTZ) END AS x FROM iso_in").pl()
+    finally:
+        con.close()
+    return out["x"].cast(pl.Datetime("us", "UTC"))
+
+
+def _accounts(frame: pl.DataFrame, spec: TableSpec, reference: datetime) -> pl.DataFrame:
+    from pipeline.contract import ACCOUNTS  # the contract's columns decide each conversion
+
+    columns: dict[str, pl.Series] = {"account_id": frame["account_id"]}
+    for col in ACCOUNTS.columns[1:]:
+        value = spec.columns.get(col.name)
+        key = f"accounts.columns.{col.name}"
+        if value is None:
+            continue
+        if col.dtype == "timestamp":
+            series = _timestamps(frame, value, key, reference)
+            _fail(frame, series.is_null(), value.column, key, "a creation time (not empty)")
+        elif col.dtype == "int":
+            series = _integers(frame, value, key, minimum=col.minimum)
+        elif col.dtype == "bool":
+            series = _booleans(frame, value, key)
+        else:
+            series = _column(frame, value.column, key).cast(pl.String)
+        columns[col.name] = series.alias(col.name)
+    if "created_at" not in columns:
+        columns["created_at"] = pl.Series("created_at", [reference] * frame.height, pl.Datetime("us", "UTC"))
+    return pl.DataFrame(columns).select([c for c in ACCOUNTS.column_names if c in columns])
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"_+", "_", re.sub(r"(?<=[a-z0-9])(?=[A-Z])|[^A-Za-z0-9]", "_", name)).strip("_").lower()
+
+
+def _raw(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
+    out = {"account_id": frame["account_id"]}
+    for i, value in enumerate(spec.raw):
+        key = f"accounts.raw[{i}]"
+        if value.map:
+            text = _text(_column(frame, value.column, key)).replace("", None)
+            _fail(frame, text.is_not_null() & ~text.is_in(list(value.map)), value.column, key, f"one of {', '.join(value.map)}")
+            numbers = text.replace_strict(value.map, default=None, return_dtype=pl.Float64)
+        else:
+            numbers = _numbers(frame, value.column, key)
+        if value.missing is not None:
+            numbers = numbers.fill_null(float(value.missing))
+        out[f"raw_{_snake(value.column)}"] = numbers
+    return pl.DataFrame(out)
+
+
+def _label_values(frame: pl.DataFrame, column: str, key: str, positive: tuple[Any, ...], negative: tuple[Any, ...]) -> pl.Series:
+    s = _column(frame, column, key)
+    if s.dtype.is_float():  # 1.0 reads as 1
+        s = pl.select(pl.when(s == s.floor()).then(s.cast(pl.Int64).cast(pl.String)).otherwise(s.cast(pl.String))).to_series()
+    text = _text(s).str.to_lowercase().replace("", None)
+    pos, neg = ({str(v).lower() for v in vs} for vs in (positive, negative))
+    expected = f"one of {', '.join(map(str, positive))} (positive) or {', '.join(map(str, negative))} (negative), or empty (unknown)"
+    _fail(frame, text.is_not_null() & ~text.is_in(list(pos | neg)), column, key, expected)
+    return pl.select(pl.when(text.is_null()).then(None).otherwise(text.is_in(list(pos)))).to_series()
+
+
+def _labels(root: Path, spec: DatasetSpec, accounts: pl.DataFrame) -> pl.DataFrame:
+    lab = spec.label
+    if spec.labels is not None:
+        frame = _read_all(root, spec.labels.files, "labels")
+        frame = frame.with_columns(account_id=_ids(frame, spec.labels.id, "labels"))
+        _check_unique(frame, "account_id", spec.labels.id or "", "labels.id")
+        unknown = ~frame["account_id"].is_in(accounts["account_id"].implode())
+        _fail(frame, unknown, spec.labels.id or "", "labels.id", "the id of an account in the accounts files")
+        assert lab.column is not None
+        given = frame.select("account_id", _label_values(frame, lab.column, "labels.column", lab.positive, lab.negative).alias("y"))
+        y = accounts.select("account_id").join(given, on="account_id", how="left")["y"]
+    elif lab.column is not None:
+        y = _label_values(accounts, lab.column, "label.column", lab.positive, lab.negative)
+    else:
+        y = accounts["__file_label"].cast(pl.Boolean)
+    other = "is_like_farm" if spec.label_column == "is_zombie" else "is_zombie"
+    unknown_other = pl.Series(other, [None] * accounts.height, dtype=pl.Boolean)
+    return pl.DataFrame({"account_id": accounts["account_id"], spec.label_column: y, other: unknown_other}).select(
+        "account_id", "is_zombie", "is_like_farm"
+    )
+
+
+def _engagements(root: Path, spec: EngagementSpec, reference: datetime | None) -> tuple[pl.DataFrame, bool]:
+    frame = _read_all(root, spec.files, "engagements")
+    actor = _ids(frame, spec.actor, "engagements.actor").alias("actor_id")
+    target = _ids(frame, spec.target, "engagements.target").alias("target_id")
+    columns = {"actor_id": actor, "target_id": target}
+    timed = spec.time is not None
+    if spec.time is not None:
+        ts = _timestamps(frame, spec.time, "engagements.time", reference)
+        _fail(frame, ts.is_null(), spec.time.column, "engagements.time", "a time (not empty)")
+        columns["ts"] = ts.alias("ts")
+    else:
+        columns["ts"] = pl.Series("ts", [None] * frame.height, pl.Datetime("us", "UTC"))
+    weight = (
+        _integers(frame, ValueSpec(spec.weight), "engagements.weight", minimum=1)
+        if spec.weight
+        else pl.Series("weight", np.ones(frame.height, np.int64))
+    )
+    out = pl.DataFrame({**columns, "weight": weight}).with_columns(target_type=pl.lit(spec.target_type), kind=pl.lit(spec.kind))
+    if spec.symmetric:
+        out = pl.concat([out, out.with_columns(actor_id=pl.col("target_id"), target_id=pl.col("actor_id"))])
+    if timed:
+        timed = out["ts"].min() != out["ts"].max()
+    return out.select("actor_id", "target_id", "target_type", "kind", "ts", "weight"), timed
+
+
+def _splits(root: Path, spec: DatasetSpec, account_ids: pl.Series) -> pl.DataFrame | None:
+    if spec.splits is None:
+        return None
+    s = spec.splits
+    masks = read_masks(root, s.file, (s.train, s.valid, s.test), "splits")
+    n_splits, n = masks["train"].shape
+    if n != len(account_ids):
+        raise ZombieScanError(f"{root / s.file.path}: masks cover {n} rows, the accounts files have {len(account_ids)} (spec key splits)")
+    frames = []
+    for k in range(n_splits):
+        role = np.full(n, None, dtype=object)
+        for name in ("train", "valid", "test"):
+            m = masks[name][k]
+            if (m & (role != None)).any():  # noqa: E711 (element-wise)
+                raise ZombieScanError(f"{root / s.file.path}: split {k}: an account is in two roles (spec key splits.{name})")
+            role[m] = name
+        frames.append(pl.DataFrame({"account_id": account_ids, "split": k, "role": role}, schema_overrides={"role": pl.String}))
+    return pl.concat(frames).filter(pl.col("role").is_not_null()).with_columns(pl.col("split").cast(pl.Int64))
+
+
+def write_warehouse(dataset: Dataset, db: Path, *, now: datetime | None = None) -> IngestReport:
+    """Load the dataset into a DuckDB warehouse through the contract ingest, plus tables
+    `raw_features`, `fixed_splits` (if any) and `dataset_info`; atomically, nothing half-written."""
+    with tempfile.TemporaryDirectory(prefix="zombiescan-dataset-") as scratch:
+        folder = Path(scratch) / dataset.spec.name
+        folder.mkdir()
+        dataset.accounts.write_parquet(folder / "accounts.parquet")
+        dataset.labels.write_parquet(folder / "labels.parquet")
+        if dataset.engagements is not None:
+            dataset.engagements.write_parquet(folder / "engagements.parquet")
+        with atomic_path(db) as tmp:
+            try:
+                report = ingest(folder, tmp, now=now, require=("accounts",))
+            except ContractError as exc:
+                # The converted tables live in a scratch folder: say which dataset they came from.
+                raise ContractError([p.replace(str(folder), f"dataset {dataset.spec.name} (converted)") for p in exc.problems]) from None
+            con = duckdb.connect(str(tmp))
+            try:
+                con.register("raw_in", dataset.raw)
+                con.execute("CREATE TABLE raw_features AS SELECT * FROM raw_in ORDER BY account_id")
+                if dataset.splits is not None:
+                    con.register("splits_in", dataset.splits)
+                    con.execute("CREATE TABLE fixed_splits AS SELECT * FROM splits_in")
+                con.execute("CREATE TABLE dataset_info (info JSON)")
+                con.execute("INSERT INTO dataset_info VALUES (?)", [json.dumps(dataset.info())])
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+    return report
+
+
+def read_dataset_info(con: duckdb.DuckDBPyConnection, schema: str = "") -> dict[str, Any] | None:
+    """The dataset_info of a warehouse built from a dataset spec; None for any other warehouse."""
+    prefix = f"{schema}." if schema else ""
+    try:
+        rows = con.execute(f"SELECT info FROM {prefix}dataset_info").fetchall()
+    except duckdb.CatalogException:
+        return None
+    return json.loads(rows[0][0]) if rows else None

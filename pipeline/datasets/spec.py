@@ -1,0 +1,365 @@
+"""Dataset specs: a small YAML file that maps a dataset's files onto the data contract (docs/datasets.md).
+
+A spec says where the files are (relative to the data root), their format, and which source
+column feeds which contract column, how timestamps and labels are read, and which numeric
+columns pass through as `raw_` features. Parsing checks every key, so a typo is an error that
+names the spec key, not a silent default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.contract import ACCOUNTS, KINDS, TARGET_TYPES
+from pipeline.errors import ZombieScanError
+from pipeline.params import parse_utc_time
+
+DATA_ROOT_ENV = "ZOMBIESCAN_DATA_ROOT"
+DEFAULT_DATA_ROOT = Path("../shared/data")
+SPEC_DIR = Path("datasets")
+FORMATS = ("csv", "tsv", "parquet", "json", "jsonl", "npz")
+TIME_UNITS = ("iso", "unix_s", "unix_ms", "twitter", "age_days", "age_months")
+TASKS = {"zombie": "is_zombie", "like_farm": "is_like_farm"}
+METRICS = ("f1", "accuracy", "roc_auc", "average_precision")
+# Contract account columns a spec may fill (account_id and created_at have their own keys).
+PROFILE_COLUMNS = tuple(c.name for c in ACCOUNTS.columns if c.name not in ("account_id", "created_at"))
+
+
+def data_root(configured: str | Path | None = None) -> Path:
+    """The folder spec paths are relative to: $ZOMBIESCAN_DATA_ROOT, else `configured`, else ../shared/data."""
+    env = os.environ.get(DATA_ROOT_ENV)
+    return Path(env) if env else Path(configured) if configured else DEFAULT_DATA_ROOT
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One input file. `label` gives every row of the file that label ("the file it came from")."""
+
+    path: str
+    format: str
+    label: bool | None = None
+    arrays: dict[str, list[str]] = field(default_factory=dict)  # npz: array name -> column names
+
+
+@dataclass(frozen=True)
+class ValueSpec:
+    """How one contract column is read from a source column."""
+
+    column: str
+    unit: str = "iso"  # timestamps
+    negate: bool = False  # booleans: true in the source means false in the contract
+    missing: Any = None  # value used where the source is empty
+    map: dict[str, float] = field(default_factory=dict)  # raw_ features: text category -> number
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """Which source values are positive and negative; any other value is an error."""
+
+    column: str | None  # None: the label comes from the file (FileSpec.label)
+    positive: tuple[Any, ...] = (1, True)
+    negative: tuple[Any, ...] = (0, False)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    files: tuple[FileSpec, ...]
+    id: str | None = None  # accounts: the id column; None: ids are "<file stem>-<row>"
+    columns: dict[str, ValueSpec] = field(default_factory=dict)
+    raw: tuple[ValueSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class EngagementSpec:
+    files: tuple[FileSpec, ...]
+    actor: str
+    target: str
+    time: ValueSpec | None  # None: untimed (every engagement at the reference time)
+    weight: str | None = None
+    kind: str = "like"
+    target_type: str = "post"
+    symmetric: bool = False  # an undirected account-account edge list: each edge both ways
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Fixed splits shipped with the data: boolean masks (splits x accounts, in account row order)."""
+
+    file: FileSpec
+    train: str
+    valid: str
+    test: str
+
+
+@dataclass(frozen=True)
+class Published:
+    method: str
+    metric: str
+    value: float
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    path: Path  # the spec file
+    task: str
+    accounts: TableSpec
+    label: LabelSpec
+    labels: TableSpec | None = None  # a separate labels file (id column + label column)
+    engagements: EngagementSpec | None = None
+    splits: SplitSpec | None = None
+    reference_time: datetime | None = None
+    description: str = ""
+    source: str = ""
+    licence: str = ""
+    published: tuple[Published, ...] = ()
+    goals: dict[str, float] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)  # overrides of train.<task> for this dataset
+
+    @property
+    def label_column(self) -> str:
+        return TASKS[self.task]
+
+    def files(self) -> list[FileSpec]:
+        out = list(self.accounts.files)
+        if self.labels:
+            out += self.labels.files
+        if self.engagements:
+            out += self.engagements.files
+        if self.splits:
+            out.append(self.splits.file)
+        return out
+
+
+class _Keys:
+    """Reads one mapping of the spec; every error names the spec file and the key path."""
+
+    def __init__(self, spec: Path, where: str, value: Any) -> None:
+        self.spec, self.where = spec, where
+        if not isinstance(value, dict):
+            raise self.error(f"expected a mapping, found {type(value).__name__}")
+        self.value = value
+
+    def error(self, message: str, key: str | None = None) -> ZombieScanError:
+        where = f"{self.where}.{key}" if key and self.where else key or self.where
+        return ZombieScanError(f"{self.spec}: {where or 'top level'}: {message}")
+
+    def only(self, *allowed: str) -> None:
+        unknown = sorted(set(self.value) - set(allowed))
+        if unknown:
+            raise self.error(f"unknown key(s) {', '.join(unknown)}; expected some of {', '.join(allowed)}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., choices: tuple[Any, ...] | None = None) -> Any:
+        if key not in self.value or self.value[key] is None:
+            if default is ...:
+                raise self.error("missing", key)
+            return default
+        value = self.value[key]
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool) and bool not in _tuple(kind)):
+            names = " or ".join(k.__name__ for k in _tuple(kind))
+            raise self.error(f"expected {names}, found {value!r}", key)
+        if choices is not None and value not in choices:
+            raise self.error(f"{value!r} is not one of {', '.join(map(str, choices))}", key)
+        return value
+
+    def sub(self, key: str) -> _Keys:
+        return _Keys(self.spec, f"{self.where}.{key}" if self.where else key, self.value[key])
+
+
+def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def find_spec(name_or_path: str | Path, spec_dir: Path = SPEC_DIR) -> Path:
+    """A spec file from a dataset name (datasets/<name>.yaml) or a path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ZombieScanError(f"{path}: dataset spec not found")
+        return path
+    candidate = spec_dir / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        known = ", ".join(list_specs(spec_dir)) or "none"
+        raise ZombieScanError(f"dataset {name_or_path!r}: no spec {candidate} (known datasets: {known})")
+    return candidate
+
+
+def list_specs(spec_dir: Path = SPEC_DIR) -> list[str]:
+    return sorted(p.stem for p in spec_dir.glob("*.yaml")) if spec_dir.is_dir() else []
+
+
+def load_spec(path: Path | str) -> DatasetSpec:
+    """Parse and check a spec file (not the data it points at: see `pipeline.datasets.adapt`)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ZombieScanError(f"{path}: dataset spec not found") from None
+    except yaml.YAMLError as exc:
+        raise ZombieScanError(f"{path}: not valid YAML: {exc}") from None
+    top = _Keys(path, "", raw)
+    top.only(
+        "name", "description", "source", "licence", "task", "reference_time", "accounts", "labels", "label",
+        "engagements", "splits", "published", "goals", "train",
+    )  # fmt: skip
+    task = top.get("task", str, choices=tuple(TASKS))
+    try:
+        reference_time = parse_utc_time(top.value.get("reference_time"), f"{path}: reference_time")
+    except ZombieScanError as exc:
+        raise ZombieScanError(str(exc)) from None
+    accounts = _table(top.sub("accounts"), accounts=True)
+    labels = _table(top.sub("labels"), accounts=False) if top.value.get("labels") is not None else None
+    label = _label(top, accounts, labels)
+    engagements = _engagements(top.sub("engagements")) if top.value.get("engagements") is not None else None
+    splits = _splits(top.sub("splits")) if top.value.get("splits") is not None else None
+    published = tuple(_published(top, i, item) for i, item in enumerate(top.get("published", list, [])))
+    goals = top.get("goals", dict, {})
+    for metric, value in goals.items():
+        if metric not in METRICS or isinstance(value, bool) or not isinstance(value, int | float):
+            raise top.error(f"{metric}: expected one of {', '.join(METRICS)} with a number", "goals")
+    return DatasetSpec(
+        name=top.get("name", str, path.stem),
+        path=path,
+        task=task,
+        accounts=accounts,
+        label=label,
+        labels=labels,
+        engagements=engagements,
+        splits=splits,
+        reference_time=reference_time,
+        description=top.get("description", str, ""),
+        source=top.get("source", str, ""),
+        licence=top.get("licence", str, ""),
+        published=published,
+        goals={k: float(v) for k, v in goals.items()},
+        train=top.get("train", dict, {}),
+    )
+
+
+def _files(keys: _Keys) -> tuple[FileSpec, ...]:
+    items = keys.get("files", list)
+    if not items:
+        raise keys.error("expected at least one file", "files")
+    out = []
+    for i, item in enumerate(items):
+        f = _Keys(keys.spec, f"{keys.where}.files[{i}]", {"path": item} if isinstance(item, str) else item)
+        f.only("path", "format", "label", "arrays")
+        file_path = f.get("path", str)
+        fmt = f.get("format", str, _format_of(file_path), choices=FORMATS)
+        arrays = f.get("arrays", dict, {})
+        if fmt == "npz" and not arrays:
+            raise f.error("an npz file needs `arrays`: {array name: column name or [column names]}", "arrays")
+        out.append(
+            FileSpec(
+                path=file_path,
+                format=fmt,
+                label=f.get("label", bool, None),
+                arrays={k: [v] if isinstance(v, str) else list(v) for k, v in arrays.items()},
+            )
+        )
+    return tuple(out)
+
+
+def _format_of(path: str) -> str:
+    ext = Path(path).suffix.lstrip(".").lower()
+    if ext in FORMATS:
+        return ext
+    raise ZombieScanError(f"{path}: cannot tell the format from the file name; add `format:` ({', '.join(FORMATS)})")
+
+
+def _value(keys: _Keys, key: str, *, timestamp: bool = False) -> ValueSpec:
+    raw = keys.value[key]
+    if isinstance(raw, str):
+        return ValueSpec(column=raw)
+    v = keys.sub(key)
+    v.only("column", "unit", "negate", "missing")
+    unit = v.get("unit", str, "iso", choices=TIME_UNITS) if timestamp else "iso"
+    return ValueSpec(column=v.get("column", str), unit=unit, negate=v.get("negate", bool, False), missing=v.value.get("missing"))
+
+
+def _table(keys: _Keys, *, accounts: bool) -> TableSpec:
+    keys.only("files", "id", "columns", "raw") if accounts else keys.only("files", "id", "column", "positive", "negative")
+    files = _files(keys)
+    columns: dict[str, ValueSpec] = {}
+    if accounts and keys.value.get("columns") is not None:
+        cols = keys.sub("columns")
+        cols.only("created_at", *PROFILE_COLUMNS)
+        for name in cols.value:
+            columns[name] = _value(cols, name, timestamp=name == "created_at")
+    raw = []
+    for i, item in enumerate(keys.get("raw", list, []) if accounts else []):
+        r = _Keys(keys.spec, f"{keys.where}.raw[{i}]", {"column": item} if isinstance(item, str) else item)
+        r.only("column", "map", "missing")
+        mapping = r.get("map", dict, {})
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in mapping.values()):
+            raise r.error("expected text -> number, e.g. {none: 0, basic: 1}", "map")
+        raw.append(
+            ValueSpec(column=r.get("column", str), map={str(k): float(v) for k, v in mapping.items()}, missing=r.value.get("missing"))
+        )
+    return TableSpec(files=files, id=keys.get("id", str, None), columns=columns, raw=tuple(raw))
+
+
+def _label(top: _Keys, accounts: TableSpec, labels: TableSpec | None) -> LabelSpec:
+    """The label: a column of the labels file, a column of the accounts files, or the file each account came from."""
+    if labels is not None:
+        keys = top.sub("labels")
+        if labels.id is None:
+            raise keys.error("missing (the column holding the account id)", "id")
+    elif top.value.get("label") is not None:
+        keys = top.sub("label")
+        keys.only("column", "positive", "negative")
+    else:
+        if all(f.label is not None for f in accounts.files):
+            return LabelSpec(column=None)
+        raise top.error("missing: give `label: {column: ...}`, a `labels:` file, or `label: true|false` on every accounts file", "label")
+    column = keys.get("column", str)
+    positive = tuple(keys.get("positive", list, [1, True]))
+    negative = tuple(keys.get("negative", list, [0, False]))
+    both = {str(v).lower() for v in positive} & {str(v).lower() for v in negative}
+    if both:
+        raise keys.error(f"value(s) {', '.join(sorted(both))} are both positive and negative", "negative")
+    return LabelSpec(column=column, positive=positive, negative=negative)
+
+
+def _engagements(keys: _Keys) -> EngagementSpec:
+    keys.only("files", "actor", "target", "time", "weight", "kind", "target_type", "symmetric")
+    return EngagementSpec(
+        files=_files(keys),
+        actor=keys.get("actor", str),
+        target=keys.get("target", str),
+        time=_value(keys, "time", timestamp=True) if keys.value.get("time") is not None else None,
+        weight=keys.get("weight", str, None),
+        kind=keys.get("kind", str, "like", choices=KINDS),
+        target_type=keys.get("target_type", str, "post", choices=TARGET_TYPES),
+        symmetric=keys.get("symmetric", bool, False),
+    )
+
+
+def _splits(keys: _Keys) -> SplitSpec:
+    keys.only("path", "format", "train", "valid", "test")
+    path = keys.get("path", str)
+    train, valid, test = (keys.get(k, str) for k in ("train", "valid", "test"))
+    fmt = keys.get("format", str, _format_of(path), choices=("npz",))
+    return SplitSpec(
+        file=FileSpec(path=path, format=fmt, arrays={train: [train], valid: [valid], test: [test]}), train=train, valid=valid, test=test
+    )
+
+
+def _published(top: _Keys, i: int, item: Any) -> Published:
+    keys = _Keys(top.spec, f"published[{i}]", item)
+    keys.only("method", "metric", "value", "source", "note")
+    return Published(
+        method=keys.get("method", str),
+        metric=keys.get("metric", str, choices=METRICS),
+        value=float(keys.get("value", (int, float))),
+        source=keys.get("source", str, ""),
+        note=keys.get("note", str, ""),
+    )
