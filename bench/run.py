@@ -5,6 +5,7 @@ pipeline order on the same working folder, so `ingest` loads what `simulate` jus
 
     python -m bench.run                          # simulate, ingest, index at default and large
     python -m bench.run --presets tiny --stages simulate
+    python -m bench.run --presets default --stages realdata   # the real-data benchmark (tiny: its --fast subset)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-STAGES = ("simulate", "ingest", "index", "ingest_csv", "featurize", "graphlib")
+STAGES = ("simulate", "ingest", "index", "ingest_csv", "featurize", "graphlib", "realdata")
 DEFAULT_STAGES = ("simulate", "ingest", "index", "featurize", "graphlib")
 PRESETS = ("default", "large")
 
@@ -61,6 +62,8 @@ def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
         return _result(stage, preset, time.perf_counter() - start, rows, note)
     elif stage == "graphlib":
         return _graphlib(preset, work)
+    elif stage == "realdata":
+        return _realdata(preset, work)
     else:
         raise SystemExit(f"unknown stage {stage}")
     return _result(stage, preset, time.perf_counter() - start, rows)
@@ -131,6 +134,27 @@ def _graphlib(preset: str, work: Path, networkx_nodes: int = 100_000) -> dict[st
         f"networkx {nx_sub:.1f} s ({nx_sub / max(ig_sub, 1e-9):.0f}x)"
     )
     return _result("graphlib", preset, seconds, {"accounts": n}, note)
+
+
+def _realdata(preset: str, work: Path) -> dict[str, object]:
+    """The real-data benchmark over every spec in datasets/, as `dvc repro benchmark` runs it (tiny: --fast)."""
+    import yaml
+
+    from pipeline.benchmark.run import fast_protocol, protocol_from_params, run_benchmark
+    from pipeline.datasets.spec import data_root, find_spec, list_specs, load_spec
+
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    protocol = protocol_from_params(params["benchmark"])
+    if preset == "tiny":
+        protocol = fast_protocol(protocol)
+    specs = [load_spec(find_spec(name)) for name in list_specs()]
+    start = time.perf_counter()
+    details = run_benchmark(specs, data_root(params["data"]["root"]), protocol, params["train"], work / f"realdata-{preset}")
+    seconds = time.perf_counter() - start
+    accounts = sum(d["info"]["accounts"] for d in details.values())
+    engagements = sum(d["info"]["engagements"] for d in details.values())
+    note = ("fast subset; " if preset == "tiny" else "") + ", ".join(f"{name} {d['seconds']:.0f} s" for name, d in details.items())
+    return _result("realdata", preset, seconds, {"accounts": accounts, "engagements": engagements}, note)
 
 
 def _lookup_ms(con: object, ids: list[tuple[str, str]]) -> float:

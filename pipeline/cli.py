@@ -6,7 +6,7 @@ import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -146,6 +146,15 @@ DataRoot = Annotated[
 ]
 
 
+def _settings(params: Path | None) -> dict[str, Any]:
+    """The params file named by --params (which must exist), else ./params.yaml if there is one, else nothing."""
+    from pipeline.params import DEFAULT_PARAMS, load_params
+
+    if params is not None:
+        return load_params(params)
+    return load_params(DEFAULT_PARAMS) if DEFAULT_PARAMS.is_file() else {}
+
+
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List the dataset specs in datasets/ with their task and where their files are."""
@@ -174,7 +183,7 @@ def datasets_check(
     from pipeline.datasets.spec import find_spec, load_spec
 
     spec = load_spec(find_spec(name))
-    root = data_root or default_root()
+    root = data_root or default_root((_settings(None).get("benchmark") or {}).get("root"))
     dataset = load_dataset(spec, root)
     with tempfile.TemporaryDirectory(prefix="zombiescan-check-") as scratch:
         report = write_warehouse(dataset, Path(scratch) / "check.duckdb")
@@ -203,23 +212,26 @@ def benchmark(
     spec: Annotated[list[Path] | None, typer.Option("--spec", help="A spec file of your own; repeatable.")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="One seed, 2 inner folds, at most 300 rounds, 3 shipped splits (CI).")] = False,
     data_root: DataRoot = None,
-    params: Annotated[Path, typer.Option(help="Training settings (train.<task>) and the protocol (benchmark).")] = Path("params.yaml"),
+    params: Annotated[
+        Path | None, typer.Option(help="Training settings (train.<task>) and the protocol (benchmark). Default: params.yaml if present.")
+    ] = None,
 ) -> None:
     """Run the pipeline on real datasets and report F1, accuracy, ROC-AUC and AP beside published results."""
     from pipeline.benchmark.protocol import Protocol
     from pipeline.benchmark.run import fast_protocol, protocol_from_params, run_benchmark
     from pipeline.datasets.spec import data_root as default_root
     from pipeline.datasets.spec import find_spec, list_specs, load_spec
-    from pipeline.params import load_params
 
-    settings = load_params(params) if params.is_file() else {}
-    protocol = protocol_from_params(settings.get("benchmark") or {}) if settings else Protocol()
+    settings = _settings(params)
+    protocol = protocol_from_params(settings["benchmark"]) if settings.get("benchmark") else Protocol()
     if fast:
         protocol = fast_protocol(protocol)
     paths = [find_spec(n) for n in dataset or []] + [find_spec(p) for p in spec or []]
     if not paths:
         paths = [find_spec(n) for n in list_specs()]
-    root = data_root or default_root((settings.get("data") or {}).get("root"))
+    if not paths:
+        raise ZombieScanError("benchmark: no dataset specs in datasets/ (run from the project root, or give --spec FILE)")
+    root = data_root or default_root((settings.get("benchmark") or {}).get("root"))
     details = run_benchmark([load_spec(p) for p in paths], root, protocol, settings.get("train") or {}, out)
     for name, d in details.items():
         cells = ", ".join(f"{m} {v['mean']:.3f} ± {v['std']:.3f}" for m, v in d["metrics"].items())

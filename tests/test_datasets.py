@@ -212,9 +212,31 @@ def test_ingest_stage_trains_on_a_spec_instead_of_the_simulator(tmp_path: Path, 
         ),
         ({}, USERS.replace("yes\n", "maybe\n", 1), ["members.csv", "column 'Flag'", "label.column", "row 2", "'maybe'"]),
         ({}, USERS.replace("carol,", "alice,"), ["members.csv", "id 'alice' appears more than once", "row 1", "row 3"]),
-        ({}, USERS.replace("1600172800", "4102444800"), ["accounts.columns.created_at", "in the future"]),
+        ({}, USERS.replace("1600172800", "4000000000"), ["members.csv", "accounts.columns.created_at", "row 3", "not in the future"]),
         ({"labels_typo": 1}, USERS, ["my.yaml", "unknown key(s) labels_typo"]),
         ({"task": "spam"}, USERS, ["my.yaml", "task", "'spam' is not one of zombie, like_farm"]),
+        ({"name": "../evil"}, USERS, ["my.yaml", "name", "expected letters, digits"]),
+        (
+            {},
+            USERS.replace("1600086400", "1600086400000"),
+            ["members.csv", "column 'Joined (unix)'", "row 2", "unix_s between 1970 and 2100 (is the unit unix_ms?)"],
+        ),
+        (
+            {
+                "accounts": {
+                    "files": ["members.csv"],
+                    "id": "Member Handle",
+                    "columns": {"created_at": {"column": "Joined (unix)", "unit": "age_days"}},
+                }
+            },
+            USERS,
+            ["my.yaml", "reference_time", "counts back (age_days)"],
+        ),
+        (
+            {"accounts": {"files": ["members.csv"], "id": "Member Handle", "raw": ["Karma", "karma"]}},
+            USERS.replace("Karma,Flag", "Karma,karma,Flag").replace(",no\n", ",1,no\n").replace(",yes\n", ",1,yes\n"),
+            ["accounts.raw[1]", "makes feature raw_karma"],
+        ),
         (
             {"engagements": {"files": ["likes.csv"], "actor": "who", "target": "what", "time": {"column": "when", "unit": "fortnights"}}},
             USERS,
@@ -235,6 +257,21 @@ def test_spec_errors_name_key_file_and_row(tmp_path: Path, change: dict[str, obj
     code = main(["benchmark", "--spec", str(spec_path), "--fast", "--data-root", str(tmp_path / "data"), "--out", str(out)])
     assert code == 1
     assert not out.exists() and not (tmp_path / "wh.duckdb").exists()
+
+
+def test_missing_words_and_yaml_booleans_mean_what_they_say(tmp_path: Path) -> None:
+    """`missing: "no"` is false, and an unquoted yes/no in positive/negative (YAML booleans) still matches the text."""
+    _byo_files(tmp_path / "data", USERS.replace("bob,1600086400,5,900,0,no", "bob,1600086400,5,900,0,"))
+    spec = _byo_spec(
+        tmp_path / "my.yaml",
+        label={"column": "Flag", "positive": [True], "negative": [False]},
+    )
+    text = spec.read_text().replace("has_profile_photo: Has Avatar", "has_profile_photo: {column: Has Avatar, missing: 'no'}")
+    spec.write_text(text)
+    dataset = load_dataset(load_spec(spec), tmp_path / "data", now=NOW)
+    bob = dataset.accounts.filter(pl.col("account_id") == "bob").row(0, named=True)
+    assert bob["has_profile_photo"] is False
+    assert dataset.labels["is_zombie"].sum() == 3
 
 
 def test_contract_violation_after_mapping_names_the_dataset(tmp_path: Path) -> None:

@@ -33,8 +33,7 @@ def test_dvc_experiment_loop(tmp_path: Path) -> None:
     params["simulate"]["preset"] = "tiny"
     params["split"]["folds"] = 3
     # the real-data benchmark is part of `dvc repro`: here one small dataset, the fast subset
-    params["data"]["root"] = str(ROOT.parent / "shared" / "data")
-    params["benchmark"].update({"datasets": ["instafake"], "fast": True})
+    params["benchmark"].update({"datasets": ["instafake"], "fast": True, "root": str(ROOT.parent / "shared" / "data")})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["dvc", "repro", "-q"], repo, env)
     for git in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny baseline"]):

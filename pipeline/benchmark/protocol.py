@@ -38,6 +38,7 @@ class Protocol:
     fixed_splits: int | None = None  # use only the first N shipped splits (None: all)
     max_rounds: int | None = None  # cap on boosting rounds (the fast subset)
     ablation_seeds: int = 1  # K-fold data: ablations run on the first seed's folds only (cost)
+    seed_offset: int = 0  # shuffle seeds start here: another offset gives folds nobody has looked at
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def outer_runs(y: np.ndarray, protocol: Protocol, seeds: int | None = None) -> l
     """(seed, fold, train rows, test rows) of the repeated stratified K-fold."""
     runs = []
     for seed in range(protocol.seeds if seeds is None else seeds):
-        splitter = StratifiedKFold(n_splits=protocol.folds, shuffle=True, random_state=seed)
+        splitter = StratifiedKFold(n_splits=protocol.folds, shuffle=True, random_state=protocol.seed_offset + seed)
         try:
             for fold, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y)):
                 runs.append((seed, fold, train, test))
@@ -125,7 +126,8 @@ def evaluate_dataset(
     if splits is not None:
         n_splits = splits["split"].n_unique()
         for k in range(min(n_splits, protocol.fixed_splits or n_splits)):
-            roles = data.select("account_id").join(splits.filter(pl.col("split") == k), on="account_id", how="left")["role"]
+            split_k = splits.filter(pl.col("split") == k)
+            roles = data.select("account_id").join(split_k, on="account_id", how="left", maintain_order="left")["role"]
             train, valid, test = (data.filter(roles == r) for r in ("train", "valid", "test"))
             y_te = test[p.label].cast(pl.Int8).to_numpy()
             for variant in variants:  # one model per split and variant: ablations run on every split

@@ -96,6 +96,7 @@ def benchmark_dataset(
             f"{protocol.inner_folds}-fold cross-fitting inside each training part"
         )
     return {
+        "notes": spec.notes.strip(),
         "info": dataset.info(),
         "features": {k: v for k, v in families.items() if v},
         "feature_seconds": feature_report.seconds,
@@ -172,6 +173,7 @@ def markdown(details: dict[str, dict[str, Any]], protocol: Protocol) -> str:
             f"{info['accounts']:,} accounts ({info['positives']:,} positive, {info['negatives']:,} negative), "
             f"{info['engagements']:,} engagements{' (untimed)' if info['engagements'] and not info['timed'] else ''}; "
             f"task {info['task']}; features used: {feats}. Protocol: {d['protocol']}. {d['seconds']:.0f} s.",
+            *(["", " ".join(d["notes"].split())] if d.get("notes") else []),
             "",
             "| method | F1 | accuracy | ROC-AUC | average precision | note |",
             "|---|---:|---:|---:|---:|---|",
@@ -231,13 +233,13 @@ def missed_floors(details: dict[str, dict[str, Any]], margins: dict[str, float] 
 
 
 def protocol_from_params(values: dict[str, Any]) -> Protocol:
-    """The protocol from params.yaml's benchmark section (its other keys: datasets, out, fast)."""
+    """The protocol from params.yaml's benchmark section (its other keys: datasets, root, out, fast)."""
     known = set(Protocol.__dataclass_fields__)
     settings = {k: v for k, v in values.items() if k in known}
-    unknown = sorted(set(values) - known - {"datasets", "out", "fast"})
+    unknown = sorted(set(values) - known - {"datasets", "out", "fast", "root"})
     if unknown:
         raise ZombieScanError(
-            f"benchmark: unknown setting(s) {', '.join(unknown)}: expected some of datasets, out, fast, {', '.join(sorted(known))}"
+            f"benchmark: unknown setting(s) {', '.join(unknown)}: expected some of datasets, root, out, fast, {', '.join(sorted(known))}"
         )
     for key, value in settings.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

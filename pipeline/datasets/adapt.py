@@ -24,7 +24,7 @@ from pipeline.datasets.spec import DatasetSpec, EngagementSpec, FileSpec, TableS
 from pipeline.errors import ContractError, ZombieScanError
 from pipeline.io import atomic_path
 from pipeline.staging import BOOL_WORDS
-from pipeline.warehouse import IngestReport, ingest
+from pipeline.warehouse import IngestReport, _is_duckdb_file, ingest
 
 FILE = "__file"
 # Where a dataset has no time at all (no creation times, untimed engagements), everything is
@@ -92,7 +92,7 @@ def load_dataset(spec: DatasetSpec, root: Path, *, now: datetime | None = None) 
 
     engagements, timed = None, False
     if spec.engagements is not None:
-        engagements, timed = _engagements(root, spec.engagements, spec.reference_time)
+        engagements, timed = _engagements(root, spec.engagements, spec.reference_time, now)
     created = spec.accounts.columns.get("created_at")
     created_known = created is not None
     reference_time = spec.reference_time
@@ -106,10 +106,10 @@ def load_dataset(spec: DatasetSpec, root: Path, *, now: datetime | None = None) 
         engagements = engagements.with_columns(ts=pl.lit(reference_time, pl.Datetime("us", "UTC")))
 
     accounts = _accounts(acc_frame, spec.accounts, reference_time)
-    for frame, column, where in ((accounts, "created_at", "accounts.columns.created_at"), (engagements, "ts", "engagements.time")):
-        if frame is not None and frame[column].max() is not None and frame[column].max() > now:  # type: ignore[operator]
-            bad = frame.filter(pl.col(column) > now).row(0, named=True)
-            raise ZombieScanError(f"{spec.path}: {where}: value {bad[column]} is in the future (now {now:%Y-%m-%dT%H:%M:%SZ})")
+    later = f"a time not in the future (now {now:%Y-%m-%dT%H:%M:%SZ})"
+    if created is not None:
+        _fail(acc_frame, accounts["created_at"] > now, created.column, "accounts.columns.created_at", later)
+
     return Dataset(
         spec=spec,
         root=root,
@@ -160,8 +160,9 @@ def _ids(frame: pl.DataFrame, column: str | None, where: str) -> pl.Series:
         return (pl.Series([Path(f).stem for f in frame[FILE]]) + "-" + frame[ROW].cast(pl.String)).alias("account_id")
     values = _column(frame, column, f"{where}.id")
     if values.dtype in (pl.Float32, pl.Float64):
-        _fail(frame, values.is_not_null() & (values != values.floor()), column, f"{where}.id", "an integer or text id")
-        values = values.cast(pl.Int64)
+        ok = values.is_finite() & (values == values.floor()) & (values.abs() < 2**53)
+        _fail(frame, values.is_not_null() & ~ok.fill_null(False), column, f"{where}.id", "an integer or text id")
+        values = values.cast(pl.Int64, strict=False)
     text = values.cast(pl.String).str.strip_chars()
     _fail(frame, text.is_null() | (text == ""), column, f"{where}.id", "an id (not empty)")
     return text.alias("account_id")
@@ -187,14 +188,15 @@ def _integers(frame: pl.DataFrame, spec: ValueSpec, key: str, *, minimum: int | 
     if s.dtype.is_integer():
         out = s.cast(pl.Int64)
     elif s.dtype.is_float():
-        _fail(frame, s.is_not_null() & ~(s.is_finite() & (s == s.floor())), spec.column, key, "a whole number")
-        out = s.cast(pl.Int64)
+        ok = (s.is_finite() & (s == s.floor()) & (s.abs() < 2**62)).fill_null(False)
+        _fail(frame, s.is_not_null() & ~ok, spec.column, key, "a whole number")
+        out = s.cast(pl.Int64, strict=False)
     else:
         t = _text(s).replace("", None)
-        _fail(frame, t.is_not_null() & ~t.str.contains(INT_RE), spec.column, key, "an integer")
-        out = t.str.replace(r"\.0*$", "").cast(pl.Int64)
+        out = t.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
+        _fail(frame, t.is_not_null() & (~t.str.contains(INT_RE) | out.is_null()), spec.column, key, "an integer (64-bit)")
     if spec.missing is not None:
-        out = out.fill_null(int(spec.missing))
+        out = out.fill_null(spec.missing)
     if minimum is not None:
         _fail(frame, out.is_not_null() & (out < minimum), spec.column, key, f"an integer >= {minimum}")
     return out
@@ -222,8 +224,18 @@ def _booleans(frame: pl.DataFrame, spec: ValueSpec, key: str) -> pl.Series:
         _fail(frame, t.is_not_null() & ~t.is_in(list(BOOL_WORDS)), spec.column, key, "a boolean (true/false, 1/0, yes/no)")
         out = t.replace_strict(BOOL_WORDS, default=None, return_dtype=pl.Boolean)
     if spec.missing is not None:
-        out = out.fill_null(bool(spec.missing))
+        out = out.fill_null(_bool_word(spec.missing, key))
     return ~out if spec.negate else out
+
+
+def _bool_word(value: Any, key: str) -> bool:
+    """A spec's `missing:` for a boolean column: a YAML boolean or one of the boolean words."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word not in BOOL_WORDS:
+        raise ZombieScanError(f"spec key {key}.missing: {value!r} is not a boolean (true/false, yes/no, 1/0)")
+    return BOOL_WORDS[word]
 
 
 def _timestamps(frame: pl.DataFrame, spec: ValueSpec, key: str, reference: datetime | None) -> pl.Series:
@@ -235,11 +247,22 @@ def _timestamps(frame: pl.DataFrame, spec: ValueSpec, key: str, reference: datet
             if reference is None:
                 raise ZombieScanError(f"spec key {key}: unit {spec.unit} counts back from the dataset's reference_time; set reference_time")
             days = x * (DAYS_PER_MONTH if spec.unit == "age_months" else 1.0)
-            _fail(frame, days < 0, spec.column, key, "an age >= 0")
+            _fail(
+                frame,
+                x.is_not_null() & ~(x.is_finite() & (days >= 0) & (days < 36_500)).fill_null(False),
+                spec.column,
+                key,
+                "an age between 0 and 100 years",
+            )
             micros = (days * 86_400e6).round().cast(pl.Int64)
             return pl.select(pl.lit(reference, utc) - pl.duration(microseconds=pl.lit(micros))).to_series().alias(spec.column)
         scale = 1_000_000 if spec.unit == "unix_s" else 1_000
-        return (x * scale).round().cast(pl.Int64).cast(utc)
+        # 1970..2100: a value outside is a unit mistake (milliseconds given as seconds), not a date
+        limit = 4_102_444_800 * (1 if spec.unit == "unix_s" else 1000)
+        ok = (x.is_finite() & (x >= 0) & (x < limit)).fill_null(False)
+        other = "unix_ms" if spec.unit == "unix_s" else "unix_s"
+        _fail(frame, x.is_not_null() & ~ok, spec.column, key, f"{spec.unit} between 1970 and 2100 (is the unit {other}?)")
+        return (x * scale).round().cast(pl.Int64, strict=False).cast(utc)
     if s.dtype == utc:
         return s
     if isinstance(s.dtype, pl.Datetime):
@@ -307,15 +330,21 @@ def _raw(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
         else:
             numbers = _numbers(frame, value.column, key)
         if value.missing is not None:
-            numbers = numbers.fill_null(float(value.missing))
-        out[f"raw_{_snake(value.column)}"] = numbers
+            numbers = numbers.fill_null(value.missing)
+        name = f"raw_{_snake(value.column)}"
+        if name in out:
+            raise ZombieScanError(f"spec key {key}: column {value.column!r} makes feature {name}, as an earlier raw column does")
+        out[name] = numbers
     return pl.DataFrame(out)
 
 
 def _label_values(frame: pl.DataFrame, column: str, key: str, positive: tuple[Any, ...], negative: tuple[Any, ...]) -> pl.Series:
     s = _column(frame, column, key)
-    if s.dtype.is_float():  # 1.0 reads as 1
-        s = pl.select(pl.when(s == s.floor()).then(s.cast(pl.Int64).cast(pl.String)).otherwise(s.cast(pl.String))).to_series()
+    if s.dtype.is_float():  # 1.0 reads as 1; NaN is unknown, like empty
+        whole = s.is_finite() & (s == s.floor()) & (s.abs() < 2**53)
+        s = pl.select(
+            pl.when(s.is_nan()).then(None).when(whole).then(s.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(s.cast(pl.String))
+        ).to_series()
     text = _text(s).str.to_lowercase().replace("", None)
     pos, neg = ({str(v).lower() for v in vs} for vs in (positive, negative))
     expected = f"one of {', '.join(map(str, positive))} (positive) or {', '.join(map(str, negative))} (negative), or empty (unknown)"
@@ -333,7 +362,7 @@ def _labels(root: Path, spec: DatasetSpec, accounts: pl.DataFrame) -> pl.DataFra
         _fail(frame, unknown, spec.labels.id or "", "labels.id", "the id of an account in the accounts files")
         assert lab.column is not None
         given = frame.select("account_id", _label_values(frame, lab.column, "labels.column", lab.positive, lab.negative).alias("y"))
-        y = accounts.select("account_id").join(given, on="account_id", how="left")["y"]
+        y = accounts.select("account_id").join(given, on="account_id", how="left", maintain_order="left")["y"]
     elif lab.column is not None:
         y = _label_values(accounts, lab.column, "label.column", lab.positive, lab.negative)
     else:
@@ -345,7 +374,7 @@ def _labels(root: Path, spec: DatasetSpec, accounts: pl.DataFrame) -> pl.DataFra
     )
 
 
-def _engagements(root: Path, spec: EngagementSpec, reference: datetime | None) -> tuple[pl.DataFrame, bool]:
+def _engagements(root: Path, spec: EngagementSpec, reference: datetime | None, now: datetime) -> tuple[pl.DataFrame, bool]:
     frame = _read_all(root, spec.files, "engagements")
     actor = _ids(frame, spec.actor, "engagements.actor").alias("actor_id")
     target = _ids(frame, spec.target, "engagements.target").alias("target_id")
@@ -354,6 +383,7 @@ def _engagements(root: Path, spec: EngagementSpec, reference: datetime | None) -
     if spec.time is not None:
         ts = _timestamps(frame, spec.time, "engagements.time", reference)
         _fail(frame, ts.is_null(), spec.time.column, "engagements.time", "a time (not empty)")
+        _fail(frame, ts > now, spec.time.column, "engagements.time", f"a time not in the future (now {now:%Y-%m-%dT%H:%M:%SZ})")
         columns["ts"] = ts.alias("ts")
     else:
         columns["ts"] = pl.Series("ts", [None] * frame.height, pl.Datetime("us", "UTC"))
@@ -400,7 +430,7 @@ def write_warehouse(dataset: Dataset, db: Path, *, now: datetime | None = None) 
         dataset.labels.write_parquet(folder / "labels.parquet")
         if dataset.engagements is not None:
             dataset.engagements.write_parquet(folder / "engagements.parquet")
-        with atomic_path(db) as tmp:
+        with atomic_path(db, replaceable_file=_is_duckdb_file) as tmp:
             try:
                 report = ingest(folder, tmp, now=now, require=("accounts",))
             except ContractError as exc:

@@ -72,7 +72,7 @@ def _read_npz(path: Path, spec: FileSpec) -> pl.DataFrame:
         length = None
         for name, names in spec.arrays.items():
             if name not in npz.files:
-                raise ZombieScanError(f"{path}: no array '{name}' (arrays in the file: {', '.join(npz.files)})")
+                raise ZombieScanError(f"{path}: no array '{name}' (spec key arrays; arrays in the file: {', '.join(npz.files)})")
             array = npz[name]
             parts = [array] if array.ndim == 1 else [array[:, j] for j in range(array.shape[1])] if array.ndim == 2 else None
             if parts is None or len(parts) != len(names):
@@ -92,11 +92,18 @@ def read_masks(root: Path, spec: FileSpec, names: tuple[str, str, str], where: s
     if not path.is_file():
         raise ZombieScanError(f"{path}: file not found (spec key {where}.path, relative to the data root {root})")
     out = {}
-    with np.load(path, allow_pickle=False) as npz:
+    try:
+        npz_file = np.load(path, allow_pickle=False)
+    except Exception as exc:  # numpy raises several types for a file that is not an npz
+        raise ZombieScanError(f"{path}: cannot be read as npz (spec key {where}.path): {exc}") from None
+    with npz_file as npz:
         for role, name in zip(("train", "valid", "test"), names, strict=True):
             if name not in npz.files:
                 raise ZombieScanError(f"{path}: no array '{name}' (spec key {where}.{role}; arrays: {', '.join(npz.files)})")
-            mask = np.asarray(npz[name])
+            try:
+                mask = np.asarray(npz[name])
+            except ValueError as exc:  # an object array needs pickle, which we never allow
+                raise ZombieScanError(f"{path}: array '{name}' (spec key {where}.{role}): {exc}") from None
             if mask.ndim == 1:
                 mask = mask[None, :]
             if mask.ndim != 2 or mask.dtype != np.bool_:

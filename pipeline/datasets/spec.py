@@ -9,6 +9,7 @@ names the spec key, not a silent default.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -118,6 +119,7 @@ class DatasetSpec:
     splits: SplitSpec | None = None
     reference_time: datetime | None = None
     description: str = ""
+    notes: str = ""  # shown under the dataset's heading in the benchmark report
     source: str = ""
     licence: str = ""
     published: tuple[Published, ...] = ()
@@ -207,7 +209,7 @@ def load_spec(path: Path | str) -> DatasetSpec:
         raise ZombieScanError(f"{path}: not valid YAML: {exc}") from None
     top = _Keys(path, "", raw)
     top.only(
-        "name", "description", "source", "licence", "task", "reference_time", "accounts", "labels", "label",
+        "name", "description", "notes", "source", "licence", "task", "reference_time", "accounts", "labels", "label",
         "engagements", "splits", "published", "goals", "train",
     )  # fmt: skip
     task = top.get("task", str, choices=tuple(TASKS))
@@ -216,6 +218,9 @@ def load_spec(path: Path | str) -> DatasetSpec:
     except ZombieScanError as exc:
         raise ZombieScanError(str(exc)) from None
     accounts = _table(top.sub("accounts"), accounts=True)
+    created = accounts.columns.get("created_at")
+    if created is not None and created.unit in ("age_days", "age_months") and reference_time is None:
+        raise top.error(f"missing: accounts.columns.created_at counts back ({created.unit}) from the reference time", "reference_time")
     labels = _table(top.sub("labels"), accounts=False) if top.value.get("labels") is not None else None
     label = _label(top, accounts, labels)
     engagements = _engagements(top.sub("engagements")) if top.value.get("engagements") is not None else None
@@ -225,8 +230,11 @@ def load_spec(path: Path | str) -> DatasetSpec:
     for metric, value in goals.items():
         if metric not in METRICS or isinstance(value, bool) or not isinstance(value, int | float):
             raise top.error(f"{metric}: expected one of {', '.join(METRICS)} with a number", "goals")
+    name = top.get("name", str, path.stem)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise top.error(f"{name!r}: expected letters, digits, '.', '_' or '-' (it names files)", "name")
     return DatasetSpec(
-        name=top.get("name", str, path.stem),
+        name=name,
         path=path,
         task=task,
         accounts=accounts,
@@ -236,6 +244,7 @@ def load_spec(path: Path | str) -> DatasetSpec:
         splits=splits,
         reference_time=reference_time,
         description=top.get("description", str, ""),
+        notes=top.get("notes", str, ""),
         source=top.get("source", str, ""),
         licence=top.get("licence", str, ""),
         published=published,
@@ -282,7 +291,8 @@ def _value(keys: _Keys, key: str, *, timestamp: bool = False) -> ValueSpec:
     v = keys.sub(key)
     v.only("column", "unit", "negate", "missing")
     unit = v.get("unit", str, "iso", choices=TIME_UNITS) if timestamp else "iso"
-    return ValueSpec(column=v.get("column", str), unit=unit, negate=v.get("negate", bool, False), missing=v.value.get("missing"))
+    missing = v.get("missing", (bool, int, float, str), None)
+    return ValueSpec(column=v.get("column", str), unit=unit, negate=v.get("negate", bool, False), missing=missing)
 
 
 def _table(keys: _Keys, *, accounts: bool) -> TableSpec:
@@ -298,6 +308,7 @@ def _table(keys: _Keys, *, accounts: bool) -> TableSpec:
     for i, item in enumerate(keys.get("raw", list, []) if accounts else []):
         r = _Keys(keys.spec, f"{keys.where}.raw[{i}]", {"column": item} if isinstance(item, str) else item)
         r.only("column", "map", "missing")
+        r.get("missing", (int, float), None)
         mapping = r.get("map", dict, {})
         if any(isinstance(v, bool) or not isinstance(v, int | float) for v in mapping.values()):
             raise r.error("expected text -> number, e.g. {none: 0, basic: 1}", "map")
@@ -321,12 +332,20 @@ def _label(top: _Keys, accounts: TableSpec, labels: TableSpec | None) -> LabelSp
             return LabelSpec(column=None)
         raise top.error("missing: give `label: {column: ...}`, a `labels:` file, or `label: true|false` on every accounts file", "label")
     column = keys.get("column", str)
-    positive = tuple(keys.get("positive", list, [1, True]))
-    negative = tuple(keys.get("negative", list, [0, False]))
+    positive = _label_words(keys.get("positive", list, [1, True]))
+    negative = _label_words(keys.get("negative", list, [0, False]))
     both = {str(v).lower() for v in positive} & {str(v).lower() for v in negative}
     if both:
         raise keys.error(f"value(s) {', '.join(sorted(both))} are both positive and negative", "negative")
     return LabelSpec(column=column, positive=positive, negative=negative)
+
+
+def _label_words(values: list[Any]) -> tuple[Any, ...]:
+    """YAML reads an unquoted yes/no as a boolean: a boolean stands for all its spellings."""
+    out: list[Any] = []
+    for v in values:
+        out += (["true", "yes", "y", "t", "1"] if v else ["false", "no", "n", "f", "0"]) if isinstance(v, bool) else [v]
+    return tuple(dict.fromkeys(out))
 
 
 def _engagements(keys: _Keys) -> EngagementSpec:

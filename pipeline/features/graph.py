@@ -150,7 +150,8 @@ def _reciprocity(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
 def _neighbour_means(ids: pl.Series, src: np.ndarray, dst: np.ndarray, base: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
     """Mean (1 and 2 hops) and max (1 hop) of `columns` over undirected follow neighbours (sparse algebra)."""
     n = len(ids)
-    x = pl.DataFrame({"account_id": ids}).join(base.select("account_id", *columns), on="account_id", how="left")
+    # rows must stay in the order of `ids` (the adjacency's index): polars does not keep it by default
+    x = pl.DataFrame({"account_id": ids}).join(base.select("account_id", *columns), on="account_id", how="left", maintain_order="left")
     values = x.select(columns).fill_nan(None).to_numpy().astype(np.float64)
     known = ~np.isnan(values)
     values = np.where(known, values, 0.0)

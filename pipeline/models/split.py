@@ -75,7 +75,9 @@ def make_split(labels: pl.DataFrame, accounts: pl.DataFrame, params: SplitParams
     strata = (labels["is_zombie"].fill_null(False).cast(pl.Int8) * 2 + labels["is_like_farm"].fill_null(False).cast(pl.Int8)).to_numpy()
     fold = np.full(labels.height, -1, dtype=np.int64)
     if params.method == "time":
-        created = labels.select("account_id").join(accounts.select("account_id", "created_at"), on="account_id", how="left")["created_at"]
+        created = labels.select("account_id").join(
+            accounts.select("account_id", "created_at"), on="account_id", how="left", maintain_order="left"
+        )["created_at"]
         if created.null_count():
             raise ZombieScanError("split: some labelled accounts have no creation time in accounts; method time needs it")
         cutoff = params.time_cutoff or created.quantile(0.8, "nearest")

@@ -26,7 +26,7 @@ from pipeline.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("profile_", "beh_", "graph_", "lock_")
+FAMILIES = ("profile_", "raw_", "beh_", "graph_", "lock_")  # raw_: a real dataset's pass-through columns
 MODEL_FORMAT = 1
 
 

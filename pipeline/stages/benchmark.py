@@ -17,9 +17,8 @@ log = logging.getLogger(__name__)
 def run(params: dict[str, Any]) -> None:
     p = section(params, "benchmark")
     specs = [load_spec(find_spec(name)) for name in p["datasets"]]
-    details = run_benchmark(
-        specs, data_root(section(params, "data").get("root")), protocol_from_params(p), params.get("train", {}), Path(p["out"])
-    )
+    root = data_root(p.get("root"))
+    details = run_benchmark(specs, root, protocol_from_params(p), params.get("train", {}), Path(p["out"]))
     for name, d in details.items():
         goals = ", ".join(f"{m} {g['measured']:.3f} (goal {g['goal']:.3f}{'' if g['met'] else ', MISSED'})" for m, g in d["goals"].items())
         log.info("%s: %s", name, goals)

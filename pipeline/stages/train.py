@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.datasets.spec import find_spec, load_spec
 from pipeline.errors import ZombieScanError
 from pipeline.models.split import roles
 from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run
@@ -25,8 +26,14 @@ TASKS = ("zombie", "like_farm")
 
 
 def task_params(params: dict[str, Any], task: str) -> TaskParams:
-    train = section(params, "train")
-    return TaskParams.from_params(task, dict(train[task]))
+    """train.<task>, with the dataset spec's `train` overrides when the pipeline runs on one (data.spec)."""
+    values = dict(section(params, "train")[task])
+    spec_path = (params.get("data") or {}).get("spec")
+    if spec_path:
+        spec = load_spec(find_spec(spec_path))
+        if spec.task == task:
+            values.update(spec.train)
+    return TaskParams.from_params(task, values)
 
 
 def load_data(params: dict[str, Any], label: str | None = None) -> tuple[pl.DataFrame, Path, Path]:
