@@ -18,10 +18,7 @@ from pipeline.models.split import SplitParams, groups_of, make_split, roles
 from pipeline.models.train import Calibration, TaskModel, TaskParams, choose_threshold, fit_task
 from pipeline.params import DEFAULT_PARAMS
 from pipeline.stages import evaluate as evaluate_stage
-from pipeline.stages import featurize as featurize_stage
-from pipeline.stages import split as split_stage
 from pipeline.stages import train as train_stage
-from pipeline.warehouse import ingest
 
 # --- splits ---------------------------------------------------------------------------------
 
@@ -99,33 +96,6 @@ def test_threshold_rules(rule: str, expected: float) -> None:
 
 
 # --- the pipeline on a tiny world ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> dict[str, Any]:
-    """featurize -> split -> train -> evaluate on the tiny world, MLflow in a temporary store."""
-    root = tmp_path_factory.mktemp("pipeline")
-    ingest(tiny_dir, root / "w.duckdb")
-    params = yaml.safe_load(DEFAULT_PARAMS.read_text())
-    params["ingest"]["db"] = str(root / "w.duckdb")
-    params["featurize"].update(out=str(root / "features"), report=str(root / "featurize.json"))
-    params["split"].update(out=str(root / "split.parquet"), folds=3)
-    params["train"]["models"] = str(root / "models")
-    params["evaluate"].update(metrics=str(root / "metrics"), reports=str(root / "reports"), predictions=str(root / "pred"), bootstrap=20)
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-    mp.chdir(root)  # MLflow's default artifact folder lands here, not in the repo
-    try:
-        for stage in (featurize_stage, split_stage):
-            assert stage.main(["--params", str(path)]) == 0
-        for task in ("zombie", "like_farm"):
-            assert train_stage.main(["--params", str(path), "--task", task]) == 0
-            assert evaluate_stage.main(["--params", str(path), "--task", task]) == 0
-    finally:
-        mp.undo()
-    return {"root": root, "params": params, "path": path}
 
 
 def test_saved_model_is_text_and_reproducible(tiny_run: dict[str, Any], tmp_path: Path) -> None:

@@ -1,0 +1,230 @@
+"""Batch scoring: every account's zombie and like-farm probability, decision, and reasons in words.
+
+`score_accounts` is what `zombiescan score` and notebooks call. It computes the features with the
+pipeline's own code (`pipeline.features.build`), checks that each model was trained on exactly
+those features (names, order, dtypes), and scores all accounts with one `Booster.predict` per
+task on a contiguous float32 matrix. Reasons (LightGBM `pred_contrib`) are computed only for the
+accounts that need them: the flagged ones, or all with `explain="all"`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipeline.errors import ZombieScanError
+from pipeline.features.build import build_features, warehouse_features
+from pipeline.features.lockstep import LockstepParams
+from pipeline.models.train import TaskModel, check_features, to_matrix
+
+TASKS = ("zombie", "like_farm")
+EXPLAIN = ("flagged", "all", "none")
+TOP_REASONS = 3
+REASON = pl.Struct({"feature": pl.String, "value": pl.Float64, "contribution": pl.Float64, "text": pl.String})
+
+
+def _n(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.0f}%"
+
+
+# How an analyst reads a feature's value. A feature without an entry is described generically.
+DESCRIBE: dict[str, Callable[[float], str]] = {
+    "profile_age_days": lambda v: f"account is {_n(v)} days old",
+    "profile_username_digit_share": lambda v: f"{_pct(v)} of the username is digits",
+    "profile_username_trailing_digits": lambda v: f"username ends in {_n(v)} digits",
+    "profile_username_entropy": lambda v: f"username looks random (entropy {v:.1f} bits)",
+    "profile_name_similarity": lambda v: f"display name and username share {_pct(v)}",
+    "profile_default_photo": lambda v: "no profile photo" if v else "has a profile photo",
+    "profile_bio_len": lambda v: f"bio of {_n(v)} characters",
+    "profile_has_url": lambda v: "profile links a URL" if v else "no URL in the profile",
+    "profile_followers_log": lambda v: f"{_n(math.expm1(v))} followers",
+    "profile_following_log": lambda v: f"follows {_n(math.expm1(v))} accounts",
+    "profile_follow_ratio_log": lambda v: f"follows {math.exp(-v):.1f}x as many accounts as follow it",
+    "profile_posts_per_day": lambda v: f"{v:.2f} posts per day since it joined",
+    "profile_verified": lambda v: "verified" if v else "not verified",
+    "beh_n_actions": lambda v: f"{_n(v)} actions in total",
+    "beh_n_like": lambda v: f"{_n(v)} likes",
+    "beh_n_follow": lambda v: f"{_n(v)} follows",
+    "beh_n_post": lambda v: f"{_n(v)} posts of its own",
+    "beh_distinct_targets": lambda v: f"engaged with {_n(v)} distinct targets",
+    "beh_like_share": lambda v: f"{_pct(v)} of its actions are likes",
+    "beh_gap_median_s": lambda v: f"median {v:,.0f} s between actions",
+    "beh_burstiness": lambda v: f"acts in bursts (burstiness {v:.2f})",
+    "beh_hour_entropy": lambda v: f"activity spread over the day: {v:.1f} bits",
+    "beh_busiest_hour_share": lambda v: f"{_pct(v)} of its actions fell in one hour",
+    "beh_busiest_minute_share": lambda v: f"{_pct(v)} of its actions fell in one minute",
+    "beh_active_days": lambda v: f"active on {_n(v)} days",
+    "beh_first_action_delay_days": lambda v: f"first action {v:,.1f} days after joining",
+    "beh_likes_per_active_day": lambda v: f"{v:,.0f} likes per active day",
+    "beh_young_target_like_share": lambda v: f"{_pct(v)} of its likes went to posts under a day old",
+    "beh_night_share": lambda v: f"{_pct(v)} of its actions at night (UTC)",
+    "graph_in_degree": lambda v: f"followed by {_n(v)} accounts",
+    "graph_out_degree": lambda v: f"follows {_n(v)} accounts",
+    "graph_reciprocity": lambda v: f"{_pct(v)} of its follows are followed back",
+    "graph_pagerank": lambda v: f"follow-graph PageRank {v:.2f}x the average",
+    "graph_core": lambda v: f"in the {_n(v)}-core of the follow graph",
+    "graph_clustering": lambda v: f"its follow neighbours are {_pct(v)} interconnected",
+    "graph_target_small_share": lambda v: f"{_pct(v)} of what it engaged with has 5 or fewer engagers",
+    "lock_group_size": lambda v: f"in a lockstep group of {_n(v)} accounts" if v else "in no lockstep group",
+    "lock_partners": lambda v: f"liked the same targets in the same bursts as {_n(v)} other accounts",
+    "lock_max_jaccard": lambda v: f"shares {_pct(v)} of its liked targets with its closest lockstep partner",
+    "lock_mean_jaccard": lambda v: f"shares {_pct(v)} of its liked targets with its lockstep partners on average",
+    "lock_share": lambda v: f"{_pct(v)} of its likes were in lockstep bursts",
+    "lock_dense_block_score": lambda v: f"sits in a dense block of accounts liking the same targets (score {v:.2f})",
+    "lock_in_densest_block": lambda v: "in the densest like block of the data" if v else "outside the densest like block",
+}
+
+
+def describe(feature: str, value: float | None) -> str:
+    """One feature's value in an analyst's words."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"{feature} unknown"
+    fn = DESCRIBE.get(feature)
+    if fn is not None:
+        try:
+            return fn(float(value))
+        except (OverflowError, ValueError):
+            pass
+    return f"{feature} = {value:,.3g}"
+
+
+@dataclass
+class ScoreReport:
+    accounts: int
+    flagged: dict[str, int]
+    seconds: float
+
+
+def score_features(
+    features: pl.DataFrame,
+    models: dict[str, TaskModel],
+    *,
+    explain: str = "flagged",
+    versions: dict[str, str] | None = None,
+    scored_at: datetime | None = None,
+) -> pl.DataFrame:
+    """Scores, decisions and reasons for every row of a features frame (one row per account)."""
+    if explain not in EXPLAIN:
+        raise ZombieScanError(f"explain: {explain!r} is not one of {', '.join(EXPLAIN)}")
+    out = features.select("account_id")
+    for task, model in models.items():
+        check_features(features, model.features, model.dtypes, task)
+        if model.booster is None:
+            raise ZombieScanError(f"{task}: the model has no booster")
+        x = to_matrix(features, model.features)
+        raw = np.asarray(model.booster.predict(x, raw_score=True), dtype=np.float64)
+        p = model.calibration.apply(raw)
+        flagged = p >= model.threshold
+        need = np.ones(len(p), bool) if explain == "all" else flagged if explain == "flagged" else np.zeros(len(p), bool)
+        out = out.with_columns(
+            pl.Series(f"p_{task}", p),
+            pl.Series(f"flagged_{task}", flagged),
+            pl.Series(f"{task}_reasons", _reasons(model, x, need), dtype=pl.List(REASON)),
+            pl.lit((versions or {}).get(task, ""), pl.String).alias(f"{task}_model_version"),
+        )
+    return out.with_columns(pl.lit(scored_at or datetime.now(UTC), pl.Datetime("us", "UTC")).alias("scored_at"))
+
+
+def _reasons(model: TaskModel, x: np.ndarray, need: np.ndarray) -> list[list[dict[str, Any]]]:
+    """Top contributions towards the flag (largest positive SHAP values), for the rows in `need`."""
+    out: list[list[dict[str, Any]]] = [[] for _ in range(len(need))]
+    rows = np.flatnonzero(need)
+    if not len(rows):
+        return out
+    assert model.booster is not None
+    contrib = np.asarray(model.booster.predict(x[rows], pred_contrib=True))[:, :-1]  # last column: the bias
+    top = np.argsort(-contrib, axis=1)[:, :TOP_REASONS]
+    for i, row in enumerate(rows):
+        for j in top[i]:
+            c = float(contrib[i, j])
+            if c <= 0:
+                break
+            value = float(x[row, j])
+            feature = model.features[j]
+            out[row].append(
+                {"feature": feature, "value": None if math.isnan(value) else value, "contribution": c, "text": describe(feature, value)}
+            )
+    return out
+
+
+def score_accounts(
+    accounts: pl.DataFrame,
+    engagements: pl.DataFrame,
+    models: dict[str, TaskModel],
+    targets: pl.DataFrame | None = None,
+    *,
+    reference_time: datetime | None = None,
+    lockstep_params: LockstepParams = LockstepParams(),  # noqa: B008 (frozen dataclass)
+    explain: str = "flagged",
+    versions: dict[str, str] | None = None,
+) -> pl.DataFrame:
+    """Score contract frames: features by the pipeline's code, then `score_features`.
+
+    Adds `has_engagements` (an account without engagements is scored from its profile alone) and
+    `lockstep_group` (the id of the account's lockstep group, if any).
+    """
+    features, groups, _ = build_features(accounts, engagements, targets, reference_time=reference_time, lockstep_params=lockstep_params)
+    scores = score_features(features, models, explain=explain, versions=versions)
+    active = engagements.select(pl.col("actor_id").alias("account_id")).unique().with_columns(has_engagements=pl.lit(True))
+    return _with_context(scores, active, groups)
+
+
+def load_models(model_dir: Path) -> tuple[dict[str, TaskModel], dict[str, str]]:
+    """Both task models from `model_dir/<task>/` (model.txt + model.json), and a version string for each."""
+    models, versions = {}, {}
+    for task in TASKS:
+        folder = model_dir / task
+        model = TaskModel.load(folder)
+        models[task] = model
+        # the model file's MD5 (model.json records it too): the same text model, the same version
+        digest = hashlib.md5((folder / "model.txt").read_bytes(), usedforsecurity=False).hexdigest()
+        versions[task] = f"{folder}#{digest[:12]}"
+    return models, versions
+
+
+def score_warehouse(
+    db: Path,
+    models: dict[str, TaskModel],
+    *,
+    reference_time: datetime | None = None,
+    lockstep_params: LockstepParams = LockstepParams(),  # noqa: B008
+    explain: str = "flagged",
+    versions: dict[str, str] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Scores for every account of a warehouse (features out of core, as the featurize stage computes them),
+    and the lockstep groups."""
+    from pipeline.warehouse import connect
+
+    features, groups, _ = warehouse_features(db, reference_time=reference_time, lockstep_params=lockstep_params)
+    scores = score_features(features, models, explain=explain, versions=versions)
+    con = connect(db)
+    try:
+        active = con.sql("SELECT DISTINCT actor_id AS account_id, true AS has_engagements FROM engagements").pl()
+    finally:
+        con.close()
+    return _with_context(scores, active, groups), groups
+
+
+def _with_context(scores: pl.DataFrame, active: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
+    member = (
+        groups.select(pl.col("group_id").alias("lockstep_group"), pl.col("members").alias("account_id")).explode("account_id")
+        if groups.height
+        else pl.DataFrame(schema={"lockstep_group": pl.Int64, "account_id": pl.String})
+    )
+    return (
+        scores.join(active, on="account_id", how="left", maintain_order="left")
+        .join(member.unique("account_id"), on="account_id", how="left", maintain_order="left")
+        .with_columns(pl.col("has_engagements").fill_null(False))
+    )

@@ -1,0 +1,88 @@
+"""Batch scoring (P5): the same scores as the evaluate stage, reasons in words, and clear model mismatches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipeline.errors import ZombieScanError
+from pipeline.scoring import TASKS, describe, load_models, score_features, score_warehouse
+
+
+@pytest.fixture(scope="module")
+def scored(tiny_run: dict[str, Any]) -> tuple[pl.DataFrame, dict[str, Any]]:
+    root = tiny_run["root"]
+    models, versions = load_models(root / "models")
+    scores, _ = score_warehouse(root / "w.duckdb", models, versions=versions)
+    return scores, {"models": models, "versions": versions, "root": root}
+
+
+def test_scores_equal_the_evaluate_stage(scored: tuple[pl.DataFrame, dict[str, Any]]) -> None:
+    scores, ctx = scored
+    for task in TASKS:
+        stage = pl.read_parquet(ctx["root"] / "pred" / f"{task}.parquet")  # the shipped model on test fold 0
+        both = stage.join(scores, on="account_id", how="inner")
+        assert both.height == stage.height > 0
+        assert np.abs(both["p"].to_numpy() - both[f"p_{task}"].to_numpy()).max() < 1e-9
+        assert (both["flagged"] == both[f"flagged_{task}"]).all()
+
+
+def test_reasons_explain_flagged_accounts_only(scored: tuple[pl.DataFrame, dict[str, Any]]) -> None:
+    scores, ctx = scored
+    flagged = scores.filter(pl.col("flagged_like_farm"))
+    assert flagged.height > 0
+    assert (flagged["like_farm_reasons"].list.len() > 0).all()
+    assert (scores.filter(~pl.col("flagged_like_farm"))["like_farm_reasons"].list.len() == 0).all()
+    reason = flagged["like_farm_reasons"][0][0]
+    assert reason["contribution"] > 0 and reason["text"] and reason["feature"] in ctx["models"]["like_farm"].features
+    assert scores["like_farm_model_version"][0] == ctx["versions"]["like_farm"]
+    # planted farm members sit in lockstep groups, and the output says which
+    assert flagged["lockstep_group"].is_not_null().mean() > 0.5
+
+
+def test_explain_all_and_none(scored: tuple[pl.DataFrame, dict[str, Any]]) -> None:
+    _, ctx = scored
+    features = pl.read_parquet(ctx["root"] / "features" / "features.parquet").head(50)
+    everyone = score_features(features, ctx["models"], explain="all")
+    assert (everyone["zombie_reasons"].list.len() > 0).mean() > 0.5  # most rows have some feature pushing up
+    nobody = score_features(features, ctx["models"], explain="none")
+    assert (nobody["zombie_reasons"].list.len() == 0).all()
+    assert np.allclose(everyone["p_zombie"].to_numpy(), nobody["p_zombie"].to_numpy())
+
+
+def test_a_model_from_another_feature_version_is_refused(scored: tuple[pl.DataFrame, dict[str, Any]]) -> None:
+    _, ctx = scored
+    features = pl.read_parquet(ctx["root"] / "features" / "features.parquet")
+    with pytest.raises(ZombieScanError, match="lack 1 column"):
+        score_features(features.drop("lock_share"), ctx["models"])
+    with pytest.raises(ZombieScanError, match="has type String"):
+        score_features(features.with_columns(pl.col("lock_share").cast(pl.String)), ctx["models"])
+
+
+@pytest.mark.parametrize(
+    ("feature", "value", "text"),
+    [
+        ("lock_partners", 57.0, "liked the same targets in the same bursts as 57 other accounts"),
+        ("beh_busiest_minute_share", 0.62, "62% of its actions fell in one minute"),
+        ("profile_followers_log", float(np.log1p(412)), "412 followers"),
+        ("profile_age_days", float("nan"), "profile_age_days unknown"),
+        ("graph_nb_beh_n_actions_mean", 12.5, "graph_nb_beh_n_actions_mean = 12.5"),
+    ],
+)
+def test_describe_in_an_analysts_words(feature: str, value: float, text: str) -> None:
+    assert describe(feature, value) == text
+
+
+def test_accounts_without_engagements_are_scored_and_marked(scored: tuple[pl.DataFrame, dict[str, Any]]) -> None:
+    scores, _ = scored
+    quiet = scores.filter(~pl.col("has_engagements"))
+    assert quiet.height > 0 and quiet["p_zombie"].is_not_null().all()
+
+
+def test_models_load_from_a_folder_only_when_complete(tmp_path: Path) -> None:
+    with pytest.raises(ZombieScanError, match="missing"):
+        load_models(tmp_path)
