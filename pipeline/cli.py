@@ -239,6 +239,124 @@ def benchmark(
     err.print(f"wrote {out / 'benchmark.md'}, {out / 'benchmark.json'}")
 
 
+class OutputFormat(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+
+
+class Explain(StrEnum):
+    flagged = "flagged"
+    all = "all"
+    none = "none"
+
+
+@app.command()
+def score(
+    accounts: Annotated[
+        Path, typer.Option("--accounts", help="Accounts in the data contract (.parquet, .csv, .jsonl), or a DuckDB warehouse (.duckdb).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Scores, one row per account (schema in the README).")],
+    engagements: Annotated[
+        Path | None, typer.Option("--engagements", help="Engagements in the data contract; needed unless --accounts is a warehouse.")
+    ] = None,
+    targets: Annotated[Path | None, typer.Option("--targets", help="Optional targets table (creation times of posts).")] = None,
+    model_dir: Annotated[
+        Path, typer.Option("--model-dir", help="Folder with <task>/model.txt and model.json for zombie and like_farm.")
+    ] = Path("models"),
+    reference_time: Annotated[str | None, typer.Option(help="ISO 8601 time the features describe. Default: the last engagement.")] = None,
+    explain: Annotated[Explain, typer.Option(help="Reasons for flagged accounts, all accounts, or none.")] = Explain.flagged,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format; CSV holds reasons as JSON text.")] = OutputFormat.parquet,
+    pages_out: Annotated[Path | None, typer.Option("--pages-out", help="Also write the targets ranked by suspected bought likes.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output; only the JSON summary line.")] = False,
+) -> None:
+    """Score every account: p_zombie and p_like_farm, decisions, reasons, lockstep group; JSON summary on stdout."""
+    import json
+    import tempfile
+    import time
+
+    from pipeline.params import parse_utc_time
+    from pipeline.scoring import load_models, score_warehouse, suspected_pages
+
+    start = time.perf_counter()
+    for path in (out, pages_out):
+        if path is None:
+            continue
+        if not path.parent.is_dir():
+            raise ZombieScanError(f"{path}: the folder {path.parent} does not exist; create it first")
+        if path.exists() and not overwrite:
+            raise ZombieScanError(f"{path}: exists; pass --overwrite to replace it")
+    when = parse_utc_time(reference_time, "--reference-time")
+    models, versions = load_models(model_dir)
+    say = (lambda msg: None) if quiet else (lambda msg: err.print(msg, highlight=False))
+    with tempfile.TemporaryDirectory(prefix="zombiescan-score-") as scratch:
+        db = accounts if accounts.suffix == ".duckdb" else _ingest_for_scoring(Path(scratch), accounts, engagements, targets, say)
+        say("computing features and scores ...")
+        scores, _ = score_warehouse(db, models, reference_time=when, explain=explain.value, versions=versions)
+        pages = suspected_pages(db, scores) if pages_out is not None else None
+    _write_table(scores, out, fmt.value)
+    if pages is not None and pages_out is not None:
+        _write_table(pages, pages_out, fmt.value)
+    summary = {
+        "accounts": scores.height,
+        "flagged": {task: int(scores[f"flagged_{task}"].sum()) for task in models},
+        "no_engagements": int((~scores["has_engagements"]).sum()),
+        "seconds": round(time.perf_counter() - start, 1),
+        "out": str(out),
+    }
+    say(f"wrote {out}" + (f" and {pages_out}" if pages_out else ""))
+    typer.echo(json.dumps(summary))
+
+
+def _ingest_for_scoring(scratch: Path, accounts: Path, engagements: Path | None, targets: Path | None, say: Any) -> Path:
+    """Validate the inputs exactly as `zombiescan ingest` does, into a scratch warehouse; messages name the user's files."""
+    from pipeline.errors import ContractError
+    from pipeline.warehouse import ingest as run_ingest
+
+    if engagements is None:
+        raise ZombieScanError("--engagements: missing; give the engagements file (or a DuckDB warehouse as --accounts)")
+    folder = scratch / "input"
+    folder.mkdir()
+    names = {}
+    for table, path in (("accounts", accounts), ("engagements", engagements), ("targets", targets)):
+        if path is None:
+            continue
+        if not path.is_file():
+            raise ZombieScanError(f"{path}: {table} file not found")
+        link = folder / f"{table}{path.suffix}"
+        link.symlink_to(path.resolve())
+        names[str(link)] = str(path)
+    say("validating and loading the input ...")
+    try:
+        run_ingest(folder, scratch / "input.duckdb")
+    except ZombieScanError as exc:
+        if isinstance(exc, ContractError):
+            raise ContractError([_rename(p, names) for p in exc.problems]) from None
+        raise ZombieScanError(_rename(str(exc), names)) from None
+    return scratch / "input.duckdb"
+
+
+def _rename(problem: str, names: dict[str, str]) -> str:
+    for link, original in names.items():
+        problem = problem.replace(link, original)
+    return problem
+
+
+def _write_table(frame: Any, path: Path, fmt: str) -> None:
+    """Write atomically: a temporary file beside `path`, renamed into place; a crash leaves nothing."""
+    from pipeline.io import atomic_path
+    from pipeline.scoring import to_csv_frame
+
+    try:
+        with atomic_path(path) as tmp:
+            if fmt == "csv":
+                to_csv_frame(frame).write_csv(tmp)
+            else:
+                frame.write_parquet(tmp)
+    except PermissionError as exc:
+        raise ZombieScanError(f"{path}: cannot write here ({exc.strerror}); choose a folder you can write to") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 1 a user error (one clear message), 2 a usage error."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

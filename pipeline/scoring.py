@@ -10,6 +10,7 @@ accounts that need them: the flagged ones, or all with `explain="all"`.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -227,4 +228,58 @@ def _with_context(scores: pl.DataFrame, active: pl.DataFrame, groups: pl.DataFra
         scores.join(active, on="account_id", how="left", maintain_order="left")
         .join(member.unique("account_id"), on="account_id", how="left", maintain_order="left")
         .with_columns(pl.col("has_engagements").fill_null(False))
+    )
+
+
+def suspected_pages(db: Path, scores: pl.DataFrame) -> pl.DataFrame:
+    """Targets ranked by suspected bought likes: likes from accounts over the like-farm threshold,
+    beyond what the target's popularity explains.
+
+    Farm accounts also like popular pages to look real, so a raw count of their likes ranks the
+    most popular pages first. The expected number is the target's likes times the share of all
+    likes that farm accounts give; what exceeds it is the suspected bought likes. One row per
+    target with a farm like: farm likes, all likes, share, expected, excess, the lockstep groups of
+    the liking accounts, and the window in which the farm likes came.
+    """
+    from pipeline.warehouse import connect
+
+    con = connect(db)
+    try:
+        con.register("scores_in", scores.select("account_id", "flagged_like_farm", "lockstep_group"))
+        return con.sql(
+            """
+            WITH likes AS (
+                SELECT e.target_id, e.target_type::VARCHAR AS target_type, e.ts, coalesce(e.weight, 1) AS w,
+                       s.flagged_like_farm AS farm, s.lockstep_group
+                FROM engagements e JOIN scores_in s ON s.account_id = e.actor_id
+                WHERE e.kind = 'like'
+            ),
+            base AS (SELECT sum(w) FILTER (WHERE farm) / sum(w) AS rate FROM likes),
+            per_target AS (
+                SELECT target_id, any_value(target_type) AS target_type,
+                       CAST(sum(w) FILTER (WHERE farm) AS BIGINT) AS farm_likes,
+                       CAST(sum(w) AS BIGINT) AS all_likes,
+                       list_sort(list(DISTINCT lockstep_group) FILTER (WHERE farm AND lockstep_group IS NOT NULL)) AS lockstep_groups,
+                       min(ts) FILTER (WHERE farm) AS first_farm_like,
+                       max(ts) FILTER (WHERE farm) AS last_farm_like
+                FROM likes GROUP BY target_id
+                HAVING sum(w) FILTER (WHERE farm) > 0
+            )
+            SELECT target_id, target_type, farm_likes, all_likes, farm_likes / all_likes AS farm_share,
+                   all_likes * base.rate AS expected_farm_likes,
+                   greatest(farm_likes - all_likes * base.rate, 0) AS suspected_bought_likes,
+                   lockstep_groups, first_farm_like, last_farm_like
+            FROM per_target, base
+            ORDER BY suspected_bought_likes DESC, farm_share DESC, target_id
+            """
+        ).pl()
+    finally:
+        con.close()
+
+
+def to_csv_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """Nested columns (reasons, group lists) as JSON text, so the frame fits a CSV file."""
+    nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List | pl.Struct)]
+    return frame.with_columns(
+        pl.col(c).map_elements(lambda v: json.dumps(v.to_list() if hasattr(v, "to_list") else v), return_dtype=pl.String) for c in nested
     )
