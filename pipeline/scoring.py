@@ -10,7 +10,6 @@ accounts that need them: the flagged ones, or all with `explain="all"`.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -278,8 +277,13 @@ def suspected_pages(db: Path, scores: pl.DataFrame) -> pl.DataFrame:
 
 
 def to_csv_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """Nested columns (reasons, group lists) as JSON text, so the frame fits a CSV file."""
-    nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List | pl.Struct)]
-    return frame.with_columns(
-        pl.col(c).map_elements(lambda v: json.dumps(v.to_list() if hasattr(v, "to_list") else v), return_dtype=pl.String) for c in nested
-    )
+    """Nested columns (reasons, group lists) as JSON text, so the frame fits a CSV file (vectorised, no per-row Python)."""
+    out = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.List):
+            inner = dtype.inner
+            element = pl.element().struct.json_encode() if isinstance(inner, pl.Struct) else pl.element().cast(pl.String)
+            out.append(pl.concat_str(pl.lit("["), pl.col(name).list.eval(element).list.join(","), pl.lit("]")).alias(name))
+        elif isinstance(dtype, pl.Struct):
+            out.append(pl.col(name).struct.json_encode())
+    return frame.with_columns(out) if out else frame

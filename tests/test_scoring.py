@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,53 @@ def test_score_command_bad_input_writes_nothing(
     else:
         assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".scores")]  # no temporary left behind
+
+
+def test_score_command_reads_unicode_ids_and_three_timestamp_formats(
+    tiny_run: dict[str, Any], tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same world as CSV, ids with unicode and commas, times written three ways: the same scores."""
+    accounts = pl.read_parquet(tiny_dir / "accounts.parquet")
+    engagements = pl.read_parquet(tiny_dir / "engagements.parquet")
+    # a common prefix keeps the ids' order: tie-breaks in the dense-block peel follow id order
+    rename = pl.concat_str(pl.lit("Zoë, «"), pl.col("account_id"))
+    accounts_csv = accounts.with_columns(account_id=rename)
+    iso = pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+    offset = pl.col("ts").dt.convert_time_zone("Europe/Berlin").dt.strftime("%Y-%m-%d %H:%M:%S%.6f%:z")
+    plain = pl.col("ts").dt.strftime("%Y-%m-%d %H:%M:%S%.6f")  # no offset: read as UTC, as the contract says
+    n = engagements.height
+    fmt = pl.Series(np.arange(n) % 3)
+    engagements_csv = engagements.with_columns(
+        actor_id=pl.concat_str(pl.lit("Zoë, «"), pl.col("actor_id")),
+        target_id=pl.when(pl.col("target_type") == "account")
+        .then(pl.concat_str(pl.lit("Zoë, «"), pl.col("target_id")))
+        .otherwise(pl.col("target_id")),
+        ts=pl.when(fmt == 0).then(iso).when(fmt == 1).then(offset).otherwise(plain),
+    )
+    accounts_csv.write_csv(tmp_path / "accounts.csv")
+    engagements_csv.write_csv(tmp_path / "engagements.csv")
+    out = tmp_path / "scores.parquet"
+    args = ["score", "--accounts", str(tmp_path / "accounts.csv"), "--engagements", str(tmp_path / "engagements.csv")]
+    assert main([*args, "--model-dir", str(tiny_run["root"] / "models"), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    reference = tmp_path / "reference.parquet"
+    assert main(_score_args(tiny_dir, tiny_run["root"], reference)) == 0
+    got = pl.read_parquet(out).with_columns(pl.col("account_id").str.strip_prefix("Zoë, «"))
+    want = pl.read_parquet(reference)
+    both = want.join(got, on="account_id", suffix="_csv")
+    assert both.height == want.height
+    assert np.abs(both["p_like_farm"].to_numpy() - both["p_like_farm_csv"].to_numpy()).max() < 1e-9
+
+
+def test_score_command_refuses_a_model_from_another_feature_version(
+    tiny_run: dict[str, Any], tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(tiny_run["root"] / "models", models)
+    meta = json.loads((models / "zombie" / "model.json").read_text())
+    meta["features"][3]["name"] = "profile_feature_of_a_later_version"
+    (models / "zombie" / "model.json").write_text(json.dumps(meta))
+    out = tmp_path / "scores.parquet"
+    assert main(_score_args(tiny_dir, models.parent, out)) == 1
+    assert "profile_feature_of_a_later_version" in " ".join(capsys.readouterr().err.split())
+    assert not out.exists()
