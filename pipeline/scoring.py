@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -131,32 +130,42 @@ def score_features(
         out = out.with_columns(
             pl.Series(f"p_{task}", p),
             pl.Series(f"flagged_{task}", flagged),
-            pl.Series(f"{task}_reasons", _reasons(model, x, need), dtype=pl.List(REASON)),
+            _reasons(model, x, need).cast(pl.List(REASON)).alias(f"{task}_reasons"),
             pl.lit((versions or {}).get(task, ""), pl.String).alias(f"{task}_model_version"),
         )
     return out.with_columns(pl.lit(scored_at or datetime.now(UTC), pl.Datetime("us", "UTC")).alias("scored_at"))
 
 
-def _reasons(model: TaskModel, x: np.ndarray, need: np.ndarray) -> list[list[dict[str, Any]]]:
-    """Top contributions towards the flag (largest positive SHAP values), for the rows in `need`."""
-    out: list[list[dict[str, Any]]] = [[] for _ in range(len(need))]
+def _reasons(model: TaskModel, x: np.ndarray, need: np.ndarray) -> pl.Series:
+    """Top contributions towards the flag (largest positive SHAP values) for the rows in `need`;
+    an empty list for the others. Built from flat arrays: no Python object per account."""
+    n = len(need)
     rows = np.flatnonzero(need)
     if not len(rows):
-        return out
+        return _fill_empty(pl.select(pl.repeat(None, n, dtype=pl.List(REASON))).to_series())
     assert model.booster is not None
     contrib = np.asarray(model.booster.predict(x[rows], pred_contrib=True))[:, :-1]  # last column: the bias
-    top = np.argsort(-contrib, axis=1)[:, :TOP_REASONS]
-    for i, row in enumerate(rows):
-        for j in top[i]:
-            c = float(contrib[i, j])
-            if c <= 0:
-                break
-            value = float(x[row, j])
-            feature = model.features[j]
-            out[row].append(
-                {"feature": feature, "value": None if math.isnan(value) else value, "contribution": c, "text": describe(feature, value)}
-            )
-    return out
+    k = min(TOP_REASONS, contrib.shape[1])
+    top = np.argsort(-contrib, axis=1)[:, :k]
+    row = np.repeat(rows, k)
+    feature = top.ravel()
+    c = np.take_along_axis(contrib, top, axis=1).ravel()
+    value = x[row, feature].astype(np.float64)
+    keep = c > 0
+    row, feature, c, value = row[keep], feature[keep], c[keep], value[keep]
+    names = np.asarray(model.features, dtype=object)[feature]
+    texts = [describe(f, v) for f, v in zip(names.tolist(), value.tolist(), strict=True)]
+    flat = pl.DataFrame(
+        {"row": row, "feature": names.tolist(), "value": value, "contribution": c, "text": texts},
+        schema={"row": pl.Int64, "feature": pl.String, "value": pl.Float64, "contribution": pl.Float64, "text": pl.String},
+    ).with_columns(pl.col("value").fill_nan(None))
+    grouped = flat.group_by("row", maintain_order=True).agg(pl.struct("feature", "value", "contribution", "text").alias("r"))
+    full = pl.DataFrame({"row": np.arange(n, dtype=np.int64)}).join(grouped, on="row", how="left", maintain_order="left")
+    return _fill_empty(full["r"])
+
+
+def _fill_empty(series: pl.Series) -> pl.Series:
+    return pl.select(pl.when(series.is_null()).then(pl.lit([], dtype=pl.List(REASON))).otherwise(series)).to_series()
 
 
 def score_accounts(
