@@ -118,11 +118,15 @@ def score_features(
     if explain not in EXPLAIN:
         raise ZombieScanError(f"explain: {explain!r} is not one of {', '.join(EXPLAIN)}")
     out = features.select("account_id")
+    matrices: dict[tuple[str, ...], np.ndarray] = {}  # both tasks usually read the same columns: one matrix
     for task, model in models.items():
         check_features(features, model.features, model.dtypes, task)
         if model.booster is None:
             raise ZombieScanError(f"{task}: the model has no booster")
-        x = to_matrix(features, model.features)
+        key = tuple(model.features)
+        if key not in matrices:
+            matrices[key] = to_matrix(features, model.features)
+        x = matrices[key]
         raw = np.asarray(model.booster.predict(x, raw_score=True), dtype=np.float64)
         p = model.calibration.apply(raw)
         flagged = p >= model.threshold

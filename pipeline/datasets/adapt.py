@@ -19,11 +19,12 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from pipeline.contract import ACCOUNTS, Column
 from pipeline.datasets.read import ROW, read_file, read_masks
 from pipeline.datasets.spec import DatasetSpec, EngagementSpec, FileSpec, TableSpec, ValueSpec
 from pipeline.errors import ContractError, ZombieScanError
 from pipeline.io import atomic_path
-from pipeline.staging import BOOL_WORDS
+from pipeline.staging import BOOL_WORDS, conversion
 from pipeline.warehouse import IngestReport, _is_duckdb_file, ingest
 
 FILE = "__file"
@@ -284,16 +285,15 @@ def _iso(text: pl.Series) -> pl.Series:
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("iso_in", pl.DataFrame({"x": text}))
-        # Only dates: DuckDB would also read words such as 'epoch' and 'infinity'.
-        out = con.sql("SELECT CASE WHEN regexp_matches(x, '^[0-9]{4}-') THEN TRY_CAST(x AS TIMESTAMPTZ) END AS x FROM iso_in").pl()
+        # the ingest's own text -> timestamp rule (it refuses words DuckDB would read, such as 'epoch')
+        expr, _ = conversion(Column("x", "timestamp"), "VARCHAR", "x")
+        out = con.sql(f"SELECT {expr} AS x FROM iso_in").pl()
     finally:
         con.close()
     return out["x"].cast(pl.Datetime("us", "UTC"))
 
 
 def _accounts(frame: pl.DataFrame, spec: TableSpec, reference: datetime) -> pl.DataFrame:
-    from pipeline.contract import ACCOUNTS  # the contract's columns decide each conversion
-
     columns: dict[str, pl.Series] = {"account_id": frame["account_id"]}
     for col in ACCOUNTS.columns[1:]:
         value = spec.columns.get(col.name)
