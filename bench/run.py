@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-STAGES = ("simulate", "ingest", "index", "ingest_csv", "featurize", "graphlib", "realdata", "score")
+STAGES = ("simulate", "ingest", "index", "ingest_csv", "featurize", "graphlib", "realdata", "score", "score_cli", "score_cli_2gb")
 DEFAULT_STAGES = ("simulate", "ingest", "index", "featurize", "graphlib")
 PRESETS = ("default", "large")
 
@@ -66,6 +66,8 @@ def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
         return _realdata(preset, work)
     elif stage == "score":
         return _score(preset, work)
+    elif stage in ("score_cli", "score_cli_2gb"):
+        return _score_cli(preset, work, "2GB" if stage == "score_cli_2gb" else "5GB")
     else:
         raise SystemExit(f"unknown stage {stage}")
     return _result(stage, preset, time.perf_counter() - start, rows)
@@ -192,6 +194,31 @@ def _score(preset: str, work: Path) -> dict[str, object]:
     )
     del scores
     return _result("score", preset, seconds, {"accounts": features.height}, note)
+
+
+def _score_cli(preset: str, work: Path, memory_limit: str) -> dict[str, object]:
+    """`zombiescan score` as a platform team runs it: the simulator's Parquet files in, input
+    validation (the ingest), features, both models, reasons for the flagged, the pages report."""
+    import contextlib
+    import io
+
+    from pipeline.cli import main as cli
+
+    src, out = work / f"sim-{preset}", work / f"scores-{preset}"
+    out.mkdir(exist_ok=True)
+    args = ["score", "--accounts", str(src / "accounts.parquet"), "--engagements", str(src / "engagements.parquet")]
+    args += ["--targets", str(src / "targets.parquet"), "--out", str(out / "scores.parquet"), "--pages-out", str(out / "pages.parquet")]
+    args += ["--memory-limit", memory_limit, "--overwrite", "--quiet"]
+    start = time.perf_counter()
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = cli(args)
+    seconds = time.perf_counter() - start
+    if code != 0:
+        raise SystemExit(f"zombiescan score exited {code}")
+    summary = json.loads(stdout.getvalue().strip().splitlines()[-1])
+    note = f"`zombiescan score` from Parquet, DuckDB memory limit {memory_limit}; flagged {summary['flagged']}"
+    return _result("score_cli", preset, seconds, {"accounts": summary["accounts"]}, note)
 
 
 def _lookup_ms(con: object, ids: list[tuple[str, str]]) -> float:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -261,9 +263,19 @@ def score(
     ] = None,
     targets: Annotated[Path | None, typer.Option("--targets", help="Optional targets table (creation times of posts).")] = None,
     model_dir: Annotated[
-        Path, typer.Option("--model-dir", help="Folder with <task>/model.txt and model.json for zombie and like_farm.")
-    ] = Path("models"),
+        Path | None, typer.Option("--model-dir", help="Folder with <task>/model.txt and model.json (default: models).")
+    ] = None,
+    model_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--model-uri",
+            help="Registered models instead of --model-dir, comma-separated: "
+            "models:/zombiescan-zombie@champion,models:/zombiescan-like-farm@champion (store: MLFLOW_TRACKING_URI).",
+        ),
+    ] = None,
     reference_time: Annotated[str | None, typer.Option(help="ISO 8601 time the features describe. Default: the last engagement.")] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Accounts scored at a time (bounds the model step's memory).")] = 100_000,
+    memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit for the features; past it DuckDB spills to disk.")] = "5GB",
     explain: Annotated[Explain, typer.Option(help="Reasons for flagged accounts, all accounts, or none.")] = Explain.flagged,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format; CSV holds reasons as JSON text.")] = OutputFormat.parquet,
     pages_out: Annotated[Path | None, typer.Option("--pages-out", help="Also write the targets ranked by suspected bought likes.")] = None,
@@ -276,7 +288,7 @@ def score(
     import time
 
     from pipeline.params import parse_utc_time
-    from pipeline.scoring import load_models, score_warehouse, suspected_pages
+    from pipeline.scoring import load_models, load_registered, score_warehouse, suspected_pages
 
     start = time.perf_counter()
     for path in (out, pages_out):
@@ -286,17 +298,49 @@ def score(
             raise ZombieScanError(f"{path}: the folder {path.parent} does not exist; create it first")
         if path.exists() and not overwrite:
             raise ZombieScanError(f"{path}: exists; pass --overwrite to replace it")
+        _check_writable(path)  # now, not after minutes of work
+    if model_uri and model_dir:
+        raise ZombieScanError("--model-uri and --model-dir: give one of them")
     when = parse_utc_time(reference_time, "--reference-time")
-    models, versions = load_models(model_dir)
-    say = (lambda msg: None) if quiet else (lambda msg: err.print(msg, highlight=False))
-    with tempfile.TemporaryDirectory(prefix="zombiescan-score-") as scratch:
-        db = accounts if accounts.suffix == ".duckdb" else _ingest_for_scoring(Path(scratch), accounts, engagements, targets, say)
-        say("computing features and scores ...")
-        scores, _ = score_warehouse(db, models, reference_time=when, explain=explain.value, versions=versions)
-        pages = suspected_pages(db, scores) if pages_out is not None else None
-    _write_table(scores, out, fmt.value)
-    if pages is not None and pages_out is not None:
-        _write_table(pages, pages_out, fmt.value)
+    logger = logging.getLogger("pipeline")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        with tempfile.TemporaryDirectory(prefix="zombiescan-score-") as tmp, _progress(quiet) as progress:
+            scratch = Path(tmp)
+            if model_uri:
+                models, versions = load_registered([u.strip() for u in model_uri.split(",") if u.strip()], scratch)
+            else:
+                models, versions = load_models(model_dir or Path("models"))
+            if pages_out is not None and "like_farm" not in models:
+                raise ZombieScanError("--pages-out: needs a like_farm model, and none was loaded")
+            if accounts.suffix == ".duckdb":
+                db = accounts
+            else:
+                progress("validating and loading the input", 0, 0)
+                db = _ingest_for_scoring(scratch, accounts, engagements, targets)
+            scores, _ = score_warehouse(
+                db,
+                models,
+                reference_time=when,
+                explain=explain.value,
+                versions=versions,
+                chunk_size=chunk_size,
+                memory_limit=memory_limit,
+                progress=progress,
+            )
+            pages = suspected_pages(db, scores) if pages_out is not None else None
+            progress(f"writing {out}", 0, 0)
+            _write_table(scores, out, fmt.value)
+            if pages is not None and pages_out is not None:
+                _write_table(pages, pages_out, fmt.value)
+    except KeyboardInterrupt:
+        kept = " (the existing file is kept)" if out.exists() else ""
+        err.print(f"interrupted: nothing written to {out}{kept}", highlight=False)
+        raise
+    finally:
+        logger.setLevel(level)
     summary = {
         "accounts": scores.height,
         "flagged": {task: int(scores[f"flagged_{task}"].sum()) for task in models},
@@ -304,11 +348,62 @@ def score(
         "seconds": round(time.perf_counter() - start, 1),
         "out": str(out),
     }
-    say(f"wrote {out}" + (f" and {pages_out}" if pages_out else ""))
+    if not quiet:
+        err.print(f"wrote {out}" + (f" and {pages_out}" if pages_out else ""), highlight=False)
     typer.echo(json.dumps(summary))
 
 
-def _ingest_for_scoring(scratch: Path, accounts: Path, engagements: Path | None, targets: Path | None, say: Any) -> Path:
+@contextlib.contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress display on stderr, fed by `(step, done, total)` calls (total 0: a spinner).
+
+    Each step's first word names its bar ("features: lockstep" updates the features bar). Off with
+    --quiet; on a terminal that is not interactive rich prints nothing until the end, so each new
+    step is also printed as a line."""
+    if quiet:
+        yield lambda step, done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bars: dict[str, Any] = {}
+    with Progress(*columns, console=err, transient=False) as display:
+
+        def update(step: str, done: int, total: int) -> None:
+            key = step.split(":")[0].split(" ")[0]
+            for other, bar in bars.items():  # a new step finishes the one before
+                if other != key and not display.tasks[bar].finished:
+                    display.update(bar, total=display.tasks[bar].total or 1, completed=display.tasks[bar].total or 1)
+            if key not in bars:
+                bars[key] = display.add_task(step, total=total or None)
+                if not err.is_terminal:
+                    err.print(step, highlight=False)
+            elif not err.is_terminal and display.tasks[bars[key]].description != step and total == 0:
+                err.print(step, highlight=False)
+            display.update(bars[key], description=step, completed=done, total=total or None)
+
+        yield update
+        for bar in bars.values():
+            task = display.tasks[bar]
+            display.update(bar, total=task.total or 1, completed=task.total or 1)
+
+
+def _check_writable(path: Path) -> None:
+    """Create and remove a file beside `path`: a folder we cannot write to fails now, with a clear message."""
+    import os
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as exc:
+        raise ZombieScanError(
+            f"{path}: cannot write to the folder {path.parent} ({exc.strerror}); choose a folder you can write to"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _ingest_for_scoring(scratch: Path, accounts: Path, engagements: Path | None, targets: Path | None) -> Path:
     """Validate the inputs exactly as `zombiescan ingest` does, into a scratch warehouse; messages name the user's files."""
     from pipeline.errors import ContractError
     from pipeline.warehouse import ingest as run_ingest
@@ -326,7 +421,6 @@ def _ingest_for_scoring(scratch: Path, accounts: Path, engagements: Path | None,
         link = folder / f"{table}{path.suffix}"
         link.symlink_to(path.resolve())
         names[str(link)] = str(path)
-    say("validating and loading the input ...")
     try:
         run_ingest(folder, scratch / "input.duckdb")
     except ZombieScanError as exc:
@@ -375,3 +469,7 @@ def main(argv: list[str] | None = None) -> int:
 def entry() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

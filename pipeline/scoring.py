@@ -22,7 +22,7 @@ import polars as pl
 from pipeline.errors import ZombieScanError
 from pipeline.features.build import build_features, warehouse_features
 from pipeline.features.lockstep import LockstepParams
-from pipeline.models.train import TaskModel, check_features, to_matrix
+from pipeline.models.train import TaskModel, check_features, to_matrix, untrained_reason
 
 TASKS = ("zombie", "like_farm")
 EXPLAIN = ("flagged", "all", "none")
@@ -106,6 +106,15 @@ class ScoreReport:
     seconds: float
 
 
+# Rows scored at a time: bounds the model step's working memory (float32 matrix, pred_contrib and
+# its sort) to a few hundred MB whatever the number of accounts; large enough that LightGBM's
+# per-call overhead does not show.
+CHUNK_SIZE = 100_000
+
+Progress = Callable[[str, int, int], None]
+"""A progress callback: (step, done, total)."""
+
+
 def score_features(
     features: pl.DataFrame,
     models: dict[str, TaskModel],
@@ -113,16 +122,34 @@ def score_features(
     explain: str = "flagged",
     versions: dict[str, str] | None = None,
     scored_at: datetime | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    progress: Progress | None = None,
 ) -> pl.DataFrame:
-    """Scores, decisions and reasons for every row of a features frame (one row per account)."""
+    """Scores, decisions and reasons for every row of a features frame (one row per account),
+    `chunk_size` rows at a time."""
     if explain not in EXPLAIN:
         raise ZombieScanError(f"explain: {explain!r} is not one of {', '.join(EXPLAIN)}")
-    out = features.select("account_id")
-    matrices: dict[tuple[str, ...], np.ndarray] = {}  # both tasks usually read the same columns: one matrix
+    if chunk_size < 1:
+        raise ZombieScanError(f"chunk size: {chunk_size} must be at least 1")
     for task, model in models.items():
         check_features(features, model.features, model.dtypes, task)
         if model.booster is None:
             raise ZombieScanError(f"{task}: the model has no booster")
+    total = features.height
+    parts = []
+    for offset in range(0, max(total, 1), chunk_size):
+        parts.append(_score_chunk(features.slice(offset, chunk_size), models, explain, versions or {}))
+        if progress is not None:
+            progress("scoring", min(offset + chunk_size, total), total)
+    out = pl.concat(parts, rechunk=True) if len(parts) > 1 else parts[0]
+    return out.with_columns(pl.lit(scored_at or datetime.now(UTC), pl.Datetime("us", "UTC")).alias("scored_at"))
+
+
+def _score_chunk(features: pl.DataFrame, models: dict[str, TaskModel], explain: str, versions: dict[str, str]) -> pl.DataFrame:
+    out = features.select("account_id")
+    matrices: dict[tuple[str, ...], np.ndarray] = {}  # both tasks usually read the same columns: one matrix
+    for task, model in models.items():
+        assert model.booster is not None
         key = tuple(model.features)
         if key not in matrices:
             matrices[key] = to_matrix(features, model.features)
@@ -135,9 +162,9 @@ def score_features(
             pl.Series(f"p_{task}", p),
             pl.Series(f"flagged_{task}", flagged),
             _reasons(model, x, need).cast(pl.List(REASON)).alias(f"{task}_reasons"),
-            pl.lit((versions or {}).get(task, ""), pl.String).alias(f"{task}_model_version"),
+            pl.lit(versions.get(task, ""), pl.String).alias(f"{task}_model_version"),
         )
-    return out.with_columns(pl.lit(scored_at or datetime.now(UTC), pl.Datetime("us", "UTC")).alias("scored_at"))
+    return out
 
 
 def _reasons(model: TaskModel, x: np.ndarray, need: np.ndarray) -> pl.Series:
@@ -182,6 +209,7 @@ def score_accounts(
     lockstep_params: LockstepParams = LockstepParams(),  # noqa: B008 (frozen dataclass)
     explain: str = "flagged",
     versions: dict[str, str] | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> pl.DataFrame:
     """Score contract frames: features by the pipeline's code, then `score_features`.
 
@@ -189,21 +217,76 @@ def score_accounts(
     `lockstep_group` (the id of the account's lockstep group, if any).
     """
     features, groups, _ = build_features(accounts, engagements, targets, reference_time=reference_time, lockstep_params=lockstep_params)
-    scores = score_features(features, models, explain=explain, versions=versions)
+    scores = score_features(features, models, explain=explain, versions=versions, chunk_size=chunk_size)
     active = engagements.select(pl.col("actor_id").alias("account_id")).unique().with_columns(has_engagements=pl.lit(True))
     return _with_context(scores, active, groups)
 
 
 def load_models(model_dir: Path) -> tuple[dict[str, TaskModel], dict[str, str]]:
-    """Both task models from `model_dir/<task>/` (model.txt + model.json), and a version string for each."""
-    models, versions = {}, {}
+    """The task models in `model_dir/<task>/` (model.txt + model.json), and a version string for each.
+
+    A task whose model.json says it was not trained (the data had no labels for it) is left out;
+    no trained model at all is an error.
+    """
+    models, versions, skipped = {}, {}, []
     for task in TASKS:
         folder = model_dir / task
-        model = TaskModel.load(folder)
-        models[task] = model
+        reason = untrained_reason(folder)
+        if reason is not None:
+            skipped.append(f"{task}: {reason}")
+            continue
+        models[task] = TaskModel.load(folder)
         # the model file's MD5 (model.json records it too): the same text model, the same version
         digest = hashlib.md5((folder / "model.txt").read_bytes(), usedforsecurity=False).hexdigest()
         versions[task] = f"{folder}#{digest[:12]}"
+    if not models:
+        raise ZombieScanError(f"{model_dir}: no trained model ({'; '.join(skipped)})")
+    return models, versions
+
+
+def load_registered(uris: list[str], scratch: Path) -> tuple[dict[str, TaskModel], dict[str, str]]:
+    """Task models from the MLflow model registry, e.g. `models:/zombiescan-zombie@champion`.
+
+    The evaluate stage logs each model with its model.txt and model.json as extra files, so the
+    registered version carries the calibration, threshold and feature list; the task comes from
+    model.json. The tracking store is `MLFLOW_TRACKING_URI` (default `sqlite:///mlflow.db`).
+    The version string names the registered model and its version number.
+    """
+    import os
+
+    from pipeline.models.tracking import tracking_uri
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars on stderr
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri())
+    client = mlflow.MlflowClient()
+    models: dict[str, TaskModel] = {}
+    versions: dict[str, str] = {}
+    for i, uri in enumerate(uris):
+        name, sep, ref = uri.removeprefix("models:/").partition("@")
+        if not uri.startswith("models:/") or not name or (not sep and "/" not in name):
+            raise ZombieScanError(f"--model-uri: {uri!r} is not a registry URI (models:/NAME@ALIAS or models:/NAME/VERSION)")
+        try:
+            if sep:
+                number = client.get_model_version_by_alias(name, ref).version
+            else:
+                name, number = name.split("/", 1)
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{number}", dst_path=str(scratch / str(i))))
+        except MlflowException as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ZombieScanError(f"--model-uri {uri}: cannot load it from {tracking_uri()} ({first})") from None
+        if not (local / "extra_files" / "model.json").is_file():
+            raise ZombieScanError(
+                f"--model-uri {uri}: version {number} was registered without model.json (threshold, calibration, features); "
+                "run `dvc repro` to register a version that has it, or score with --model-dir"
+            )
+        model = TaskModel.load(local / "extra_files")
+        if model.task in models:
+            raise ZombieScanError(f"--model-uri: two models for the task {model.task} ({versions[model.task]} and {uri})")
+        models[model.task] = model
+        versions[model.task] = f"models:/{name}/{number}"
     return models, versions
 
 
@@ -215,13 +298,19 @@ def score_warehouse(
     lockstep_params: LockstepParams = LockstepParams(),  # noqa: B008
     explain: str = "flagged",
     versions: dict[str, str] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    memory_limit: str = "5GB",
+    progress: Progress | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Scores for every account of a warehouse (features out of core, as the featurize stage computes them),
-    and the lockstep groups."""
+    and the lockstep groups. DuckDB spills to disk past `memory_limit`; the model step works
+    `chunk_size` accounts at a time."""
     from pipeline.warehouse import connect
 
-    features, groups, _ = warehouse_features(db, reference_time=reference_time, lockstep_params=lockstep_params)
-    scores = score_features(features, models, explain=explain, versions=versions)
+    features, groups, _ = warehouse_features(
+        db, reference_time=reference_time, lockstep_params=lockstep_params, memory_limit=memory_limit, progress=progress
+    )
+    scores = score_features(features, models, explain=explain, versions=versions, chunk_size=chunk_size, progress=progress)
     con = connect(db)
     try:
         active = con.sql("SELECT DISTINCT actor_id AS account_id, true AS has_engagements FROM engagements").pl()

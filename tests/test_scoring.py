@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pwd
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from pipeline.cli import main
 from pipeline.errors import ZombieScanError
+from pipeline.models.train import write_untrained
 from pipeline.scoring import TASKS, describe, load_models, score_features, score_warehouse
 
 
@@ -91,6 +102,28 @@ def test_models_load_from_a_folder_only_when_complete(tmp_path: Path) -> None:
         load_models(tmp_path)
 
 
+def test_a_task_that_was_not_trained_is_left_out(tiny_run: dict[str, Any], tmp_path: Path) -> None:
+    """A dataset with zombie labels only: the like_farm model says so, and scoring uses the zombie model alone."""
+    shutil.copytree(tiny_run["root"] / "models" / "zombie", tmp_path / "zombie")
+    write_untrained(tmp_path / "like_farm", "like_farm", "the data has no is_like_farm labels")
+    models, _ = load_models(tmp_path)
+    assert list(models) == ["zombie"]
+    write_untrained(tmp_path / "zombie", "zombie", "the data has no is_zombie labels")
+    with pytest.raises(ZombieScanError, match="no trained model"):
+        load_models(tmp_path)
+
+
+def test_chunks_give_the_same_scores_and_reasons(scored: tuple[pl.DataFrame, dict[str, Any]]) -> None:
+    _, ctx = scored
+    features = pl.read_parquet(ctx["root"] / "features" / "features.parquet")
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    whole = score_features(features, ctx["models"], explain="all", scored_at=when)
+    steps: list[tuple[str, int, int]] = []
+    chunked = score_features(features, ctx["models"], explain="all", scored_at=when, chunk_size=37, progress=lambda *a: steps.append(a))
+    assert_frame_equal(whole, chunked)
+    assert len(steps) == -(-features.height // 37) and steps[-1] == ("scoring", features.height, features.height)
+
+
 # --- the command line ------------------------------------------------------------------------
 
 
@@ -157,7 +190,7 @@ def test_score_command_csv_and_warehouse_input(tiny_run: dict[str, Any], tmp_pat
     assert json.loads(reasons)[0]["text"]
 
 
-@pytest.mark.parametrize("case", ["exists", "no_engagements", "no_folder", "duplicate_ids"])
+@pytest.mark.parametrize("case", ["exists", "no_engagements", "no_folder", "duplicate_ids", "empty_accounts"])
 def test_score_command_bad_input_writes_nothing(
     case: str, tiny_run: dict[str, Any], tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -174,6 +207,10 @@ def test_score_command_bad_input_writes_nothing(
         out = tmp_path / "nowhere" / "scores.parquet"
         args[args.index("--out") + 1] = str(out)
         expected = "does not exist"
+    elif case == "empty_accounts":
+        pl.read_parquet(tiny_dir / "accounts.parquet").head(0).write_parquet(tmp_path / "accounts.parquet")
+        args[args.index("--accounts") + 1] = str(tmp_path / "accounts.parquet")
+        expected = f"{tmp_path / 'accounts.parquet'}: file has no rows"
     else:
         accounts = pl.read_parquet(tiny_dir / "accounts.parquet")
         pl.concat([accounts, accounts.head(1)]).write_csv(tmp_path / "accounts.csv")
@@ -237,3 +274,103 @@ def test_score_command_refuses_a_model_from_another_feature_version(
     assert main(_score_args(tiny_dir, models.parent, out)) == 1
     assert "profile_feature_of_a_later_version" in " ".join(capsys.readouterr().err.split())
     assert not out.exists()
+
+
+def test_score_command_loads_the_registered_champions(
+    tiny_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The evaluate stage registered both models (tiny_run's MLflow store): scoring by alias equals scoring by folder."""
+    root = tiny_run["root"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    monkeypatch.chdir(root)
+    base = ["score", "--accounts", str(root / "w.duckdb"), "--quiet"]
+    uri = "models:/zombiescan-zombie@champion,models:/zombiescan-like-farm@champion"
+    assert main([*base, "--model-uri", uri, "--out", str(tmp_path / "registry.parquet")]) == 0
+    assert main([*base, "--model-dir", str(root / "models"), "--out", str(tmp_path / "folder.parquet")]) == 0
+    registry, folder = pl.read_parquet(tmp_path / "registry.parquet"), pl.read_parquet(tmp_path / "folder.parquet")
+    assert np.abs(registry["p_zombie"].to_numpy() - folder["p_zombie"].to_numpy()).max() < 1e-12
+    assert (registry["flagged_like_farm"] == folder["flagged_like_farm"]).all()
+    assert registry["zombie_model_version"][0].startswith("models:/zombiescan-zombie/")
+    capsys.readouterr()
+    for bad, message in (
+        ("models:/zombiescan-zombie@no-such-alias", "cannot load it"),
+        ("runs:/abc/model", "is not a registry URI"),
+        ("models:/zombiescan-zombie@champion,models:/zombiescan-zombie@champion", "two models for the task zombie"),
+    ):
+        out = tmp_path / "bad.parquet"
+        assert main([*base, "--model-uri", bad, "--out", str(out)]) == 1
+        assert message in " ".join(capsys.readouterr().err.split())
+        assert not out.exists()
+
+
+def test_score_command_shows_progress_unless_quiet(tiny_run: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tiny_run["root"]
+    args = ["score", "--accounts", str(root / "w.duckdb"), "--model-dir", str(root / "models"), "--chunk-size", "100"]
+    assert main([*args, "--out", str(tmp_path / "a.parquet")]) == 0
+    captured = capsys.readouterr()
+    for step in ("features: lockstep", "scoring", "writing", "wrote"):
+        assert step in captured.err, captured.err
+    assert json.loads(captured.out)["accounts"] > 0  # stdout holds the JSON summary only
+    assert main([*args, "--out", str(tmp_path / "b.parquet"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and json.loads(captured.out)["accounts"] > 0
+
+
+def test_score_command_refuses_a_read_only_folder_before_any_work(
+    tiny_run: dict[str, Any], tiny_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Permissions are real: as root (which ignores them) the command runs with the effective uid of `nobody`."""
+    folder = Path(tempfile.mkdtemp(prefix="zombiescan-ro-"))
+    try:
+        (folder / "scores.parquet").write_text("keep me")
+        folder.chmod(0o555)
+        args = _score_args(tiny_dir, tiny_run["root"], folder / "new.parquet")
+        with _unprivileged():
+            code = main(args)
+            code_existing = main([*_score_args(tiny_dir, tiny_run["root"], folder / "scores.parquet"), "--overwrite"])
+        assert code == code_existing == 1
+        message = " ".join(capsys.readouterr().err.split())
+        assert f"cannot write to the folder {folder}" in message, message
+        assert sorted(p.name for p in folder.iterdir()) == ["scores.parquet"]
+        assert (folder / "scores.parquet").read_text() == "keep me"
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
+
+
+@contextlib.contextmanager
+def _unprivileged() -> Iterator[None]:
+    if os.geteuid() != 0:
+        yield
+        return
+    nobody = pwd.getpwnam("nobody")
+    try:
+        os.setegid(nobody.pw_gid)
+        os.seteuid(nobody.pw_uid)
+    except PermissionError:
+        pytest.skip("running as root without the right to change the effective uid: permissions cannot be tested")
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def test_ctrl_c_leaves_no_partial_output_and_keeps_the_old_file(tiny_run: dict[str, Any], tiny_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scores.parquet"
+    out.write_text("keep me")
+    args = _score_args(tiny_dir, tiny_run["root"], out, "--overwrite")
+    args.remove("--quiet")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # interrupt while the features are computed, as a user at the terminal would
+        seen.append(line)
+        if "features:" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "interrupted: nothing written" in rest
+    assert out.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]  # no temporary left behind

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -94,8 +95,12 @@ def warehouse_features(
     reference_time: datetime | None = None,
     lockstep_params: LockstepParams = LockstepParams(),  # noqa: B008
     memory_limit: str = "5GB",
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, FeatureReport]:
-    """Features and lockstep groups of a warehouse, in memory (see `featurize_warehouse`)."""
+    """Features and lockstep groups of a warehouse, in memory (see `featurize_warehouse`).
+
+    `progress(step, done, total)` is called as each feature family starts (total 0: not known ahead).
+    """
     if not Path(db).is_file():
         raise ZombieScanError(f"{db}: warehouse not found; build it with `zombiescan ingest` or `dvc repro`")
     con = feature_connection(memory_limit)
@@ -103,7 +108,7 @@ def warehouse_features(
         con.execute("ATTACH ? AS wh (READ_ONLY)", [str(db)])
         info = read_dataset_info(con, "wh")
         if info is None:
-            return _build(con, "wh.accounts", "wh.engagements", "wh.targets", reference_time, lockstep_params)
+            return _build(con, "wh.accounts", "wh.engagements", "wh.targets", reference_time, lockstep_params, progress=progress)
         raw = con.sql("SELECT * FROM wh.raw_features").pl()
         if reference_time is None:
             reference_time = datetime.fromisoformat(info["reference_time"])
@@ -116,6 +121,7 @@ def warehouse_features(
             lockstep_params,
             raw=raw,
             families=FEATURE_FAMILIES if info["engagements"] else ("profile_",),
+            progress=progress,
         )
         features = dataset_features(features, timed=info["timed"], created_known=info["created_known"])
         report.features = len(features.columns) - 1
@@ -161,6 +167,7 @@ def _build(
     *,
     raw: pl.DataFrame | None = None,
     families: tuple[str, ...] = FEATURE_FAMILIES,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, FeatureReport]:
     """Show the inputs as views cut at the reference time, then compute every family on them.
 
@@ -184,6 +191,8 @@ def _build(
     seconds: dict[str, float] = {}
 
     def timed(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if progress is not None:
+            progress(f"features: {name}", len(seconds), 0)
         start = time.perf_counter()
         result = fn(*args, **kwargs)
         seconds[name] = round(time.perf_counter() - start, 2)

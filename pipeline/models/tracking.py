@@ -141,15 +141,17 @@ class Tracker:
         elif path.is_file():
             self._guard("log artifact", mlflow.log_artifact, str(path), folder)
 
-    def log_model(self, booster: Any, input_example: Any) -> str | None:
-        """The LightGBM model with its signature and an input example; returns its model URI."""
+    def log_model(self, booster: Any, input_example: Any, extra_files: list[Path] | None = None) -> str | None:
+        """The LightGBM model with its signature, an input example and `extra_files` (kept in the
+        model's `extra_files/` folder, so a registry alias brings them along); returns its model URI."""
         import mlflow
         import mlflow.lightgbm
         from mlflow.models import infer_signature
 
         def log() -> str:
             signature = infer_signature(input_example, booster.predict(input_example.to_numpy()))
-            info = mlflow.lightgbm.log_model(booster, name="model", signature=signature, input_example=input_example)
+            files = [str(p) for p in extra_files or []] or None
+            info = mlflow.lightgbm.log_model(booster, name="model", signature=signature, input_example=input_example, extra_files=files)
             return str(info.model_uri)
 
         return self._guard("log model", log)  # type: ignore[no-any-return,unused-ignore]

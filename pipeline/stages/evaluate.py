@@ -100,7 +100,10 @@ def run(params: dict[str, Any], task: str) -> None:
         for path in (reports / f"{task}-comparison.md", folder / "MODEL_CARD.md", Path(cfg["metrics"]) / f"{task}.json"):
             tracker.log_artifact(path)
         tracker.log_artifact(plots, "plots")
-        uri = tracker.log_model(shipped.booster, test.select(shipped.features).head(5).cast(pl.Float64).to_pandas())
+        example = test.select(shipped.features).head(5).cast(pl.Float64).to_pandas()
+        # model.txt and model.json travel with the registered model: `zombiescan score --model-uri`
+        # needs the calibration, threshold and feature list, not only the booster
+        uri = tracker.log_model(shipped.booster, example, extra_files=[folder / "model.txt", folder / "model.json"])
         decision = register_and_promote(task, uri, mine, p.primary_metric, test_rows_hash(test, p.label), tracker)
     log.info("%s", decision)
 
