@@ -217,7 +217,8 @@ def _score_cli(preset: str, work: Path, memory_limit: str) -> dict[str, object]:
     if code != 0:
         raise SystemExit(f"zombiescan score exited {code}")
     summary = json.loads(stdout.getvalue().strip().splitlines()[-1])
-    note = f"`zombiescan score` from Parquet, DuckDB memory limit {memory_limit}; flagged {summary['flagged']}"
+    steps = ", ".join(f"{k.removeprefix('features: ')} {v:.0f} s" for k, v in summary["steps"].items())
+    note = f"`zombiescan score` from Parquet, DuckDB memory limit {memory_limit}: {steps}; flagged {summary['flagged']}"
     return _result("score_cli", preset, seconds, {"accounts": summary["accounts"]}, note)
 
 

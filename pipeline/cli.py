@@ -306,8 +306,10 @@ def score(
     level = logger.level
     if quiet:
         logger.setLevel(logging.WARNING)
+    steps: dict[str, float] = {}  # seconds per step, for the summary
     try:
-        with tempfile.TemporaryDirectory(prefix="zombiescan-score-") as tmp, _progress(quiet) as progress:
+        with tempfile.TemporaryDirectory(prefix="zombiescan-score-") as tmp, _progress(quiet) as display:
+            progress = _timed_steps(display, steps)
             scratch = Path(tmp)
             if model_uri:
                 models, versions = load_registered([u.strip() for u in model_uri.split(",") if u.strip()], scratch)
@@ -319,7 +321,7 @@ def score(
                 db = accounts
             else:
                 progress("validating and loading the input", 0, 0)
-                db = _ingest_for_scoring(scratch, accounts, engagements, targets)
+                db = _ingest_for_scoring(scratch, accounts, engagements, targets, memory_limit)
             scores, _ = score_warehouse(
                 db,
                 models,
@@ -330,11 +332,14 @@ def score(
                 memory_limit=memory_limit,
                 progress=progress,
             )
+            if pages_out is not None:
+                progress("pages", 0, 0)
             pages = suspected_pages(db, scores) if pages_out is not None else None
-            progress(f"writing {out}", 0, 0)
+            progress("writing", 0, 0)
             _write_table(scores, out, fmt.value)
             if pages is not None and pages_out is not None:
                 _write_table(pages, pages_out, fmt.value)
+            progress("done", 0, 0)
     except KeyboardInterrupt:
         kept = " (the existing file is kept)" if out.exists() else ""
         err.print(f"interrupted: nothing written to {out}{kept}", highlight=False)
@@ -346,11 +351,30 @@ def score(
         "flagged": {task: int(scores[f"flagged_{task}"].sum()) for task in models},
         "no_engagements": int((~scores["has_engagements"]).sum()),
         "seconds": round(time.perf_counter() - start, 1),
+        "steps": {name: round(v, 1) for name, v in steps.items()},
         "out": str(out),
     }
     if not quiet:
         err.print(f"wrote {out}" + (f" and {pages_out}" if pages_out else ""), highlight=False)
     typer.echo(json.dumps(summary))
+
+
+def _timed_steps(progress: Callable[[str, int, int], None], steps: dict[str, float]) -> Callable[[str, int, int], None]:
+    """Pass progress on, and add each step's seconds to `steps` (a step ends when the next begins; "done" ends the last)."""
+    import time
+
+    current: list[Any] = [None, time.perf_counter()]
+
+    def update(step: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if step != current[0]:
+            if current[0] is not None:
+                steps[current[0]] = steps.get(current[0], 0.0) + now - current[1]
+            current[:] = [step, now]
+        if step != "done":
+            progress(step, done, total)
+
+    return update
 
 
 @contextlib.contextmanager
@@ -403,7 +427,7 @@ def _check_writable(path: Path) -> None:
     os.unlink(probe)
 
 
-def _ingest_for_scoring(scratch: Path, accounts: Path, engagements: Path | None, targets: Path | None) -> Path:
+def _ingest_for_scoring(scratch: Path, accounts: Path, engagements: Path | None, targets: Path | None, memory_limit: str) -> Path:
     """Validate the inputs exactly as `zombiescan ingest` does, into a scratch warehouse; messages name the user's files."""
     from pipeline.errors import ContractError
     from pipeline.warehouse import ingest as run_ingest
@@ -422,7 +446,7 @@ def _ingest_for_scoring(scratch: Path, accounts: Path, engagements: Path | None,
         link.symlink_to(path.resolve())
         names[str(link)] = str(path)
     try:
-        run_ingest(folder, scratch / "input.duckdb")
+        run_ingest(folder, scratch / "input.duckdb", memory_limit=memory_limit)
     except ZombieScanError as exc:
         if isinstance(exc, ContractError):
             raise ContractError([_rename(p, names) for p in exc.problems]) from None

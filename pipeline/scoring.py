@@ -136,6 +136,8 @@ def score_features(
         if model.booster is None:
             raise ZombieScanError(f"{task}: the model has no booster")
     total = features.height
+    if progress is not None:
+        progress("scoring", 0, total)
     parts = []
     for offset in range(0, max(total, 1), chunk_size):
         parts.append(_score_chunk(features.slice(offset, chunk_size), models, explain, versions or {}))
@@ -319,17 +321,19 @@ def score_warehouse(
     return _with_context(scores, active, groups), groups
 
 
-def _with_context(scores: pl.DataFrame, active: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
+def with_lockstep_groups(scores: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
+    """`scores` with `lockstep_group`: the id of the lockstep group each account is in, if any."""
     member = (
         groups.select(pl.col("group_id").alias("lockstep_group"), pl.col("members").alias("account_id")).explode("account_id")
         if groups.height
         else pl.DataFrame(schema={"lockstep_group": pl.Int64, "account_id": pl.String})
     )
-    return (
-        scores.join(active, on="account_id", how="left", maintain_order="left")
-        .join(member.unique("account_id"), on="account_id", how="left", maintain_order="left")
-        .with_columns(pl.col("has_engagements").fill_null(False))
-    )
+    return scores.join(member.unique("account_id"), on="account_id", how="left", maintain_order="left")
+
+
+def _with_context(scores: pl.DataFrame, active: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
+    with_activity = scores.join(active, on="account_id", how="left", maintain_order="left")
+    return with_lockstep_groups(with_activity, groups).with_columns(pl.col("has_engagements").fill_null(False))
 
 
 def suspected_pages(db: Path, scores: pl.DataFrame) -> pl.DataFrame:

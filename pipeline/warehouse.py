@@ -279,6 +279,7 @@ def ingest(
     now: datetime | None = None,
     index_engagements: tuple[str, ...] | list[str] = (),
     require: tuple[str, ...] | None = None,
+    memory_limit: str | None = None,
 ) -> IngestReport:
     """Validate the contract folder `source` and load it into the DuckDB file `db`.
 
@@ -291,6 +292,7 @@ def ingest(
         index_engagements: Engagement columns (actor_id, target_id) to give an ART index.
         require: Tables the folder must hold (default: accounts and engagements). A profile-only
             dataset requires only accounts; its engagements table is then empty.
+        memory_limit: DuckDB's memory limit (e.g. "2GB"); past it DuckDB spills to disk. Default: DuckDB's (80% of RAM).
 
     Returns:
         Counts per table: rows read, rejected, duplicate engagements removed, loaded.
@@ -316,6 +318,8 @@ def ingest(
         con = duckdb.connect(str(tmp_db))
         try:
             con.execute("SET TimeZone = 'UTC'")
+            if memory_limit:
+                con.execute("SET memory_limit = ?", [memory_limit])
             # Row numbers travel in an explicit column, so DuckDB may reorder rows: faster loads.
             con.execute("SET preserve_insertion_order = false")
             con.execute("CREATE TEMP TABLE problems (tbl VARCHAR, _row BIGINT, check_id INTEGER, value VARCHAR)")

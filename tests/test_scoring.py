@@ -121,7 +121,7 @@ def test_chunks_give_the_same_scores_and_reasons(scored: tuple[pl.DataFrame, dic
     steps: list[tuple[str, int, int]] = []
     chunked = score_features(features, ctx["models"], explain="all", scored_at=when, chunk_size=37, progress=lambda *a: steps.append(a))
     assert_frame_equal(whole, chunked)
-    assert len(steps) == -(-features.height // 37) and steps[-1] == ("scoring", features.height, features.height)
+    assert len(steps) == 1 + -(-features.height // 37) and steps[-1] == ("scoring", features.height, features.height)
 
 
 # --- the command line ------------------------------------------------------------------------
