@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ContractError, ZombieScanError
@@ -341,6 +342,7 @@ def test_missing_column_is_fatal_even_in_quarantine(tmp_path: Path) -> None:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n\x00"), max_size=12))
+@example(value="0.")  # hypothesis found it: a whole number written with a trailing point loads as 0
 def test_any_text_in_an_integer_column_loads_or_is_named(tmp_path: Path, value: str) -> None:
     """Whatever a user puts in a count column, ingest loads that integer or names the cell; never crashes."""
     folder = tmp_path / str(abs(hash(value)))
@@ -354,7 +356,7 @@ def test_any_text_in_an_integer_column_loads_or_is_named(tmp_path: Path, value: 
         assert not (folder / "w.duckdb").exists()
     else:
         loaded = connect(folder / "w.duckdb").execute("SELECT followers_count FROM accounts WHERE account_id = 'a2'").fetchall()
-        stripped = value.strip()
+        stripped = re.sub(r"\.0*$", "", value.strip())  # "12.", "12.0" are whole numbers too (Excel writes them)
         assert loaded == ([(int(stripped),)] if stripped else [(None,)])
 
 
