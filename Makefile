@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 
-.PHONY: venv repro test test-slow lint bench lock clean
+.PHONY: venv repro test test-slow lint bench notebooks notebooks-strip report lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,17 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	python -m bench.run
+
+# Execute every notebook in place on the run `make repro` made (outputs stay in the files for
+# reading; `make notebooks-strip` clears them again before a commit).
+notebooks: $(STAMP)
+	cd notebooks && jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 *.ipynb
+
+notebooks-strip: $(STAMP)
+	jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
+
+report: $(STAMP)
+	zombiescan report
 
 # Re-pin every installed package after changing pyproject.toml. setuptools and wheel stay out:
 # pip applies constraints to build environments too, where pyproject asks for a newer setuptools.

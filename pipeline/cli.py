@@ -241,6 +241,24 @@ def benchmark(
     err.print(f"wrote {out / 'benchmark.md'}, {out / 'benchmark.json'}")
 
 
+@app.command()
+def report(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="The HTML page to write (default: report.out in params, else reports/summary.html).")
+    ] = None,
+    params: Annotated[Path | None, typer.Option(help="Where the run's outputs are (default: params.yaml).")] = None,
+) -> None:
+    """Summarise a pipeline run on one HTML page: data, metrics with intervals, ablations, lockstep groups, pages, model cards."""
+    from pipeline.report import write_summary
+
+    settings = _settings(params)
+    if not settings:
+        raise ZombieScanError("report: no params.yaml here; run from the project root or give --params FILE")
+    path = out or Path((settings.get("report") or {}).get("out", "reports/summary.html"))
+    write_summary(settings, path)
+    err.print(f"wrote {path}", highlight=False)
+
+
 class OutputFormat(StrEnum):
     parquet = "parquet"
     csv = "csv"
