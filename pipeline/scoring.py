@@ -10,6 +10,7 @@ accounts that need them: the flagged ones, or all with `explain="all"`.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -201,6 +202,22 @@ def _fill_empty(series: pl.Series) -> pl.Series:
     return pl.select(pl.when(series.is_null()).then(pl.lit([], dtype=pl.List(REASON))).otherwise(series)).to_series()
 
 
+def lockstep_settings(models: dict[str, TaskModel]) -> LockstepParams:
+    """The lockstep settings the models' features were computed with (model.json `lockstep`, written by
+    the train stage), so scoring computes lock_ features the same way. Models trained before the
+    settings were recorded get the defaults (what params.yaml has always shipped)."""
+    recorded = {task: m.info.get("lockstep") for task, m in models.items() if m.info.get("lockstep") is not None}
+    distinct = {json.dumps(v, sort_keys=True) for v in recorded.values()}
+    if len(distinct) > 1:
+        raise ZombieScanError(
+            "the models were trained on lock_ features computed with different settings "
+            f"({'; '.join(f'{t}: {v}' for t, v in recorded.items())}); score them separately"
+        )
+    if not recorded:
+        return LockstepParams()
+    return LockstepParams.from_dict(next(iter(recorded.values())), "model.json lockstep")
+
+
 def score_accounts(
     accounts: pl.DataFrame,
     engagements: pl.DataFrame,
@@ -208,7 +225,7 @@ def score_accounts(
     targets: pl.DataFrame | None = None,
     *,
     reference_time: datetime | None = None,
-    lockstep_params: LockstepParams = LockstepParams(),  # noqa: B008 (frozen dataclass)
+    lockstep_params: LockstepParams | None = None,
     explain: str = "flagged",
     versions: dict[str, str] | None = None,
     chunk_size: int = CHUNK_SIZE,
@@ -218,7 +235,8 @@ def score_accounts(
     Adds `has_engagements` (an account without engagements is scored from its profile alone) and
     `lockstep_group` (the id of the account's lockstep group, if any).
     """
-    features, groups, _ = build_features(accounts, engagements, targets, reference_time=reference_time, lockstep_params=lockstep_params)
+    settings = lockstep_params or lockstep_settings(models)
+    features, groups, _ = build_features(accounts, engagements, targets, reference_time=reference_time, lockstep_params=settings)
     scores = score_features(features, models, explain=explain, versions=versions, chunk_size=chunk_size)
     active = engagements.select(pl.col("actor_id").alias("account_id")).unique().with_columns(has_engagements=pl.lit(True))
     return _with_context(scores, active, groups)
@@ -297,7 +315,7 @@ def score_warehouse(
     models: dict[str, TaskModel],
     *,
     reference_time: datetime | None = None,
-    lockstep_params: LockstepParams = LockstepParams(),  # noqa: B008
+    lockstep_params: LockstepParams | None = None,
     explain: str = "flagged",
     versions: dict[str, str] | None = None,
     chunk_size: int = CHUNK_SIZE,
@@ -309,8 +327,9 @@ def score_warehouse(
     `chunk_size` accounts at a time."""
     from pipeline.warehouse import connect
 
+    settings = lockstep_params or lockstep_settings(models)
     features, groups, _ = warehouse_features(
-        db, reference_time=reference_time, lockstep_params=lockstep_params, memory_limit=memory_limit, progress=progress
+        db, reference_time=reference_time, lockstep_params=settings, memory_limit=memory_limit, progress=progress
     )
     scores = score_features(features, models, explain=explain, versions=versions, chunk_size=chunk_size, progress=progress)
     con = connect(db)

@@ -23,8 +23,9 @@ from polars.testing import assert_frame_equal
 
 from pipeline.cli import main
 from pipeline.errors import ZombieScanError
+from pipeline.features.lockstep import LockstepParams
 from pipeline.models.train import write_untrained
-from pipeline.scoring import TASKS, describe, load_models, score_features, score_warehouse
+from pipeline.scoring import TASKS, describe, load_models, lockstep_settings, score_features, score_warehouse
 
 
 @pytest.fixture(scope="module")
@@ -374,3 +375,20 @@ def test_ctrl_c_leaves_no_partial_output_and_keeps_the_old_file(tiny_run: dict[s
     assert "interrupted: nothing written" in rest
     assert out.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]  # no temporary left behind
+
+
+def test_lock_features_are_computed_with_the_settings_the_models_were_trained_on(tiny_run: dict[str, Any]) -> None:
+    """model.json records featurize.lockstep; scoring recomputes lock_ features with it, not with defaults."""
+    root = tiny_run["root"]
+    models, _ = load_models(root / "models")
+    assert lockstep_settings(models) == LockstepParams.from_dict(tiny_run["params"]["featurize"]["lockstep"])
+    stricter = {**models["zombie"].info["lockstep"], "min_common": 5}
+    models["zombie"].info["lockstep"] = stricter
+    with pytest.raises(ZombieScanError, match="different settings"):
+        lockstep_settings(models)
+    models["like_farm"].info["lockstep"] = stricter
+    assert lockstep_settings(models).min_common == 5
+    as_trained, _ = score_warehouse(root / "w.duckdb", load_models(root / "models")[0])
+    stricter_scores, _ = score_warehouse(root / "w.duckdb", models)
+    # fewer partners qualify: fewer accounts in lockstep groups, so the like-farm scores move
+    assert stricter_scores["lockstep_group"].is_not_null().sum() < as_trained["lockstep_group"].is_not_null().sum()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -28,6 +29,7 @@ import polars as pl
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from pipeline.errors import ZombieScanError
 from pipeline.features.sql import Frame, feature_connection, number_ids
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,19 @@ class LockstepParams:
     min_common: int = 3
     min_group: int = 3
     kinds: tuple[str, ...] = ("like",)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None, where: str = "featurize.lockstep") -> LockstepParams:
+        """Settings from a params section or a model.json, naming any unknown setting and where it was."""
+        values = dict(values or {})
+        known = cls.__dataclass_fields__
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ZombieScanError(f"{where}: unknown setting(s) {', '.join(unknown)}: expected some of {', '.join(known)}")
+        for key in ("windows_s", "kinds"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
 
 
 @dataclass

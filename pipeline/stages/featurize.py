@@ -8,7 +8,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ZombieScanError
 from pipeline.features.build import featurize_warehouse
 from pipeline.features.lockstep import LockstepParams
 from pipeline.io import atomic_path
@@ -20,15 +19,7 @@ log = logging.getLogger(__name__)
 
 def lockstep_params(values: dict[str, Any] | None) -> LockstepParams:
     """LockstepParams from a params section, naming any unknown or ill-typed setting."""
-    values = dict(values or {})
-    known = LockstepParams.__dataclass_fields__
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ZombieScanError(f"featurize.lockstep: unknown setting(s) {', '.join(unknown)}: expected some of {', '.join(known)}")
-    for key in ("windows_s", "kinds"):
-        if key in values:
-            values[key] = tuple(values[key])
-    return LockstepParams(**values)
+    return LockstepParams.from_dict(values, "featurize.lockstep")
 
 
 def run(params: dict[str, Any]) -> None:

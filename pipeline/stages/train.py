@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import polars as pl
 
 from pipeline.datasets.spec import find_spec, load_spec
 from pipeline.errors import ZombieScanError
+from pipeline.features.lockstep import LockstepParams
 from pipeline.models.split import roles
 from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run
 from pipeline.models.train import TaskModel, TaskParams, fit_task, write_untrained
@@ -89,6 +91,8 @@ def run(params: dict[str, Any], task: str) -> None:
     fingerprint = data_hash(features_path, split_path)
     model = fit_task(task, p, train, valid)
     model.info.update({"data_hash": fingerprint, "split": dict(section(params, "split")), "label": p.label})
+    # the settings the lock_ features were computed with: scoring recomputes them the same way
+    model.info["lockstep"] = asdict(LockstepParams.from_dict((params.get("featurize") or {}).get("lockstep")))
     folder = model_dir(params, task)
     model.save(folder)
     log.info("%s: saved %s (%d trees, %d features)", task, folder, model.booster.num_trees(), len(model.features))  # type: ignore[union-attr]
