@@ -38,8 +38,12 @@ bench: $(STAMP)
 notebooks: $(STAMP)
 	cd notebooks && jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 *.ipynb
 
+# Outputs, execution counts and run timings go; cell tags (the parameters cell) and the kernel stay.
 notebooks-strip: $(STAMP)
-	jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
+	jupyter nbconvert --clear-output --inplace notebooks/*.ipynb \
+		--ClearMetadataPreprocessor.enabled=True \
+		--ClearMetadataPreprocessor.preserve_cell_metadata_mask="['tags']" \
+		--ClearMetadataPreprocessor.preserve_nb_metadata_mask="['kernelspec', ('language_info', 'name')]"
 
 report: $(STAMP)
 	zombiescan report
