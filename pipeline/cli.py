@@ -255,7 +255,8 @@ def report(
     if not settings:
         raise ZombieScanError("report: no params.yaml here; run from the project root or give --params FILE")
     path = out or Path((settings.get("report") or {}).get("out", "reports/summary.html"))
-    write_summary(settings, path)
+    # a params file elsewhere describes the run beside it: its relative paths are read from its folder
+    write_summary(settings, path, params.resolve().parent if params is not None else None)
     err.print(f"wrote {path}", highlight=False)
 
 
@@ -317,6 +318,8 @@ def score(
         if path.exists() and not overwrite:
             raise ZombieScanError(f"{path}: exists; pass --overwrite to replace it")
         _check_writable(path)  # now, not after minutes of work
+    if pages_out is not None and pages_out.resolve() == out.resolve():
+        raise ZombieScanError(f"--pages-out {pages_out}: the same file as --out; give it another name")
     if model_uri and model_dir:
         raise ZombieScanError("--model-uri and --model-dir: give one of them")
     when = parse_utc_time(reference_time, "--reference-time")
@@ -350,13 +353,12 @@ def score(
                 memory_limit=memory_limit,
                 progress=progress,
             )
+            unscored = _accounts_in(db) - scores.height  # features describe accounts created by the reference time
             if pages_out is not None:
                 progress("pages", 0, 0)
-            pages = suspected_pages(db, scores) if pages_out is not None else None
+            pages = suspected_pages(db, scores, until=when) if pages_out is not None else None
             progress("writing", 0, 0)
-            _write_table(scores, out, fmt.value)
-            if pages is not None and pages_out is not None:
-                _write_table(pages, pages_out, fmt.value)
+            _write_tables([(scores, out), *([(pages, pages_out)] if pages is not None and pages_out is not None else [])], fmt.value)
             progress("done", 0, 0)
     except KeyboardInterrupt:
         kept = " (the existing file is kept)" if out.exists() else ""
@@ -364,8 +366,11 @@ def score(
         raise
     finally:
         logger.setLevel(level)
+    if unscored and not quiet:
+        err.print(f"note: {unscored:,} accounts were created after the reference time and are not scored", highlight=False)
     summary = {
         "accounts": scores.height,
+        "created_after_reference_time": unscored,
         "flagged": {task: int(scores[f"flagged_{task}"].sum()) for task in models},
         "no_engagements": int((~scores["has_engagements"]).sum()),
         "seconds": round(time.perf_counter() - start, 1),
@@ -430,6 +435,16 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
             display.update(bar, total=task.total or 1, completed=task.total or 1)
 
 
+def _accounts_in(db: Path) -> int:
+    from pipeline.warehouse import connect
+
+    con = connect(db)
+    try:
+        return int(con.execute("SELECT count(*) FROM accounts").fetchall()[0][0])
+    finally:
+        con.close()
+
+
 def _check_writable(path: Path) -> None:
     """Create and remove a file beside `path`: a folder we cannot write to fails now, with a clear message."""
     import os
@@ -478,19 +493,23 @@ def _rename(problem: str, names: dict[str, str]) -> str:
     return problem
 
 
-def _write_table(frame: Any, path: Path, fmt: str) -> None:
-    """Write atomically: a temporary file beside `path`, renamed into place; a crash leaves nothing."""
+def _write_tables(tables: list[tuple[Any, Path]], fmt: str) -> None:
+    """Write each frame to a temporary file beside its path; rename them into place only when all
+    are written, so a crash or Ctrl-C leaves every output as it was."""
     from pipeline.io import atomic_path
     from pipeline.scoring import to_csv_frame
 
     try:
-        with atomic_path(path) as tmp:
-            if fmt == "csv":
-                to_csv_frame(frame).write_csv(tmp)
-            else:
-                frame.write_parquet(tmp)
-    except PermissionError as exc:
-        raise ZombieScanError(f"{path}: cannot write here ({exc.strerror}); choose a folder you can write to") from None
+        with contextlib.ExitStack() as stack:
+            for frame, path in tables:
+                tmp = stack.enter_context(atomic_path(path))
+                if fmt == "csv":
+                    to_csv_frame(frame).write_csv(tmp)
+                else:
+                    frame.write_parquet(tmp)
+    except OSError as exc:
+        names = ", ".join(str(p) for _, p in tables)
+        raise ZombieScanError(f"{names}: cannot write ({exc.strerror or exc}); nothing was replaced") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -321,12 +321,13 @@ def top_groups(groups: pl.DataFrame, db: Path | str, top: int = 10) -> pl.DataFr
         farm = (
             con.sql(
                 """
-                SELECT m.group_id, avg(coalesce(l.is_like_farm, false)::DOUBLE) AS labelled_farm_share
+                SELECT m.group_id, count(l.is_like_farm) AS labelled_members,
+                       avg(l.is_like_farm::DOUBLE) AS labelled_farm_share  -- over labelled members only
                 FROM members_in m LEFT JOIN labels l USING (account_id) GROUP BY 1
                 """
             ).pl()
             if has_labels
-            else picked.select("group_id", labelled_farm_share=pl.lit(None, pl.Float64))
+            else picked.select("group_id", labelled_members=pl.lit(0, pl.Int64), labelled_farm_share=pl.lit(None, pl.Float64))
         )
     finally:
         con.close()

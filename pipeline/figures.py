@@ -189,20 +189,24 @@ def contribution_bars(contrib: pl.DataFrame, title: str, top: int = 10) -> Figur
     return fig
 
 
-def group_matrix(likes: pl.DataFrame, title: str) -> Figure:
-    """Account-by-target matrix of a group's likes: a solid block is accounts liking the same targets."""
+def group_matrix(likes: pl.DataFrame, title: str, max_targets: int = 2_000) -> Figure:
+    """Account-by-target matrix of a group's likes: a solid block is accounts liking the same targets.
+
+    At most `max_targets` columns (the most liked), so a large farm does not need a huge dense grid.
+    """
     accounts = likes["actor_id"].unique().sort().to_list()
     counts = likes.group_by("target_id").len().sort(["len", "target_id"], descending=[True, False])
-    targets = counts["target_id"].to_list()
+    targets = counts["target_id"].head(max_targets).to_list()
     a_ix = {a: i for i, a in enumerate(accounts)}
     t_ix = {t: i for i, t in enumerate(targets)}
-    grid = np.zeros((len(accounts), len(targets)))
-    for actor, target in likes.select("actor_id", "target_id").iter_rows():
+    grid = np.zeros((len(accounts), len(targets)), dtype=np.uint8)
+    for actor, target in likes.filter(pl.col("target_id").is_in(targets)).select("actor_id", "target_id").iter_rows():
         grid[a_ix[actor], t_ix[target]] = 1
-    order = np.lexsort(-grid[:, ::-1].T) if len(targets) else np.arange(len(accounts))
+    order = np.lexsort(-grid[:, ::-1].T.astype(np.int8)) if len(targets) else np.arange(len(accounts))
     fig, ax = plt.subplots(figsize=(9, 5))
     ax.imshow(grid[order], aspect="auto", cmap="Greys", interpolation="nearest")
-    ax.set(title=title, xlabel=f"targets ({len(targets):,}, most liked first)", ylabel=f"accounts ({len(accounts):,})")
+    shown = f"{len(targets):,} most liked of {counts.height:,}" if counts.height > len(targets) else f"{len(targets):,}, most liked first"
+    ax.set(title=title, xlabel=f"targets ({shown})", ylabel=f"accounts ({len(accounts):,})")
     fig.tight_layout()
     return fig
 

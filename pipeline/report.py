@@ -87,11 +87,12 @@ def _markdown(text: str, shift: int = 0) -> str:
     return page
 
 
-def build_summary(params: dict[str, Any]) -> str:
-    """The HTML page for the run that `params` describes (paths from params.yaml)."""
+def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
+    """The HTML page for the run that `params` describes; its relative paths are read from `base`
+    (the params file's folder; default: the current folder, where `dvc repro` runs)."""
     from pipeline.scoring import load_models, score_features, suspected_pages, with_lockstep_groups
 
-    run = explore.RunPaths.from_dict(params, Path.cwd()).check()
+    run = explore.RunPaths.from_dict(params, base or Path.cwd()).check()
     db, models_dir, metrics_dir, predictions_dir = run.db, run.models, run.metrics, run.predictions
     data = params.get("data") or {}
     source = (
@@ -157,9 +158,8 @@ def build_summary(params: dict[str, Any]) -> str:
     if groups.height:
         top = explore.top_groups(groups, db, top=10)
         body = (
-            f"<p>{groups.height:,} lockstep groups found; the 10 largest (labelled farm share: the share of members "
-            "labelled as like-farm accounts, where labels exist; a low share is a group a reviewer should look at "
-            "before acting):</p>"
+            f"<p>{groups.height:,} lockstep groups found; the 10 largest. The farm share counts only members with a "
+            "like-farm label; a group with a low share is one a reviewer should look at before acting.</p>"
         )
         body += table_html(
             top, {"n_targets": "targets", "first_ts": "first like", "last_ts": "last like", "mean_common": "mean shared targets"}
@@ -238,11 +238,11 @@ def _untrained(models_dir: Path, task: str) -> str:
     return untrained_reason(models_dir / task) or "no model"
 
 
-def write_summary(params: dict[str, Any], out: Path) -> Path:
+def write_summary(params: dict[str, Any], out: Path, base: Path | None = None) -> Path:
     """Build the page and write it atomically to `out`."""
     from pipeline.io import atomic_path
 
-    page = build_summary(params)
+    page = build_summary(params, base)
     with atomic_path(out) as tmp:
         tmp.write_text(page, encoding="utf-8")
     log.info("wrote %s (%d kB)", out, len(page) // 1024)

@@ -51,7 +51,8 @@ DESCRIBE: dict[str, Callable[[float], str]] = {
     "profile_has_url": lambda v: "profile links a URL" if v else "no URL in the profile",
     "profile_followers_log": lambda v: f"{_n(math.expm1(v))} followers",
     "profile_following_log": lambda v: f"follows {_n(math.expm1(v))} accounts",
-    "profile_follow_ratio_log": lambda v: f"follows {math.exp(-v):.1f}x as many accounts as follow it",
+    # ln(1 + following) - ln(1 + followers)
+    "profile_follow_ratio_log": lambda v: f"follows {math.exp(v):,.1f}x as many accounts as follow it",
     "profile_posts_per_day": lambda v: f"{v:.2f} posts per day since it joined",
     "profile_verified": lambda v: "verified" if v else "not verified",
     "beh_n_actions": lambda v: f"{_n(v)} actions in total",
@@ -164,13 +165,13 @@ def _score_chunk(features: pl.DataFrame, models: dict[str, TaskModel], explain: 
         out = out.with_columns(
             pl.Series(f"p_{task}", p),
             pl.Series(f"flagged_{task}", flagged),
-            _reasons(model, x, need).cast(pl.List(REASON)).alias(f"{task}_reasons"),
+            _reasons(model, x, need, features).cast(pl.List(REASON)).alias(f"{task}_reasons"),
             pl.lit(versions.get(task, ""), pl.String).alias(f"{task}_model_version"),
         )
     return out
 
 
-def _reasons(model: TaskModel, x: np.ndarray, need: np.ndarray) -> pl.Series:
+def _reasons(model: TaskModel, x: np.ndarray, need: np.ndarray, features: pl.DataFrame) -> pl.Series:
     """Top contributions towards the flag (largest positive SHAP values) for the rows in `need`;
     an empty list for the others. Built from flat arrays: no Python object per account."""
     n = len(need)
@@ -184,7 +185,9 @@ def _reasons(model: TaskModel, x: np.ndarray, need: np.ndarray) -> pl.Series:
     row = np.repeat(rows, k)
     feature = top.ravel()
     c = np.take_along_axis(contrib, top, axis=1).ravel()
-    value = x[row, feature].astype(np.float64)
+    # values as the features hold them (Float64), not the float32 the booster reads: 12,345,678 stays exact
+    exact = features[rows].select(pl.col(model.features).cast(pl.Float64)).to_numpy()
+    value = exact[np.repeat(np.arange(len(rows)), k), feature]
     keep = c > 0
     row, feature, c, value = row[keep], feature[keep], c[keep], value[keep]
     names = np.asarray(model.features, dtype=object)[feature]
@@ -280,6 +283,8 @@ def load_registered(uris: list[str], scratch: Path) -> tuple[dict[str, TaskModel
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    if not uris:
+        raise ZombieScanError("--model-uri: no URI given (models:/NAME@ALIAS, comma-separated)")
     mlflow.set_tracking_uri(tracking_uri())
     client = mlflow.MlflowClient()
     models: dict[str, TaskModel] = {}
@@ -334,7 +339,11 @@ def score_warehouse(
     scores = score_features(features, models, explain=explain, versions=versions, chunk_size=chunk_size, progress=progress)
     con = connect(db)
     try:
-        active = con.sql("SELECT DISTINCT actor_id AS account_id, true AS has_engagements FROM engagements").pl()
+        # the features saw engagements up to the reference time only; so does this flag
+        cut = "WHERE ts <= ?" if reference_time is not None else ""
+        args = [reference_time] if reference_time is not None else []
+        sql = f"SELECT DISTINCT actor_id AS account_id, true AS has_engagements FROM engagements {cut}"
+        active = con.sql(sql, params=args).pl()
     finally:
         con.close()
     return _with_context(scores, active, groups), groups
@@ -355,7 +364,7 @@ def _with_context(scores: pl.DataFrame, active: pl.DataFrame, groups: pl.DataFra
     return with_lockstep_groups(with_activity, groups).with_columns(pl.col("has_engagements").fill_null(False))
 
 
-def suspected_pages(db: Path, scores: pl.DataFrame) -> pl.DataFrame:
+def suspected_pages(db: Path, scores: pl.DataFrame, *, until: datetime | None = None) -> pl.DataFrame:
     """Targets ranked by suspected bought likes: likes from accounts over the like-farm threshold,
     beyond what the target's popularity explains.
 
@@ -363,7 +372,8 @@ def suspected_pages(db: Path, scores: pl.DataFrame) -> pl.DataFrame:
     most popular pages first. The expected number is the target's likes times the share of all
     likes that farm accounts give; what exceeds it is the suspected bought likes. One row per
     target with a farm like: farm likes, all likes, share, expected, excess, the lockstep groups of
-    the liking accounts, and the window in which the farm likes came.
+    the liking accounts, and the window in which the farm likes came. `until`: only likes up to
+    that time (the reference time the scores' features describe).
     """
     from pipeline.warehouse import connect
 
@@ -376,7 +386,7 @@ def suspected_pages(db: Path, scores: pl.DataFrame) -> pl.DataFrame:
                 SELECT e.target_id, e.target_type::VARCHAR AS target_type, e.ts, coalesce(e.weight, 1) AS w,
                        s.flagged_like_farm AS farm, s.lockstep_group
                 FROM engagements e JOIN scores_in s ON s.account_id = e.actor_id
-                WHERE e.kind = 'like'
+                WHERE e.kind = 'like' AND ($until IS NULL OR e.ts <= $until)
             ),
             base AS (SELECT sum(w) FILTER (WHERE farm) / sum(w) AS rate FROM likes),
             per_target AS (
@@ -395,7 +405,8 @@ def suspected_pages(db: Path, scores: pl.DataFrame) -> pl.DataFrame:
                    lockstep_groups, first_farm_like, last_farm_like
             FROM per_target, base
             ORDER BY suspected_bought_likes DESC, farm_share DESC, target_id
-            """
+            """,
+            params={"until": until},
         ).pl()
     finally:
         con.close()

@@ -60,8 +60,21 @@ def test_report_writes_one_self_contained_page(run_params: Path, tmp_path: Path)
     page = out.read_text()
     for heading in ("The data", "Zombie profiles", "Like-farm accounts", "Lockstep groups and pages that bought likes", "Model cards"):
         assert f">{heading}</h2>" in page
-    assert "average_precision" in page and "Pages that bought likes" in page
+    assert "<td>average precision</td>" in page and "Not trained" not in page  # both metrics tables
+    assert "Pages that bought likes" in page
     assert page.count("data:image/png;base64,") >= 8  # data (3), per task curves + ablation (4), the largest group (1)
     assert 'src="http' not in page and 'href="http' not in page  # nothing to fetch: one file
     if SHARED.is_dir():
         assert ">Real data</h2>" in page and "cresci-2015" in page
+
+
+def test_report_reads_relative_paths_from_the_params_files_folder(tiny_run: dict[str, Any], tmp_path: Path) -> None:
+    """`zombiescan report --params elsewhere/params.yaml` reports on the run beside that file, not on the current folder's."""
+    root = tiny_run["root"]
+    params = json.loads(json.dumps(tiny_run["params"]))
+    for section, key in (("ingest", "db"), ("featurize", "out"), ("train", "models"), ("evaluate", "metrics"), ("evaluate", "predictions")):
+        params[section][key] = str(Path(params[section][key]).relative_to(root))
+    (root / "relative-params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "summary.html"
+    assert main(["report", "--params", str(root / "relative-params.yaml"), "--out", str(out)]) == 0
+    assert str(root / "w.duckdb") in out.read_text()

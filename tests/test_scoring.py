@@ -25,7 +25,8 @@ from pipeline.cli import main
 from pipeline.errors import ZombieScanError
 from pipeline.features.lockstep import LockstepParams
 from pipeline.models.train import write_untrained
-from pipeline.scoring import TASKS, describe, load_models, lockstep_settings, score_features, score_warehouse
+from pipeline.scoring import TASKS, describe, load_models, lockstep_settings, score_features, score_warehouse, suspected_pages
+from pipeline.warehouse import connect
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,7 @@ def test_a_model_from_another_feature_version_is_refused(scored: tuple[pl.DataFr
         ("lock_partners", 57.0, "liked the same targets in the same bursts as 57 other accounts"),
         ("beh_busiest_minute_share", 0.62, "62% of its actions fell in one minute"),
         ("profile_followers_log", float(np.log1p(412)), "412 followers"),
+        ("profile_follow_ratio_log", float(np.log1p(5000) - np.log1p(10)), "follows 454.6x as many accounts as follow it"),
         ("profile_age_days", float("nan"), "profile_age_days unknown"),
         ("graph_nb_beh_n_actions_mean", 12.5, "graph_nb_beh_n_actions_mean = 12.5"),
     ],
@@ -109,6 +111,8 @@ def test_a_task_that_was_not_trained_is_left_out(tiny_run: dict[str, Any], tmp_p
     write_untrained(tmp_path / "like_farm", "like_farm", "the data has no is_like_farm labels")
     models, _ = load_models(tmp_path)
     assert list(models) == ["zombie"]
+    scores, _ = score_warehouse(tiny_run["root"] / "w.duckdb", models)
+    assert "p_zombie" in scores.columns and "p_like_farm" not in scores.columns
     write_untrained(tmp_path / "zombie", "zombie", "the data has no is_zombie labels")
     with pytest.raises(ZombieScanError, match="no trained model"):
         load_models(tmp_path)
@@ -191,7 +195,7 @@ def test_score_command_csv_and_warehouse_input(tiny_run: dict[str, Any], tmp_pat
     assert json.loads(reasons)[0]["text"]
 
 
-@pytest.mark.parametrize("case", ["exists", "no_engagements", "no_folder", "duplicate_ids", "empty_accounts"])
+@pytest.mark.parametrize("case", ["exists", "no_engagements", "no_folder", "duplicate_ids", "empty_accounts", "same_path"])
 def test_score_command_bad_input_writes_nothing(
     case: str, tiny_run: dict[str, Any], tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -208,6 +212,9 @@ def test_score_command_bad_input_writes_nothing(
         out = tmp_path / "nowhere" / "scores.parquet"
         args[args.index("--out") + 1] = str(out)
         expected = "does not exist"
+    elif case == "same_path":
+        args += ["--pages-out", str(out)]
+        expected = "the same file as --out"
     elif case == "empty_accounts":
         pl.read_parquet(tiny_dir / "accounts.parquet").head(0).write_parquet(tmp_path / "accounts.parquet")
         args[args.index("--accounts") + 1] = str(tmp_path / "accounts.parquet")
@@ -392,3 +399,19 @@ def test_lock_features_are_computed_with_the_settings_the_models_were_trained_on
     stricter_scores, _ = score_warehouse(root / "w.duckdb", models)
     # fewer partners qualify: fewer accounts in lockstep groups, so the like-farm scores move
     assert stricter_scores["lockstep_group"].is_not_null().sum() < as_trained["lockstep_group"].is_not_null().sum()
+
+
+def test_activity_flag_and_pages_respect_the_reference_time(tiny_run: dict[str, Any]) -> None:
+    """Features see engagements up to the reference time; has_engagements and the pages report do too."""
+    root = tiny_run["root"]
+    models, _ = load_models(root / "models")
+    con = connect(root / "w.duckdb")
+    first, last = con.execute("SELECT min(ts), max(ts) FROM engagements").fetchall()[0]
+    when = first + (last - first) / 4
+    active = con.execute("SELECT count(DISTINCT actor_id) FROM engagements WHERE ts <= ?", [when]).fetchall()[0][0]
+    likes = con.execute("SELECT count(*) FROM engagements WHERE kind = 'like' AND ts <= ?", [when]).fetchall()[0][0]
+    con.close()
+    scores, _ = score_warehouse(root / "w.duckdb", models, reference_time=when)
+    assert scores["has_engagements"].sum() == active
+    pages = suspected_pages(root / "w.duckdb", scores, until=when)
+    assert pages["all_likes"].sum() <= likes and (pages["last_farm_like"] <= when).all()
