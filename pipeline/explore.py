@@ -44,12 +44,17 @@ class RunPaths:
     data_root: Path  # the public datasets
 
     @classmethod
-    def from_params(cls, params_file: Path | str) -> RunPaths:
+    def from_params(cls, params_file: Path | str, warehouse: Path | str | None = None) -> RunPaths:
+        """The run described by `params_file`; `warehouse` replaces its warehouse (for a warehouse of
+        your own, the params file may then be missing: only the data notebook can run on it alone)."""
+        import dataclasses
+
         from pipeline.params import load_params
 
         path = Path(params_file).resolve()
-        params = load_params(path)
-        return cls.from_dict(params, path.parent)
+        params = load_params(path) if path.is_file() or warehouse is None else {}
+        run = cls.from_dict(params, path.parent)
+        return dataclasses.replace(run, db=Path(warehouse).resolve()) if warehouse else run
 
     @classmethod
     def from_dict(cls, params: dict[str, Any], base: Path) -> RunPaths:
@@ -76,9 +81,9 @@ class RunPaths:
             data_root=root,
         )
 
-    def check(self) -> RunPaths:
-        """Fail clearly when the run has not produced its outputs yet."""
-        for path in (self.db, self.features, self.models):
+    def check(self, *needed: str) -> RunPaths:
+        """Fail clearly when the run has not produced what is `needed` (default: warehouse, features, models)."""
+        for path in [getattr(self, n) for n in needed] or [self.db, self.features, self.models]:
             if not path.exists():
                 raise ZombieScanError(f"{path}: missing; run `make repro` (or `dvc repro`) first, or point PARAMS at another run")
         return self

@@ -78,3 +78,17 @@ def test_report_reads_relative_paths_from_the_params_files_folder(tiny_run: dict
     out = tmp_path / "summary.html"
     assert main(["report", "--params", str(root / "relative-params.yaml"), "--out", str(out)]) == 0
     assert str(root / "w.duckdb") in out.read_text()
+
+
+def test_the_data_notebook_runs_on_a_warehouse_alone(tiny_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An analyst with only a DuckDB warehouse (no pipeline run) can explore it with 01."""
+    monkeypatch.setenv("ZOMBIESCAN_PARAMS", str(tmp_path / "no-such-params.yaml"))
+    monkeypatch.setenv("ZOMBIESCAN_WAREHOUSE", str(tiny_run["root"] / "w.duckdb"))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    path = ROOT / "notebooks" / "01-explore-data.ipynb"
+    book = nbformat.read(path, as_version=4)
+    NotebookClient(book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    text = "".join(
+        o.get("text", "") + o.get("data", {}).get("text/plain", "") for c in book.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert str(tiny_run["root"] / "w.duckdb") in text
