@@ -93,6 +93,13 @@ def _tables(con: Any) -> set[str]:
     return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
 
 
+def _class_of(con: Any, account: str) -> tuple[str, str]:
+    """(join, expression): the labels joined on `account` and each row's class (CLASS_ORDER); 'unlabelled' without labels."""
+    if "labels" not in _tables(con):
+        return "", "'unlabelled'"
+    return f"LEFT JOIN labels l ON l.account_id = {account}", _CLASS_SQL
+
+
 def overview(db: Path | str) -> pl.DataFrame:
     """One row per fact an analyst checks first: table sizes, engagements by kind, labels, time span."""
     con = connect(db)
@@ -122,9 +129,7 @@ def account_activity(db: Path | str) -> pl.DataFrame:
     """Per account: its class (see CLASS_ORDER), age in days at the last engagement, and its actions by kind."""
     con = connect(db)
     try:
-        labels = "labels" in _tables(con)
-        join = "LEFT JOIN labels l USING (account_id)" if labels else ""
-        klass = _CLASS_SQL if labels else "'unlabelled'"
+        join, klass = _class_of(con, "a.account_id")
         return con.sql(
             f"""
             WITH ref AS (SELECT max(ts) AS ref FROM engagements),
@@ -150,9 +155,7 @@ def hour_of_day(db: Path | str) -> pl.DataFrame:
     """Share of each class's actions in each UTC hour of the day (rows: class, hour, share)."""
     con = connect(db)
     try:
-        labels = "labels" in _tables(con)
-        join = "LEFT JOIN labels l ON l.account_id = e.actor_id" if labels else ""
-        klass = _CLASS_SQL if labels else "'unlabelled'"
+        join, klass = _class_of(con, "e.actor_id")
         frame = con.sql(
             f"""
             SELECT {klass} AS class, hour(e.ts) AS hour, count(*) AS n

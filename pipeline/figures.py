@@ -8,15 +8,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg") if matplotlib.get_backend().lower() in ("", "agg") else None  # headless unless a notebook chose inline
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from pipeline.explore import CLASS_ORDER  # noqa: E402
+from pipeline.explore import CLASS_ORDER
 
 COLOURS = {"genuine": "#4C72B0", "zombie": "#DD8452", "like farm": "#C44E52", "zombie + like farm": "#8172B3", "unlabelled": "#937860"}
 
