@@ -1,9 +1,10 @@
 """graph_ features: the follow graph and the account -> target engagement graph (docs/features.md#graph).
 
-Graph algorithms run on igraph: on this machine it is many times faster than networkx for
-PageRank and k-core at a million nodes (the benchmark's `graphlib` row measures both), and
-tests/test_features.py checks that both give the same numbers on a small graph. networkx stays
-the reference API for analysts (`follow_graph_networkx`).
+k-core and clustering run on igraph: on this machine it is many times faster than networkx at a
+million nodes (the benchmark's `graphlib` row measures both). PageRank is a sparse power
+iteration (`pagerank`): as fast, and the same input gives the same bytes, which igraph's
+multithreaded solver does not. tests/test_features.py checks all of them against networkx on a
+small graph; networkx stays the reference API for analysts (`follow_graph_networkx`).
 """
 
 from __future__ import annotations
@@ -47,10 +48,12 @@ def _follow_index(con: duckdb.DuckDBPyConnection) -> tuple[pl.Series, np.ndarray
             SELECT DISTINCT s.i AS src, d.i AS dst
             FROM engagements e JOIN graph_ix s ON s.account_id = e.actor_id JOIN graph_ix d ON d.account_id = e.target_id
             WHERE e.kind::VARCHAR = 'follow' AND e.target_type::VARCHAR = 'account' AND s.i <> d.i
+            ORDER BY src, dst
             """
         ).fetchnumpy()
     finally:
         con.execute("DROP TABLE IF EXISTS graph_ix")
+    # sorted: PageRank and the sparse sums add in edge order, and the same input must give the same bytes
     return ids, edges["src"].astype(np.int64), edges["dst"].astype(np.int64)
 
 
@@ -124,7 +127,7 @@ def graph_features(
             "graph_in_degree": indeg,
             "graph_out_degree": outdeg,
             "graph_reciprocity": _reciprocity(src, dst, n),
-            "graph_pagerank": np.asarray(g.pagerank(directed=True)) * n,  # 1.0 = average
+            "graph_pagerank": pagerank(src, dst, n) * n,  # 1.0 = average
             "graph_core": np.asarray(undirected.coreness(), dtype=np.float64),
             "graph_clustering": np.asarray(undirected.transitivity_local_undirected(mode="zero")),
         }
@@ -135,6 +138,30 @@ def graph_features(
     bipartite = _bipartite(con, base, coengager_columns, coengager_weighted) if base is not None else _bipartite(con, None, ())
     out = out.join(bipartite, on="account_id", how="left")
     return out.sort("account_id")
+
+
+def pagerank(src: np.ndarray, dst: np.ndarray, n: int, *, damping: float = 0.85, tol: float = 1e-12, max_iter: int = 1000) -> np.ndarray:
+    """PageRank of the directed graph `src -> dst` on `n` nodes, by power iteration (sums to 1).
+
+    The same definition as networkx and igraph (a dangling node's rank is spread over all nodes),
+    iterated until the L1 change is below `tol`. Plain sparse products add in a fixed order, so
+    the same edges give the same bytes on every run, which igraph's multithreaded PRPACK solver
+    does not; and at a million nodes it is several times faster (tests compare it with networkx).
+    """
+    if n == 0:
+        return np.zeros(0)
+    out = np.bincount(src, minlength=n).astype(np.float64)
+    dangling = out == 0
+    share = np.where(dangling, 0.0, 1.0 / np.maximum(out, 1.0))
+    to = sp.csr_matrix((np.ones(len(src)), (dst, src)), shape=(n, n))  # row v sums the ranks flowing into v
+    x = np.full(n, 1.0 / n)
+    for _ in range(max_iter):
+        new = damping * (to @ (x * share)) + (damping * x[dangling].sum() + 1.0 - damping) / n
+        done = np.abs(new - x).sum() < tol
+        x = new
+        if done:
+            break
+    return x / x.sum()
 
 
 def _reciprocity(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
@@ -176,6 +203,19 @@ def _neighbour_means(ids: pl.Series, src: np.ndarray, dst: np.ndarray, base: pl.
     return pl.DataFrame(result).with_columns(pl.all().exclude("account_id").fill_nan(None))
 
 
+def _exact(expr: str) -> str:
+    """`expr` as an exact decimal for summing: a parallel float sum adds in a varying order, so the
+    same input would not give the same bytes. Values are clamped to +-1e18 first (a DECIMAL(38, 12)
+    sum holds 26 integer digits), which no count, age or rate comes near."""
+    return f"CAST(least(greatest({expr}, -1e18), 1e18) AS DECIMAL(38, 12))"
+
+
+def _quoted(prefix: str, column: str) -> str:
+    """`co.m_<column>` as a quoted SQL reference: `co."m_<column>"`."""
+    table, name = prefix.split(".")
+    return f'{table}."{name}{column}"'
+
+
 def _bipartite(
     con: duckdb.DuckDBPyConnection, base: pl.DataFrame | None, columns: Sequence[str], weighted: Sequence[str] = ()
 ) -> pl.DataFrame:
@@ -202,15 +242,18 @@ def _bipartite(
             def value(c: str) -> str:
                 return f'CASE WHEN isnan(b."{c}") THEN NULL ELSE b."{c}" END'
 
-            per_target = [f'avg({value(c)}) AS "m_{c}"' for c in columns]
-            per_target += [f'sum(bp.w * {value(c)}) / sum(bp.w) FILTER (WHERE {value(c)} IS NOT NULL) AS "w_{c}"' for c in weighted]
+            per_target = [f'avg({_exact(value(c))}) AS "m_{c}"' for c in columns]
+            per_target += [
+                f'sum({_exact(f"bp.w * {value(c)}")}) / sum(bp.w) FILTER (WHERE {value(c)} IS NOT NULL) AS "w_{c}"' for c in weighted
+            ]
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE graph_co AS SELECT bp.target_id, {', '.join(per_target)} "
                 "FROM graph_bp bp LEFT JOIN graph_base b ON b.account_id = bp.actor_id GROUP BY bp.target_id"
             )
-            co_select = "".join(f', avg(co."m_{c}") AS "graph_coengager_{c}_mean"' for c in columns)
+            co_select = "".join(f', avg({_exact(_quoted("co.m_", c))}) AS "graph_coengager_{c}_mean"' for c in columns)
             co_select += "".join(
-                f', sum(bp.w * co."w_{c}") / sum(bp.w) FILTER (WHERE co."w_{c}" IS NOT NULL) AS "graph_coengager_{c}_wmean"'
+                f', sum({_exact("bp.w * " + _quoted("co.w_", c))}) / sum(bp.w) FILTER (WHERE co."w_{c}" IS NOT NULL) '
+                f'AS "graph_coengager_{c}_wmean"'
                 f', max(co."w_{c}") AS "graph_coengager_{c}_max"'
                 for c in weighted
             )
@@ -218,7 +261,7 @@ def _bipartite(
         return con.sql(
             f"""
             SELECT bp.actor_id AS account_id,
-                   avg(d.pop) AS graph_target_pop_mean, median(d.pop) AS graph_target_pop_median,
+                   avg({_exact("d.pop")}) AS graph_target_pop_mean, median(d.pop) AS graph_target_pop_median,
                    max(d.pop) AS graph_target_pop_max, min(d.pop) AS graph_target_pop_min,
                    avg((d.degree <= 5)::DOUBLE) AS graph_target_small_share{co_select}
             FROM graph_bp bp JOIN graph_bp_deg d ON d.target_id = bp.target_id {co_join}

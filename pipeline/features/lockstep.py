@@ -246,7 +246,9 @@ def _features(con: duckdb.DuckDBPyConnection, min_group: int | None) -> pl.DataF
         both_ways AS (SELECT u AS a, v AS b, common FROM pairs UNION ALL SELECT v, u, common FROM pairs),
         jac AS (
             SELECT w.a, count(*) AS partners,
-                   max(w.common / (na.n + nb.n - w.common)) AS max_j, avg(w.common / (na.n + nb.n - w.common)) AS mean_j
+                   max(w.common / (na.n + nb.n - w.common)) AS max_j,
+                   -- an exact decimal mean: a float sum in thread order would change the last bits run to run
+                   avg(CAST(w.common / (na.n + nb.n - w.common) AS DECIMAL(38, 12))) AS mean_j
             FROM both_ways w JOIN n_targets na ON na.a = w.a JOIN n_targets nb ON nb.a = w.b
             GROUP BY w.a
         ),
@@ -324,7 +326,8 @@ def dense_block_scores_sql(con: duckdb.DuckDBPyConnection, engagements: str, *, 
         n_targets = con.execute("SELECT count(*) FROM dense_targets").fetchall()[0][0]
         arrays = con.execute(
             "SELECT da.i AS row, dt.i AS col, e.w FROM dense_edges e "
-            "JOIN dense_actors da USING (actor_id) JOIN dense_targets dt USING (target_id)"
+            "JOIN dense_actors da USING (actor_id) JOIN dense_targets dt USING (target_id) "
+            "ORDER BY row, col"  # the peel sums degrees in edge order: a fixed order gives the same bytes every run
         ).fetchnumpy()
         actors = con.sql("SELECT actor_id FROM dense_actors ORDER BY i").pl()["actor_id"]
         score, densest = peel_dense_blocks(arrays["row"], arrays["col"], arrays["w"], len(actors), n_targets, c=c, epsilon=epsilon)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ def run(params: dict[str, Any]) -> None:
         lockstep_params=lockstep_params(p.get("lockstep")),
     )
     with atomic_path(Path(p["report"])) as tmp:
-        tmp.write_text(json.dumps(asdict(report), indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(report.record(), indent=2, sort_keys=True) + "\n")
     log.info("%d accounts x %d features, %d lockstep groups", report.accounts, report.features, report.lockstep_groups)
 
 

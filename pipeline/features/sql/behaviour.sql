@@ -66,7 +66,8 @@ SELECT k, ch % 24 AS h, sum(n) AS n FROM beh_clock_hours GROUP BY ALL;
 -- modal hour: the busiest, the earliest of equally busy ones (deterministic)
 CREATE OR REPLACE TEMP TABLE beh_hour_stats AS
 SELECT k,
-       -sum((n / total) * log2(n / total)) AS hour_entropy,
+       -- an exact decimal sum: the same input gives the same bytes, whatever the thread order
+       -CAST(sum(CAST((n / total) * log2(n / total) AS DECIMAL(38, 12))) AS DOUBLE) AS hour_entropy,
        min(h) FILTER (WHERE n = top) AS modal_hour,
        -- the account's own clock: its busiest hour is taken as 20:00 local, night is 01:00-05:59
        sum(n) FILTER (WHERE ((h - modal + 20 + 24) % 24) BETWEEN 1 AND 5) / total AS night_share

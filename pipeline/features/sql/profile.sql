@@ -17,7 +17,9 @@ chars AS (
     FROM base WHERE length(username) > 0
 ),
 entropy AS (
-    SELECT account_id, -sum(p * log2(p)) AS e
+    -- summed as exact decimals: a parallel float sum adds in a varying order, and the same
+    -- input must give the same bytes
+    SELECT account_id, -CAST(sum(CAST(p * log2(p) AS DECIMAL(38, 12))) AS DOUBLE) AS e
     FROM (SELECT account_id, count(*) / any_value(len) AS p FROM chars GROUP BY account_id, ch)
     GROUP BY account_id
 ),
