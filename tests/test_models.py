@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 from pipeline.errors import ZombieScanError
+from pipeline.models.guard import GuardLimits, giveaway_guard
+from pipeline.models.guard import check as guard_check
 from pipeline.models.split import SplitParams, groups_of, make_split, roles
 from pipeline.models.train import Calibration, TaskModel, TaskParams, choose_threshold, fit_task
 from pipeline.params import DEFAULT_PARAMS
@@ -381,3 +383,79 @@ def test_unknown_labels_are_left_out_not_fatal(tiny_run: dict[str, Any], tmp_pat
         mp.undo()
     predictions = pl.read_parquet(tmp_path / "p" / "zombie.parquet")
     assert predictions["is_zombie"].null_count() == 0
+
+
+# --- the giveaway guard ------------------------------------------------------------------------
+
+
+def _guard_frame(n: int = 2_000, seed: int = 0) -> pl.DataFrame:
+    """Two classes that overlap on every feature: no shallow rule separates them."""
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.1
+    return pl.DataFrame(
+        {
+            "account_id": [f"a{i:05d}" for i in range(n)],
+            "is_zombie": y,
+            "fold": rng.integers(0, 5, n),
+            "profile_a": rng.normal(0.5 * y, 1.0),
+            "beh_b": rng.poisson(3 + y, n).astype(np.float64),
+            "graph_c": np.where(rng.random(n) < 0.3, 0.0, rng.normal(0, 1, n)),
+        }
+    )
+
+
+def test_guard_passes_overlapping_classes() -> None:
+    guard = giveaway_guard(_guard_frame(), "is_zombie", GuardLimits(max_tree_auc={1: 0.8, 2: 0.8}), seed=1)
+    assert guard["flagged"] == [] and guard["violations"] == []
+    assert 0.5 < guard["trees"]["2"]["roc_auc"] < 0.8
+    assert guard["presence"]["beh_b"]["negatives"] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("plant", "expected"),
+    [
+        # zombies never post: absent in one class, present in most of the other
+        (lambda y, rng: np.where(y, 0.0, rng.poisson(2.0, len(y)) + 1.0), "feature beh_planted is non-zero in 0.0% of positives"),
+        # a one-question rule: a creation hour only zombies use
+        (lambda y, rng: np.where(y, 3.0, rng.uniform(5, 24, len(y))), "a depth-2 decision tree reaches ROC-AUC 1.000"),
+    ],
+)
+def test_guard_flags_a_planted_giveaway(plant: Any, expected: str) -> None:
+    frame = _guard_frame()
+    y = frame["is_zombie"].to_numpy()
+    frame = frame.with_columns(beh_planted=pl.Series(plant(y, np.random.default_rng(2))))
+    guard = giveaway_guard(frame, "is_zombie", GuardLimits(max_tree_auc={2: 0.9}), seed=1)
+    assert any(v.startswith(expected) for v in guard["violations"]), guard["violations"]
+    with pytest.raises(ZombieScanError, match="giveaway guard failed"):
+        guard_check("zombie", guard, "a planted world")
+
+
+def test_guard_fails_the_evaluate_stage_on_a_planted_giveaway(tiny_run: dict[str, Any], tmp_path: Path, capsys: Any) -> None:
+    """A simulator change that lets zombies never post must turn `dvc repro` red, naming the feature."""
+    root = tiny_run["root"]
+    features = pl.read_parquet(root / "features" / "features.parquet")
+    labels = pl.read_parquet(root / "split.parquet").select("account_id", "is_zombie")
+    planted = features.join(labels, on="account_id", how="left").with_columns(
+        beh_n_post=pl.when(pl.col("is_zombie")).then(0).otherwise(pl.col("beh_n_post") + 1)
+    )
+    (tmp_path / "features").mkdir()
+    planted.drop("is_zombie").write_parquet(tmp_path / "features" / "features.parquet")
+    params = json.loads(json.dumps(tiny_run["params"]))
+    params["featurize"]["out"] = str(tmp_path / "features")
+    params["train"]["models"] = str(tmp_path / "models")
+    params["evaluate"].update(metrics=str(tmp_path / "metrics"), reports=str(tmp_path / "reports"), predictions=str(tmp_path / "pred"))
+    params["evaluate"]["guard"] = {"max_tree_auc": {"zombie": {2: 0.999}}, "enforce": True}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mp.chdir(tmp_path)
+    try:
+        assert train_stage.main(["--params", str(path), "--task", "zombie"]) == 0
+        assert evaluate_stage.main(["--params", str(path), "--task", "zombie"]) == 1
+    finally:
+        mp.undo()
+    err = capsys.readouterr().err
+    assert "giveaway guard failed" in err and "feature beh_n_post is non-zero in 0.0% of positives" in err
+    written = json.loads((tmp_path / "metrics" / "zombie.json").read_text())
+    assert "beh_n_post" in written["guard"]["flagged"]  # the numbers are there to read

@@ -189,7 +189,9 @@ def segment_metrics(predictions: pl.DataFrame, label: str) -> dict[str, dict[str
     return out
 
 
-def comparison_markdown(task: str, summary: dict[str, dict[str, dict[str, float]]], segments: dict[str, dict[str, float]]) -> str:
+def comparison_markdown(
+    task: str, summary: dict[str, dict[str, dict[str, float]]], segments: dict[str, dict[str, float]], guard: dict[str, Any] | None = None
+) -> str:
     """The side-by-side table a reader looks at first."""
     what = {v.name: v.what for v in VARIANTS}
     n = next(iter(summary.values()))["roc_auc"]["n_folds"] if summary else 0
@@ -215,7 +217,38 @@ def comparison_markdown(task: str, summary: dict[str, dict[str, dict[str, float]
         ]
         for seg, s in segments.items():
             lines.append(f"| {seg} | {s['positives']} | {s['recall']:.3f} | {s['roc_auc']:.3f} | {s['average_precision']:.3f} |")
+    if guard:
+        lines += guard_markdown(guard)
     return "\n".join(lines) + "\n"
+
+
+def guard_markdown(guard: dict[str, Any]) -> list[str]:
+    """The giveaway guard's section of the comparison report (pipeline.models.guard)."""
+    limits = guard["limits"]["max_tree_auc"]
+    lines = [
+        "",
+        "## Giveaway guard",
+        "",
+        "Can a shallow rule or a one-sided trait tell the classes apart? Decision trees over all features, out of fold:",
+        "",
+        "| tree depth | ROC-AUC | limit |",
+        "|---:|---:|---:|",
+    ]
+    for depth, tree in guard["trees"].items():
+        lines.append(f"| {depth} | {tree['roc_auc']:.3f} | {limits.get(depth, '')} |")
+    shares = sorted(guard["presence"].items(), key=lambda kv: -abs(kv[1]["positives"] - kv[1]["negatives"]))[:8]
+    lines += [
+        "",
+        "Features whose presence (non-zero share) differs most between the classes; flagged when absent in one "
+        f"class and common in the other: {', '.join(guard['flagged']) or 'none'}.",
+        "",
+        "| feature | positives non-zero | negatives non-zero |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {name} | {v['positives']:.3f} | {v['negatives']:.3f} |" for name, v in shares]
+    if guard["violations"]:
+        lines += ["", "**Violations:**", ""] + [f"- {v.splitlines()[0]}" for v in guard["violations"]]
+    return lines
 
 
 def single_feature_aucs(data: pl.DataFrame, label: str, top: int = 5) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from pipeline.io import atomic_path
 from pipeline.models.card import model_card
 from pipeline.models.evaluate import comparison_markdown, evaluate_task, metrics, segment_metrics, single_feature_aucs, summarise
+from pipeline.models.guard import GuardLimits, check, giveaway_guard
 from pipeline.models.split import roles
 from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run, register_and_promote
 from pipeline.models.train import TaskModel, untrained_reason
@@ -54,12 +55,14 @@ def run(params: dict[str, Any], task: str) -> None:
         m: {"bar": bar, "value": summary["full"][m]["mean"], "met": summary["full"][m]["mean"] >= bar} for m, bar in p.quality_bars.items()
     }
     single = single_feature_aucs(data, p.label)
-    if single and float(single[0]["roc_auc"]) > 0.99:
-        log.warning(
-            "%s: feature %s alone reaches ROC-AUC %.3f: the task is trivially separable; make the simulator harder",
-            task,
-            *single[0].values(),
-        )
+    limits = GuardLimits.from_params(cfg.get("guard"), task)
+    guard = giveaway_guard(data, p.label, limits, seed=p.seed)
+    log.info(
+        "%s: giveaway guard: shallow trees ROC-AUC %s; %d feature(s) absent in one class",
+        task,
+        ", ".join(f"depth {d} {t['roc_auc']:.3f}" for d, t in guard["trees"].items()),
+        len(guard["flagged"]),
+    )
     report = {
         "task": task,
         "split": method,
@@ -68,12 +71,13 @@ def run(params: dict[str, Any], task: str) -> None:
         "intervals": intervals,
         "quality_bars": bars,
         "best_single_features": single,
+        "guard": guard,
     }
 
     reports = Path(cfg["reports"])
     plots = reports / "plots" / task
     _write(Path(cfg["metrics"]) / f"{task}.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
-    _write(reports / f"{task}-comparison.md", comparison_markdown(task, summary, segments))
+    _write(reports / f"{task}-comparison.md", comparison_markdown(task, summary, segments, guard))
     _write(folder / "MODEL_CARD.md", model_card(shipped, summary, intervals, segments, bars))
     write_plots(plots, y, prob, model_importance(shipped))
     pred_path = Path(cfg["predictions"]) / f"{task}.parquet"
@@ -89,6 +93,15 @@ def run(params: dict[str, Any], task: str) -> None:
             ms["average_precision"]["std"],
             ms["roc_auc"]["mean"],
         )
+
+    # After the files are written (so the numbers that broke it can be read), before the model
+    # is registered: a model measured on a world that gives the answer away is no champion.
+    simulated = not (params.get("data") or {}).get("spec")
+    if limits.enforce and simulated:
+        check(task, guard, "the simulated world")
+    elif guard["violations"]:
+        why = "evaluate.guard.enforce is false" if simulated else "real data is what it is"
+        log.warning("%s: giveaway guard violated (reported, not enforced: %s): %s", task, why, "; ".join(guard["violations"]))
 
     test_hash = data_hash(features_path, split_path)
     test = data.filter(pl.Series(roles(data, 0) == "test"))
