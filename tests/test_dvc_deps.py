@@ -23,20 +23,51 @@ The rule for code, checked statically (ast, nothing is imported):
 - A `deps` entry under `pipeline/` must exist (no stale entries) and must cover at least one
   closure file (an entry the stage never runs re-runs it for nothing). A folder entry may cover
   more than the stage imports: that is the price of a readable dvc.yaml.
+
+The rule for params, checked by running every stage (dynamic; static patterns miss reads such as
+`RunPaths.from_dict`'s `get(name)` helper and over-count code that is imported but not run):
+
+- Every stage runs once, in DVC's order, through its own `main` and the arguments of its `cmd`,
+  on the tiny simulated world in a temporary folder (the fast benchmark on one dataset), with
+  params that note every key read: a leaf value read (`train.zombie.num_leaves`), a missing key
+  asked for, or a whole mapping used at once (iterated, copied with `dict(...)`, `**`-unpacked,
+  dumped), which reads everything under it. `section(params, "x")` alone reads nothing.
+- Every read must be covered by a `params` entry: the entry equals the read key or a section
+  above it (`train` covers `train.zombie.num_leaves`; `train.models` does not cover a read of all
+  of `train`). Listing a section where the stage reads one key is allowed: over-listing only
+  re-runs a stage, under-listing leaves stale results.
+- A key the stage's cmd, deps or outs interpolate (`${ingest.db}`) needs no entry: a new value
+  changes the stage's definition, and DVC re-runs it for that.
+- Every `params` entry must be read by the run (or lie under or above something read): an entry
+  the stage never reads re-runs it for nothing. Reads the tiny run does not reach (a branch taken
+  only with `data.spec` set, say) are not seen: list the section when a stage reads it on
+  several paths.
+
+The run takes about a minute (45 s of CPU on the 2-core machine), once per session; the rest of
+this file takes seconds.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import os
+import re
 import shlex
 import tomllib
 import warnings
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+
+import pipeline.params
+from pipeline.errors import ZombieScanError
+from pipeline.params import DEFAULT_PARAMS, Params, Section, load_params, section
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "pipeline"
@@ -50,6 +81,22 @@ class Stage:
     cmd: str
     deps: tuple[str, ...]
     params: tuple[str, ...] = ()
+    interpolated: tuple[str, ...] = ()  # params keys written as ${...} into its cmd, deps or outs
+
+
+def interpolated_keys(definition: Any) -> tuple[str, ...]:
+    """The `${...}` keys in a raw stage definition, outside its `params` list; a foreach's `${item}`/`${key}` are not params."""
+    found: list[str] = []
+    if isinstance(definition, dict):
+        for name, value in definition.items():
+            if name not in ("params", "foreach", "matrix"):
+                found += [*interpolated_keys(name), *interpolated_keys(value)]
+    elif isinstance(definition, list):
+        for value in definition:
+            found += interpolated_keys(value)
+    elif isinstance(definition, str):
+        found += [k for k in re.findall(r"\$\{\s*([^}\s]+)\s*\}", definition) if k.split(".")[0] not in ("item", "key")]
+    return tuple(dict.fromkeys(found))
 
 
 def dvc_stages(root: Path = ROOT) -> list[Stage]:
@@ -64,7 +111,11 @@ def dvc_stages(root: Path = ROOT) -> list[Stage]:
         # edges point from a stage to the stages it depends on
         ordered = nx.lexicographical_topological_sort(repo.index.graph.reverse(), key=order.__getitem__)
         stages = []
+        raw: dict[str, Any] = {}
         for stage in ordered:
+            if stage.path not in raw:
+                raw[stage.path] = yaml.safe_load(Path(stage.path).read_text()).get("stages", {})
+            definition = raw[stage.path].get(stage.name.split("@")[0], {})
             deps = tuple(os.path.normpath(d.def_path) for d in stage.deps if not isinstance(d, ParamsDependency))
             params = tuple(
                 key
@@ -73,7 +124,8 @@ def dvc_stages(root: Path = ROOT) -> list[Stage]:
                 for key in (d.params or [""])  # no keys: the whole file
             )
             cmd = stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd)
-            stages.append(Stage(stage.addressing, cmd, deps, params))
+            interpolated = interpolated_keys(definition.get("do", definition))
+            stages.append(Stage(stage.addressing, cmd, deps, params, interpolated))
     return stages
 
 
@@ -89,18 +141,24 @@ def console_scripts(root: Path = ROOT) -> dict[str, str]:
     return {name: target.split(":")[0] for name, target in scripts.items()}
 
 
-def stage_module(cmd: str, scripts: dict[str, str]) -> str | None:
-    """The `pipeline` module a stage's command runs, or None when it runs none."""
+def stage_command(cmd: str, scripts: dict[str, str]) -> tuple[str, list[str]] | None:
+    """The `pipeline` module a stage's command runs and the arguments it gets, or None when it runs none."""
     for part in cmd.split("&&"):
         words = shlex.split(part)
         for i, word in enumerate(words):
             if word == "-m" and i + 1 < len(words) and words[i + 1].split(".")[0] == PACKAGE:
-                return words[i + 1]
+                return words[i + 1], words[i + 2 :]
             if word.endswith(".py") and word.split("/")[0] == PACKAGE:
-                return word.removesuffix(".py").replace("/", ".")
+                return word.removesuffix(".py").replace("/", "."), words[i + 1 :]
             if word in scripts and scripts[word].split(".")[0] == PACKAGE:
-                return scripts[word]
+                return scripts[word], words[i + 1 :]
     return None
+
+
+def stage_module(cmd: str, scripts: dict[str, str]) -> str | None:
+    """The `pipeline` module a stage's command runs, or None when it runs none."""
+    found = stage_command(cmd, scripts)
+    return found[0] if found else None
 
 
 def module_file(module: str, root: Path) -> Path | None:
@@ -283,6 +341,162 @@ def dep_problems(stage: Stage, root: Path = ROOT, scripts: dict[str, str] | None
     return problems
 
 
+# --- the params each stage reads ------------------------------------------------------------
+
+Key = tuple[str, ...]  # ("train", "zombie", "num_leaves"); () is the whole file
+
+
+class _Recording(dict[str, Any]):
+    """A params mapping that notes in `reads` every key read through it (see the module docstring)."""
+
+    key: Key
+    reads: set[Key]
+    whole: bool
+    source: Path | str
+
+    def _value(self, name: str, value: Any) -> Any:
+        key = (*self.key, str(name))
+        if self.whole:  # noted already, with everything under it
+            return value
+        if isinstance(value, dict):  # a mapping is not read until something in it is
+            return RecordingSection(key, self.source, value, self.reads)
+        self.reads.add(key)
+        return value
+
+    def _read_all(self) -> None:
+        self.reads.add(self.key)
+        self.whole = True
+
+    def __getitem__(self, name: str) -> Any:
+        if not dict.__contains__(self, name):
+            self.reads.add((*self.key, str(name)))
+        return self._value(name, super().__getitem__(name))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if dict.__contains__(self, name):
+            return self._value(name, dict.__getitem__(self, name))
+        self.reads.add((*self.key, str(name)))
+        return default
+
+    def __contains__(self, name: object) -> bool:
+        self.reads.add((*self.key, str(name)))
+        return super().__contains__(name)
+
+    def __iter__(self) -> Iterator[str]:
+        self._read_all()
+        return super().__iter__()
+
+    def keys(self) -> Any:
+        self._read_all()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._read_all()
+        return super().values()
+
+    def items(self) -> Any:
+        self._read_all()
+        return super().items()
+
+    def copy(self) -> dict[str, Any]:
+        self._read_all()
+        return dict(super().items())
+
+    def __eq__(self, other: object) -> bool:
+        self._read_all()
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class RecordingSection(_Recording, Section):
+    def __init__(self, key: Key, source: Path | str, values: dict[str, Any], reads: set[Key]) -> None:
+        Section.__init__(self, ".".join(key), source, values)
+        self.key, self.reads, self.whole = key, reads, False
+
+
+class RecordingParams(_Recording, Params):
+    def __init__(self, source: Path | str, values: dict[str, Any], reads: set[Key]) -> None:
+        Params.__init__(self, source, values)
+        self.key, self.reads, self.whole = (), reads, False
+
+
+def _recording_section_class(name: str, source: Path | str, values: dict[str, Any]) -> Section:
+    """Stands in for `Section` inside `section()`: a recording mapping stays one (no copy, which would read it all)."""
+    return values if isinstance(values, RecordingSection) else Section(name, source, values)
+
+
+def _key(entry: str) -> Key:
+    return tuple(entry.split(".")) if entry else ()
+
+
+def _under(key: Key, entry: Key) -> bool:
+    return key[: len(entry)] == entry
+
+
+def param_problems(stage: Stage, reads: set[Key]) -> list[str]:
+    """What is wrong with `stage`'s params, one line each, given the keys its run read."""
+    listed = [_key(e) for e in stage.params]
+    tracked = listed + [_key(k) for k in stage.interpolated]  # a new value there changes the stage itself
+    problems = [
+        f"stage {stage.name}: dvc.yaml params lack {'.'.join(read) or 'the whole params file'} (the stage reads it)"
+        for read in sorted(reads)
+        if not any(_under(read, entry) for entry in tracked)
+    ]
+    problems += [
+        f"stage {stage.name}: dvc.yaml params list {'.'.join(entry)}, which the stage never reads (a change re-runs it for nothing)"
+        for entry in listed
+        if entry and not any(_under(read, entry) or _under(entry, read) for read in reads)
+    ]
+    return problems
+
+
+# Small settings for the run that records reads: the values change, never which keys are read.
+TINY = {
+    "simulate": {"preset": "tiny"},
+    "split": {"folds": 3},
+    "train": {task: {"num_boost_round": 30, "lightgbm": {"num_threads": 1}} for task in ("zombie", "like_farm")},
+    "evaluate": {"bootstrap": 20},
+    "benchmark": {"datasets": ["instafake"], "fast": True},
+}
+
+
+def _update(values: dict[str, Any], overrides: dict[str, Any]) -> None:
+    for name, value in overrides.items():
+        if isinstance(value, dict) and isinstance(values.get(name), dict):
+            _update(values[name], value)
+        elif name in values or isinstance(value, dict):  # a new mapping: train.<task>.lightgbm
+            values[name] = value
+        else:
+            raise KeyError(f"TINY sets {name}, which params.yaml does not have: rename it there too")
+
+
+def record_reads(stages: list[Stage], work: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, set[Key]]:
+    """Run every stage's `main` in `work` on the tiny world; the params keys each one read."""
+    values = yaml.safe_load((ROOT / DEFAULT_PARAMS).read_text())
+    _update(values, TINY)
+    (work / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    (work / "datasets").symlink_to(ROOT / "datasets")  # dataset specs are read from ./datasets
+    monkeypatch.chdir(work)  # every output path in params.yaml is relative: all of them land here
+    monkeypatch.setenv("ZOMBIESCAN_DATA_ROOT", str(ROOT.parent / "shared" / "data"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+    monkeypatch.setattr(pipeline.params, "Section", _recording_section_class)
+    scripts = console_scripts()
+    reads: dict[str, set[Key]] = {}
+    for stage in stages:
+        found = stage_command(stage.cmd, scripts)
+        if found is None:
+            continue
+        module, args = found
+        seen = reads[stage.name] = set()
+        monkeypatch.setattr(
+            "pipeline.stages.common.load_params", lambda path, seen=seen: RecordingParams(path, dict(load_params(path)), seen)
+        )
+        code = importlib.import_module(module).main(args)
+        assert code == 0, f"stage {stage.name} failed on the tiny world (`{stage.cmd}` in {work}); its message is above"
+    return reads
+
+
 # --- the checks on this repository ------------------------------------------------------------
 
 STAGES = dvc_stages()
@@ -299,6 +513,19 @@ def test_every_stage_runs_a_pipeline_module() -> None:
     scripts = console_scripts()
     assert STAGES
     assert [s.name for s in STAGES if stage_module(s.cmd, scripts) is None] == []
+
+
+@pytest.fixture(scope="module")
+def stage_reads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[Key]]:
+    """The params keys every stage reads, from one run of the whole pipeline on the tiny world (~1 min)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return record_reads(STAGES, tmp_path_factory.mktemp("dvc-params"), monkeypatch)
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=[s.name for s in STAGES])
+def test_params_name_every_setting_the_stage_reads(stage: Stage, stage_reads: dict[str, set[Key]]) -> None:
+    problems = param_problems(stage, stage_reads[stage.name])
+    assert not problems, "\n".join(problems)
 
 
 # --- the checks can fail ----------------------------------------------------------------------
@@ -440,3 +667,73 @@ def test_dropping_any_code_dep_of_a_real_stage_fails(stage: Stage) -> None:
         pytest.skip(f"stage {stage.name} lists no pipeline/ deps")
     dropped = Stage(stage.name, stage.cmd, tuple(d for d in stage.deps if d != ours[0]), stage.params)
     assert any(ours[0] in p and "deps lack" in p for p in dep_problems(dropped)), f"dropping {ours[0]} went unnoticed"
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=[s.name for s in STAGES])
+def test_dropping_any_param_of_a_real_stage_fails(stage: Stage, stage_reads: dict[str, set[Key]]) -> None:
+    """On the real dvc.yaml and the recorded run: without its first params entry each stage fails the check."""
+    if not stage.params:
+        pytest.skip(f"stage {stage.name} lists no params")
+    dropped = Stage(stage.name, stage.cmd, stage.deps, stage.params[1:])
+    problems = param_problems(dropped, stage_reads[stage.name])
+    assert any(f"params lack {stage.params[0]}" in p for p in problems), f"dropping {stage.params[0]} went unnoticed: {problems}"
+
+
+FAKE_PARAMS = {
+    "data": {"spec": None, "root": "../data"},
+    "split": {"out": "split.parquet", "folds": 5},
+    "train": {"models": "models", "zombie": {"num_leaves": 31, "seed": 1}, "like_farm": {"num_leaves": 15}},
+}
+
+
+def test_recording_notes_leaves_missing_keys_and_whole_mappings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline.params, "Section", _recording_section_class)
+    reads: set[Key] = set()
+    params = RecordingParams("params.yaml", FAKE_PARAMS, reads)
+    train = section(params, "train")
+    assert (train["models"], dict(train["zombie"])) == ("models", {"num_leaves": 31, "seed": 1})
+    assert (params.get("data") or {}).get("spec") is None
+    assert params.get("featurize") is None
+    assert section(params, "split").get("folds") == 5
+    with pytest.raises(ZombieScanError, match=r"setting 'split\.nope' is missing"):
+        section(params, "split")["nope"]
+    assert reads == {("train", "models"), ("train", "zombie"), ("data", "spec"), ("featurize",), ("split", "folds"), ("split", "nope")}
+    dict(params)  # e.g. logging every setting
+    assert () in reads
+
+
+@pytest.mark.parametrize(
+    ("listed", "reads", "expected"),
+    [
+        (("train.models", "train.zombie", "split"), {("train", "models"), ("train", "zombie", "seed"), ("split", "out")}, []),
+        (("",), {("train",), ("data", "spec")}, []),  # `- params.yaml:` with no keys: the whole file
+        (("train.models", "split"), {("train",), ("split", "out")}, ["stage t: dvc.yaml params lack train (the stage reads it)"]),
+        (("split",), {("split",), ("ingest", "db")}, ["stage t: dvc.yaml params lack ingest.db (the stage reads it)"]),
+        (
+            ("train",),
+            {("train", "models"), ("featurize", "lockstep")},
+            ["stage t: dvc.yaml params lack featurize.lockstep (the stage reads it)"],
+        ),
+        (("train",), {()}, ["stage t: dvc.yaml params lack the whole params file (the stage reads it)"]),
+        (
+            ("train.models", "evaluate"),
+            {("train", "models")},
+            ["stage t: dvc.yaml params list evaluate, which the stage never reads (a change re-runs it for nothing)"],
+        ),
+    ],
+    ids=["complete", "whole-file", "section-read-whole", "path-not-interpolated", "missing-key", "whole-file-read", "never-read"],
+)
+def test_param_problems(listed: tuple[str, ...], reads: set[Key], expected: list[str]) -> None:
+    assert param_problems(Stage("t", "python -m pipeline.stages.t", (), listed, ("evaluate.metrics",)), reads) == expected
+
+
+def test_a_key_written_into_the_stage_needs_no_params_entry() -> None:
+    """`${ingest.db}` in deps: a new value changes the stage's definition, and DVC re-runs it for that."""
+    definition = {
+        "cmd": "python -m pipeline.stages.t --task ${item} --db ${ingest.db}",
+        "deps": ["${ featurize.out }", "${train.models}/${item}/model.txt"],
+        "params": ["train.${item}", "data.spec"],
+    }
+    assert interpolated_keys(definition) == ("ingest.db", "featurize.out", "train.models")
+    stage = Stage("t@zombie", "", (), ("train.zombie",), interpolated_keys(definition))
+    assert param_problems(stage, {("ingest", "db"), ("featurize", "out"), ("train", "zombie")}) == []
