@@ -28,7 +28,7 @@ The rule for params, checked by running every stage (dynamic; static patterns mi
 `RunPaths.from_dict`'s `get(name)` helper and over-count code that is imported but not run):
 
 - Every stage runs once, in DVC's order, through its own `main` and the arguments of its `cmd`,
-  on the tiny simulated world in a temporary folder (the fast benchmark on one dataset), with
+  on the tiny simulated world in a temporary folder (`TINY` below: small values, same keys), with
   params that note every key read: a leaf value read (`train.zombie.num_leaves`), a missing key
   asked for, or a whole mapping used at once (iterated, copied with `dict(...)`, `**`-unpacked,
   dumped), which reads everything under it. `section(params, "x")` alone reads nothing.
@@ -410,19 +410,27 @@ class _Recording(dict[str, Any]):
 
 
 class RecordingSection(_Recording, Section):
+    """One section (or deeper mapping) of a `RecordingParams`."""
+
     def __init__(self, key: Key, source: Path | str, values: dict[str, Any], reads: set[Key]) -> None:
         Section.__init__(self, ".".join(key), source, values)
         self.key, self.reads, self.whole = key, reads, False
 
 
 class RecordingParams(_Recording, Params):
+    """The whole params file, as `load_params` returns it, noting reads into a shared set."""
+
     def __init__(self, source: Path | str, values: dict[str, Any], reads: set[Key]) -> None:
         Params.__init__(self, source, values)
         self.key, self.reads, self.whole = (), reads, False
 
 
 def _recording_section_class(name: str, source: Path | str, values: dict[str, Any]) -> Section:
-    """Stands in for `Section` inside `section()`: a recording mapping stays one (no copy, which would read it all)."""
+    """Stands in for `Section` inside `section()`: a recording mapping stays one.
+
+    Copying it into a `Section` would read all of it. Should `section()` ever copy by other
+    means, reads only get coarser (whole sections): the check may then ask for more, never less.
+    """
     return values if isinstance(values, RecordingSection) else Section(name, source, values)
 
 
@@ -451,7 +459,8 @@ def param_problems(stage: Stage, reads: set[Key]) -> list[str]:
     return problems
 
 
-# Small settings for the run that records reads: the values change, never which keys are read.
+# Small settings for the run that records reads: they change values, not which keys a stage reads.
+# LightGBM on one thread: 5x faster on a busy 2-core machine (evaluate trains ~20 small models).
 TINY = {
     "simulate": {"preset": "tiny"},
     "split": {"folds": 3},
@@ -524,6 +533,8 @@ def stage_reads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[Key]]
 
 @pytest.mark.parametrize("stage", STAGES, ids=[s.name for s in STAGES])
 def test_params_name_every_setting_the_stage_reads(stage: Stage, stage_reads: dict[str, set[Key]]) -> None:
+    if stage.name not in stage_reads:
+        pytest.skip(f"stage {stage.name} runs no pipeline module (test_every_stage_runs_a_pipeline_module fails)")
     problems = param_problems(stage, stage_reads[stage.name])
     assert not problems, "\n".join(problems)
 
@@ -672,8 +683,8 @@ def test_dropping_any_code_dep_of_a_real_stage_fails(stage: Stage) -> None:
 @pytest.mark.parametrize("stage", STAGES, ids=[s.name for s in STAGES])
 def test_dropping_any_param_of_a_real_stage_fails(stage: Stage, stage_reads: dict[str, set[Key]]) -> None:
     """On the real dvc.yaml and the recorded run: without its first params entry each stage fails the check."""
-    if not stage.params:
-        pytest.skip(f"stage {stage.name} lists no params")
+    if not stage.params or stage.name not in stage_reads:
+        pytest.skip(f"stage {stage.name} lists no params or runs no pipeline module")
     dropped = Stage(stage.name, stage.cmd, stage.deps, stage.params[1:])
     problems = param_problems(dropped, stage_reads[stage.name])
     assert any(f"params lack {stage.params[0]}" in p for p in problems), f"dropping {stage.params[0]} went unnoticed: {problems}"
