@@ -12,6 +12,8 @@ import pipeline.benchmark.protocol as protocol_module
 from pipeline.benchmark.protocol import Protocol, Variant, crossfit, evaluate_dataset
 from pipeline.benchmark.run import FLOOR_MARGINS, fast_protocol, missed_floors, run_benchmark
 from pipeline.datasets.spec import list_specs, load_spec
+from pipeline.models.evaluate import METRICS as EVALUATE_METRICS
+from pipeline.models.evaluate import FoldResult, fold_statistics, summarise
 from pipeline.models.train import TaskParams
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +65,54 @@ def test_repeated_kfold_and_variants() -> None:
         by_variant.setdefault(r.variant, []).append(r.metrics["roc_auc"])
     assert len(by_variant["full"]) == 10 and len(by_variant["raw only"]) == 5  # ablations on the first seed only
     assert np.mean(by_variant["full"]) > 0.75 > np.mean(by_variant["raw only"])  # the noise column alone is near chance
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([0.9, 0.8, 1.0], {"mean": 0.9, "std": 0.1, "n_folds": 3, "n_nan": 0}),  # ddof 1: sqrt(0.02 / 2)
+        ([0.9, NAN, 0.7], {"mean": 0.8, "std": 0.02**0.5, "n_folds": 3, "n_nan": 1}),  # the NaN fold is counted, not dropped
+        ([0.5], {"mean": 0.5, "std": NAN, "n_folds": 1, "n_nan": 0}),  # one fold: the spread is unknown, not 0
+        ([NAN, NAN], {"mean": NAN, "std": NAN, "n_folds": 2, "n_nan": 2}),
+    ],
+)
+def test_fold_statistics(values: list[float], expected: dict[str, float]) -> None:
+    got = fold_statistics(values)
+    assert set(got) == set(expected)
+    for key, want in expected.items():
+        assert got[key] == pytest.approx(want, nan_ok=True), key
+
+
+def test_summarise_reports_nan_folds_per_variant_and_metric() -> None:
+    def fold(variant: str, i: int, auc: float) -> FoldResult:
+        return FoldResult(variant, i, {m: 0.5 for m in EVALUATE_METRICS} | {"roc_auc": auc}, 0.5)
+
+    summary = summarise([fold("full", 0, 0.9), fold("full", 1, NAN), fold("full", 2, 0.7), fold("ablation", 0, 0.6)])
+    assert list(summary) == ["full", "ablation"]
+    assert summary["full"]["roc_auc"]["n_nan"] == 1 and summary["full"]["roc_auc"]["mean"] == pytest.approx(0.8)
+    assert summary["full"]["f1"] == {"mean": 0.5, "std": 0.0, "n_folds": 3, "n_nan": 0}
+    assert summary["ablation"]["roc_auc"]["n_folds"] == 1 and np.isnan(summary["ablation"]["roc_auc"]["std"])
+
+
+def _goal_details(measured: float, n_nan: int = 0) -> dict[str, dict[str, object]]:
+    return {"d": {"goals": {"roc_auc": {"goal": 0.9, "measured": measured, "n_nan": n_nan, "met": measured >= 0.9}}}}
+
+
+@pytest.mark.parametrize(
+    ("measured", "n_nan", "missed"),
+    [
+        (0.95, 0, []),
+        (0.895, 0, []),  # below the goal, within the margin (0.01 for ROC-AUC)
+        (0.88, 0, ["d: roc_auc 0.880 < floor 0.890 (goal 0.900)"]),
+        (NAN, 3, ["d: roc_auc is NaN on every fold (3 NaN folds): nothing was measured (goal 0.900)"]),
+        (0.95, 1, ["d: roc_auc NaN on 1 fold(s): a test fold the metric is undefined on (goal 0.900)"]),
+    ],
+)
+def test_missed_floors_fails_on_nan(measured: float, n_nan: int, missed: list[str]) -> None:
+    assert missed_floors(_goal_details(measured, n_nan)) == missed
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not beside the project")

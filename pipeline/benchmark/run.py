@@ -107,7 +107,15 @@ def benchmark_dataset(
         "primary_metric": primary,
         "unsupervised_roc_auc_all_accounts": whole,
         "published": [pub.__dict__ for pub in spec.published],
-        "goals": {m: {"goal": g, "measured": full[m]["mean"], "met": bool(full[m]["mean"] >= g)} for m, g in spec.goals.items()},
+        "goals": {
+            m: {
+                "goal": g,
+                "measured": full[m]["mean"],
+                "n_nan": full[m]["n_nan"],
+                "met": bool(full[m]["mean"] >= g and not full[m]["n_nan"]),  # a NaN fold: not met
+            }
+            for m, g in spec.goals.items()
+        },
         "seconds": round(time.perf_counter() - start, 1),
     }
 
@@ -223,13 +231,22 @@ FLOOR_MARGINS = {"f1": 0.03, "accuracy": 0.03, "average_precision": 0.03, "roc_a
 
 
 def missed_floors(details: dict[str, dict[str, Any]], margins: dict[str, float] = FLOOR_MARGINS) -> list[str]:
-    """Goals missed by more than their margin (the fast subset's regression check in CI)."""
-    return [
-        f"{name}: {metric} {g['measured']:.3f} < floor {g['goal'] - margins[metric]:.3f} (goal {g['goal']:.3f})"
-        for name, d in details.items()
-        for metric, g in d["goals"].items()
-        if not np.isnan(g["measured"]) and g["measured"] < g["goal"] - margins[metric]
-    ]
+    """Goals missed by more than their margin (the fast subset's regression check in CI).
+
+    A goal's metric that is NaN fails as well, on every fold or on one: a test fold it is
+    undefined on (one class only) means the check did not measure what it claims to.
+    """
+    out = []
+    for name, d in details.items():
+        for metric, g in d["goals"].items():
+            n_nan, goal = g.get("n_nan", 0), g["goal"]
+            if np.isnan(g["measured"]):
+                out.append(f"{name}: {metric} is NaN on every fold ({n_nan} NaN folds): nothing was measured (goal {goal:.3f})")
+            elif n_nan:
+                out.append(f"{name}: {metric} NaN on {n_nan} fold(s): a test fold the metric is undefined on (goal {goal:.3f})")
+            elif g["measured"] < goal - margins[metric]:
+                out.append(f"{name}: {metric} {g['measured']:.3f} < floor {goal - margins[metric]:.3f} (goal {goal:.3f})")
+    return out
 
 
 def protocol_from_params(values: dict[str, Any]) -> Protocol:
