@@ -71,7 +71,7 @@ class LabelSpec:
 @dataclass(frozen=True)
 class TableSpec:
     files: tuple[FileSpec, ...]
-    id: str | None = None  # accounts: the id column; None: ids are "<file stem>-<row>"
+    id: str | None = None  # accounts: the id column; None: a hash of the file stem and row (adapt.row_id)
     columns: dict[str, ValueSpec] = field(default_factory=dict)
     raw: tuple[ValueSpec, ...] = ()
 
@@ -223,6 +223,7 @@ def load_spec(path: Path | str) -> DatasetSpec:
         raise top.error(f"missing: accounts.columns.created_at counts back ({created.unit}) from the reference time", "reference_time")
     labels = _table(top.sub("labels"), accounts=False) if top.value.get("labels") is not None else None
     label = _label(top, accounts, labels)
+    _refuse_leaks(top, accounts, label, labels)
     engagements = _engagements(top.sub("engagements")) if top.value.get("engagements") is not None else None
     splits = _splits(top.sub("splits")) if top.value.get("splits") is not None else None
     published = tuple(_published(top, i, item) for i, item in enumerate(top.get("published", list, [])))
@@ -338,6 +339,33 @@ def _label(top: _Keys, accounts: TableSpec, labels: TableSpec | None) -> LabelSp
     if both:
         raise keys.error(f"value(s) {', '.join(sorted(both))} are both positive and negative", "negative")
     return LabelSpec(column=column, positive=positive, negative=negative)
+
+
+def _refuse_leaks(top: _Keys, accounts: TableSpec, label: LabelSpec, labels: TableSpec | None) -> None:
+    """No feature may be made from the label or the id column: a `columns:` or `raw:` entry naming one is an error.
+
+    The label is the answer itself. An id is a collection artefact: ids are handed out in the
+    order accounts were collected, so the classes often sit in different id ranges (the social
+    honeypot's UserID alone gives F1 0.999), and even a text column made from it (username) turns
+    its length and digits into features.
+    """
+    reserved = {}
+    for key, column in (("accounts.id", accounts.id), ("labels.id", labels.id if labels else None)):
+        if column is not None:
+            reserved.setdefault(column, f"the id column ({key})")
+    if label.column is not None:
+        reserved[label.column] = f"the label column ({'labels.column' if labels else 'label.column'})"
+    entries = [(f"columns.{name}", value.column) for name, value in accounts.columns.items()]
+    entries += [(f"raw[{i}]", value.column) for i, value in enumerate(accounts.raw)]
+    files = ", ".join(f.path for f in accounts.files)
+    for key, column in entries:
+        if column in reserved:
+            hint = "; if it is also a real profile field (a handle), copy it into a column of its own" if "id" in reserved[column] else ""
+            raise top.sub("accounts").error(
+                f"column {column!r} of {files} is {reserved[column]}: a feature made from it would leak what the model "
+                f"must not see; remove it{hint}",
+                key,
+            )
 
 
 def _label_words(values: list[Any]) -> tuple[Any, ...]:
