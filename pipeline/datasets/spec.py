@@ -349,7 +349,7 @@ def _refuse_leaks(top: _Keys, accounts: TableSpec, label: LabelSpec, labels: Tab
     honeypot's UserID alone gives F1 0.999), and even a text column made from it (username) turns
     its length and digits into features.
     """
-    reserved = {}
+    reserved: dict[str, str] = {}
     for key, column in (("accounts.id", accounts.id), ("labels.id", labels.id if labels else None)):
         if column is not None:
             reserved.setdefault(column, f"the id column ({key})")
