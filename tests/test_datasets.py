@@ -238,6 +238,11 @@ def test_ingest_stage_trains_on_a_spec_instead_of_the_simulator(tmp_path: Path, 
             ["accounts.raw[1]", "makes feature raw_karma"],
         ),
         (
+            {"published": [{"method": "X", "metric": "f1", "value": 0.9}]},
+            USERS,
+            ["my.yaml", "published[0].note", "missing: say how its protocol differs"],
+        ),
+        (
             {"engagements": {"files": ["likes.csv"], "actor": "who", "target": "what", "time": {"column": "when", "unit": "fortnights"}}},
             USERS,
             ["my.yaml", "engagements.time.unit", "'fortnights' is not one of"],

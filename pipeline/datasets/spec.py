@@ -104,7 +104,7 @@ class Published:
     metric: str
     value: float
     source: str
-    note: str = ""
+    note: str = ""  # how its protocol differs from the benchmark's (required in a spec)
 
 
 @dataclass(frozen=True)
@@ -408,5 +408,16 @@ def _published(top: _Keys, i: int, item: Any) -> Published:
         metric=keys.get("metric", str, choices=METRICS),
         value=float(keys.get("value", (int, float))),
         source=keys.get("source", str, ""),
-        note=keys.get("note", str, ""),
+        note=_protocol_note(keys),
     )
+
+
+def _protocol_note(keys: _Keys) -> str:
+    """A published result's `note`: required, because a number from another protocol is not ours to beat."""
+    if not str(keys.value.get("note") or "").strip():
+        raise keys.error(
+            "missing: say how its protocol differs from the benchmark's (another subset, another split, unsupervised on all "
+            "users, ...) or that it is the same",
+            "note",
+        )
+    return str(keys.get("note", str))
