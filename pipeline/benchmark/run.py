@@ -309,15 +309,15 @@ def markdown(details: dict[str, dict[str, Any]], plan: Plan) -> str:
         "# Benchmark on real data",
         "",
         "ZombieScan's pipeline (contract -> features -> LightGBM, the code the simulator's pipeline runs) on each "
-        "dataset in `datasets/`, beside published results on the same data. Mean ± std (sample std, ddof 1) over the "
+        "dataset in `datasets/`, beside published results on these datasets. Mean ± std (sample std, ddof 1) over the "
         "test folds; thresholds and calibration fitted on training data only; a fold where a metric is undefined is "
         "shown as NaN, never dropped. Regenerate with `dvc repro benchmark` (or `zombiescan benchmark --out reports`).",
         "",
         f"**Headline: fresh folds.** The design (specs, `train:` overrides, features) was frozen first; the folds were "
         f"then drawn with {_seeds(head)}, on which no choice has ever been made. "
         + (
-            f"The **tuning folds** ({_seeds(plan.tuning)}) are the folds every earlier report used and the per-dataset "
-            "settings were chosen on: optimistic by construction, shown beside. "
+            f"The **tuning folds** ({_seeds(plan.tuning)}, full model only) are folds every earlier report used and the "
+            "per-dataset settings were chosen on: optimistic by construction, shown beside. "
             if plan.tuning is not None
             else ""
         )
