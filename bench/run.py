@@ -144,20 +144,20 @@ def _realdata(preset: str, work: Path) -> dict[str, object]:
     """The real-data benchmark over every spec in datasets/, as `dvc repro benchmark` runs it (tiny: --fast)."""
     import yaml
 
-    from pipeline.benchmark.run import fast_protocol, protocol_from_params, run_benchmark
+    from pipeline.benchmark.run import fast_plan, plan_from_params, run_benchmark
     from pipeline.datasets.spec import data_root, find_spec, list_specs, load_spec
 
     params = yaml.safe_load(Path("params.yaml").read_text())
-    protocol = protocol_from_params(params["benchmark"])
+    plan = plan_from_params(params["benchmark"])
     if preset == "tiny":
-        protocol = fast_protocol(protocol)
+        plan = fast_plan(plan)
     specs = [load_spec(find_spec(name)) for name in list_specs()]
     start = time.perf_counter()
-    details = run_benchmark(specs, data_root(params["data"]["root"]), protocol, params["train"], work / f"realdata-{preset}")
+    details = run_benchmark(specs, data_root(params["data"]["root"]), plan, params["train"], work / f"realdata-{preset}")
     seconds = time.perf_counter() - start
     accounts = sum(d["info"]["accounts"] for d in details.values())
     engagements = sum(d["info"]["engagements"] for d in details.values())
-    note = ("fast subset; " if preset == "tiny" else "") + ", ".join(f"{name} {d['seconds']:.0f} s" for name, d in details.items())
+    note = ("fast subset; " if preset == "tiny" else "") + ", ".join(f"{name} {d['seconds']['total']:.0f} s" for name, d in details.items())
     return _result("realdata", preset, seconds, {"accounts": accounts, "engagements": engagements}, note)
 
 

@@ -220,21 +220,21 @@ def benchmark(
 ) -> None:
     """Run the pipeline on real datasets and report F1, accuracy, ROC-AUC and AP beside published results."""
     from pipeline.benchmark.protocol import Protocol
-    from pipeline.benchmark.run import fast_protocol, protocol_from_params, run_benchmark
+    from pipeline.benchmark.run import Plan, fast_plan, plan_from_params, run_benchmark
     from pipeline.datasets.spec import data_root as default_root
     from pipeline.datasets.spec import find_spec, list_specs, load_spec
 
     settings = _settings(params)
-    protocol = protocol_from_params(settings["benchmark"]) if settings.get("benchmark") else Protocol()
+    plan = plan_from_params(settings["benchmark"]) if settings.get("benchmark") else Plan(Protocol())
     if fast:
-        protocol = fast_protocol(protocol)
+        plan = fast_plan(plan)
     paths = [find_spec(n) for n in dataset or []] + [find_spec(p) for p in spec or []]
     if not paths:
         paths = [find_spec(n) for n in list_specs()]
     if not paths:
         raise ZombieScanError("benchmark: no dataset specs in datasets/ (run from the project root, or give --spec FILE)")
     root = data_root or default_root((settings.get("benchmark") or {}).get("root"))
-    details = run_benchmark([load_spec(p) for p in paths], root, protocol, settings.get("train") or {}, out)
+    details = run_benchmark([load_spec(p) for p in paths], root, plan, settings.get("train") or {}, out)
     for name, d in details.items():
         cells = ", ".join(f"{m} {v['mean']:.3f} ± {v['std']:.3f}" for m, v in d["metrics"].items())
         err.print(f"{name}: {cells}")

@@ -301,7 +301,7 @@ def benchmark_bars(bench: pl.DataFrame) -> Figure:
     x = np.arange(rows.height)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * rows.height + 2), 4.2))
     ax.bar(x - 0.2, rows["ours_mean"].to_numpy(), 0.4, yerr=rows["ours_std"].to_numpy(), label="ZombieScan (mean ± std)", color="#4C72B0")
-    ax.bar(x + 0.2, rows["best_published"].to_numpy(), 0.4, label="best published", color="#999999")
+    ax.bar(x + 0.2, rows["best_published"].to_numpy(), 0.4, label="best published (protocol may differ)", color="#999999")
     ax.set_xticks(x, labels, fontsize=8)
     both = np.r_[rows["ours_mean"].to_numpy(), rows["best_published"].to_numpy()]
     low = float(both.min()) if len(both) else 0.0

@@ -198,8 +198,10 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
     try:
         bench = explore.benchmark_table(run.benchmark)
         body = (
-            "<p>Our model on public labelled datasets (repeated stratified 5-fold × 3 seeds, or the "
-            "shipped splits), beside the best published result for the metric. Details: "
+            "<p>Our model on public labelled datasets (fresh folds: repeated stratified 5-fold × 3 seeds drawn after "
+            "the design was frozen, or the shipped splits), beside the best published result for the metric. Most "
+            "published results come from another protocol (another subset or split, or unsupervised on all users): "
+            "<code>published_protocol</code> says how. Details, tuning folds and group-aware folds: "
             "<code>reports/benchmark.md</code>.</p>"
         )
         body += table_html(bench)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.datasets.adapt import load_dataset, write_warehouse
+from pipeline.datasets.adapt import load_dataset, row_id, write_warehouse
 from pipeline.datasets.spec import DATA_ROOT_ENV, data_root, load_spec
 from pipeline.errors import ContractError, ZombieScanError
 from pipeline.features.build import warehouse_features
@@ -174,7 +174,14 @@ def test_own_spec_runs_through_the_benchmark(tmp_path: Path) -> None:
     assert set(summary["my-platform"]) == {"f1", "accuracy", "roc_auc", "average_precision"}
     assert summary["my-platform"]["roc_auc"]["n_folds"] == 5
     assert summary["my-platform"]["roc_auc"]["mean"] > 0.9  # the classes differ in every column
+    assert summary["my-platform"]["roc_auc"]["n_nan"] == 0
     assert "## my-platform" in (out / "benchmark.md").read_text()
+    # the written files hold no timings: a rerun with the same inputs rewrites them byte for byte
+    again = tmp_path / "again"
+    assert main(["benchmark", "--spec", str(spec), "--fast", "--data-root", str(tmp_path / "data"), "--out", str(again)]) == 0
+    for name in ("benchmark.json", "benchmark-details.json", "benchmark.md"):
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
+    assert "seconds" not in (out / "benchmark-details.json").read_text()
 
 
 def test_ingest_stage_trains_on_a_spec_instead_of_the_simulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,6 +245,11 @@ def test_ingest_stage_trains_on_a_spec_instead_of_the_simulator(tmp_path: Path, 
             ["accounts.raw[1]", "makes feature raw_karma"],
         ),
         (
+            {"published": [{"method": "X", "metric": "f1", "value": 0.9}]},
+            USERS,
+            ["my.yaml", "published[0].note", "missing: say how its protocol differs"],
+        ),
+        (
             {"engagements": {"files": ["likes.csv"], "actor": "who", "target": "what", "time": {"column": "when", "unit": "fortnights"}}},
             USERS,
             ["my.yaml", "engagements.time.unit", "'fortnights' is not one of"],
@@ -257,6 +269,67 @@ def test_spec_errors_name_key_file_and_row(tmp_path: Path, change: dict[str, obj
     code = main(["benchmark", "--spec", str(spec_path), "--fast", "--data-root", str(tmp_path / "data"), "--out", str(out)])
     assert code == 1
     assert not out.exists() and not (tmp_path / "wh.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"raw": ["Karma", "Flag"]},
+            ["my.yaml", "accounts.raw[1]", "column 'Flag' of members.csv", "the label column (label.column)", "leak"],
+        ),
+        (
+            {"raw": [{"column": "Member Handle", "map": {"alice": 1}}]},
+            ["my.yaml", "accounts.raw[0]", "column 'Member Handle' of members.csv", "the id column (accounts.id)"],
+        ),
+        (
+            {"columns": {"username": "Member Handle"}},
+            ["my.yaml", "accounts.columns.username", "column 'Member Handle'", "the id column (accounts.id)", "a column of its own"],
+        ),
+        (
+            {"columns": {"is_verified": "Flag"}},
+            ["my.yaml", "accounts.columns.is_verified", "column 'Flag' of members.csv", "the label column"],
+        ),
+        (
+            {"labels": {"files": ["labels.csv"], "id": "Member Handle", "column": "Flag", "positive": ["yes"], "negative": ["no"]}},
+            ["my.yaml", "accounts.columns.posts_count", "column 'Flag' of members.csv", "the label column (labels.column)"],
+        ),
+    ],
+)
+def test_spec_refuses_a_feature_made_from_the_label_or_the_id(tmp_path: Path, change: dict[str, object], expected: list[str]) -> None:
+    """A `raw:` or `columns:` entry that is the label or the id column is refused before any file is read."""
+    accounts: dict[str, object] = {"files": ["members.csv"], "id": "Member Handle", "columns": {"followers_count": "Fans"}}
+    if "labels" in change:
+        accounts["columns"] = {"posts_count": "Flag"}
+        spec_path = _byo_spec(tmp_path / "my.yaml", accounts=accounts, label=None, **change)
+    else:
+        accounts.update(change)
+        spec_path = _byo_spec(tmp_path / "my.yaml", accounts=accounts)
+    with pytest.raises(ZombieScanError) as err:
+        load_spec(spec_path)
+    for text in expected:
+        assert text in str(err.value), str(err.value)
+
+
+def test_ids_made_from_file_rows_do_not_name_the_file(tmp_path: Path) -> None:
+    """Without an id column each class's file would name its accounts (fakeAccountData-17): the ids are hashed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "fakeAccounts.json").write_text(json.dumps([{"n": 1, "isFake": 1}, {"n": 2, "isFake": 1}]))
+    (data / "realAccounts.json").write_text(json.dumps([{"n": 3, "isFake": 0}]))
+    spec = {
+        "task": "zombie",
+        "accounts": {"files": ["fakeAccounts.json", "realAccounts.json"], "raw": ["n"]},
+        "label": {"column": "isFake"},
+    }
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    dataset = load_dataset(load_spec(tmp_path / "s.yaml"), data, now=NOW)
+    ids = dataset.accounts["account_id"].to_list()
+    assert ids == [row_id("fakeAccounts", 1), row_id("fakeAccounts", 2), row_id("realAccounts", 1)]
+    assert all(len(i) == 16 and "Accounts" not in i and "-" not in i for i in ids)
+    assert len(set(ids)) == 3
+    # stable across runs and machines: a fixed value (blake2b of stem, NUL, row), not only self-consistent
+    assert row_id("fakeAccountData", 17) == "7cc75c7adbc62318" != row_id("realAccountData", 17)
 
 
 def test_missing_words_and_yaml_booleans_mean_what_they_say(tmp_path: Path) -> None:

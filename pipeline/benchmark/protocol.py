@@ -10,6 +10,11 @@ For each outer training part, everything that is fitted is fitted on it alone:
   instead of sacrificing a fixed validation fold.
 - Fixed splits (data that ships them): train on `train`, stop early, calibrate and choose the
   threshold on `valid`, measure on `test`, exactly as the published methods did.
+- Group-aware K-fold (`groups`): the same, with StratifiedGroupKFold outside and inside, so an
+  account's group (`pipeline.benchmark.groups`) is never on both sides of any split.
+
+Every shuffle (outer folds, inner folds, LightGBM's seed) starts at `Protocol.seed_offset`, so
+another offset gives folds and models nobody has looked at.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from pipeline.errors import ZombieScanError
 from pipeline.models.evaluate import FoldResult, metrics
@@ -55,16 +60,26 @@ class Variant:
         return [c for c in frame.columns if c.startswith(self.families)]
 
 
-def outer_runs(y: np.ndarray, protocol: Protocol, seeds: int | None = None) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
-    """(seed, fold, train rows, test rows) of the repeated stratified K-fold."""
+def _kfold(n_splits: int, seed: int, y: np.ndarray, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified K-fold, or stratified group K-fold when `groups` is given (a group never on both sides)."""
+    x = np.zeros(len(y))
+    if groups is None:
+        return list(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(x, y))
+    return list(StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(x, y, groups))
+
+
+def outer_runs(
+    y: np.ndarray, protocol: Protocol, seeds: int | None = None, groups: np.ndarray | None = None
+) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+    """(seed, fold, train rows, test rows) of the repeated stratified (group) K-fold."""
     runs = []
     for seed in range(protocol.seeds if seeds is None else seeds):
-        splitter = StratifiedKFold(n_splits=protocol.folds, shuffle=True, random_state=protocol.seed_offset + seed)
         try:
-            for fold, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y)):
+            for fold, (train, test) in enumerate(_kfold(protocol.folds, protocol.seed_offset + seed, y, groups)):
                 runs.append((seed, fold, train, test))
         except ValueError as exc:
-            raise ZombieScanError(f"benchmark: cannot make {protocol.folds} stratified folds ({exc})") from None
+            kind = "stratified group" if groups is not None else "stratified"
+            raise ZombieScanError(f"benchmark: cannot make {protocol.folds} {kind} folds ({exc})") from None
     return runs
 
 
@@ -73,14 +88,25 @@ def _raw(model: TaskModel, frame: pl.DataFrame) -> np.ndarray:
 
 
 def crossfit(
-    task: str, p: TaskParams, train: pl.DataFrame, test: pl.DataFrame, features: list[str], *, inner_folds: int, seed: int
+    task: str,
+    p: TaskParams,
+    train: pl.DataFrame,
+    test: pl.DataFrame,
+    features: list[str],
+    *,
+    inner_folds: int,
+    seed: int,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Calibrated test probabilities and the threshold, everything fitted on `train` only (module docstring)."""
+    """Calibrated test probabilities and the threshold, everything fitted on `train` only (module docstring).
+
+    `groups` (one per training row): the inner folds keep groups whole too, so the threshold is
+    chosen on scores of groups the scoring models did not see, as the test rows will be.
+    """
     y = train[p.label].cast(pl.Int8).to_numpy()
     oof = np.zeros(train.height)
     test_raw = np.zeros(test.height)
-    splitter = StratifiedKFold(n_splits=inner_folds, shuffle=True, random_state=seed)
-    for inner_train, inner_valid in splitter.split(np.zeros(len(y)), y):
+    for inner_train, inner_valid in _kfold(inner_folds, seed, y, groups):
         fit_rows, stop_rows = train[inner_train], train[inner_valid]
         model = fit_task(task, p, fit_rows, stop_rows, features=features)
         oof[inner_valid] = _raw(model, stop_rows)
@@ -106,20 +132,31 @@ def evaluate_dataset(
     protocol: Protocol,
     variants: list[Variant],
     splits: pl.DataFrame | None = None,
+    groups: pl.DataFrame | None = None,
 ) -> list[FoldResult]:
     """Test metrics per variant and run. `data`: account_id, the label column, the features.
 
-    With `splits` (account_id, split, role) the shipped splits are used, else the repeated
-    stratified K-fold. The first variant is the full model; the others (ablations, unsupervised
-    scores) run on the first `protocol.ablation_seeds` seeds' folds.
+    With `splits` (account_id, split, role) the shipped splits are used; with `groups`
+    (account_id, group) the repeated stratified group K-fold; else the repeated stratified K-fold.
+    The first variant is the full model; the others (ablations, unsupervised scores) run on the
+    first `protocol.ablation_seeds` seeds' folds.
     """
+    if splits is not None and groups is not None:
+        raise ZombieScanError("benchmark: shipped splits and groups exclude each other; give one")
     data = data.filter(pl.col(p.label).is_not_null())
+    group_of: np.ndarray | None = None
+    if groups is not None:
+        joined = data.select("account_id").join(groups, on="account_id", how="left", maintain_order="left")["group"]
+        if joined.null_count():
+            raise ZombieScanError(f"benchmark: {joined.null_count()} labelled account(s) have no group")
+        group_of = joined.to_numpy()
     y = data[p.label].cast(pl.Int8).to_numpy()
     if len(np.unique(y)) < 2:
         raise ZombieScanError(f"benchmark: {p.label} has only one class in this data; nothing to evaluate")
-    # Below ~20k rows one thread is as fast as two, and it cannot stall the way OpenMP threads
-    # do when other processes share the cores (seen: 0.1 s per boosting round on 1k rows).
-    p = replace(p, lightgbm={"num_threads": 1 if data.height < 20_000 else 2, **p.lightgbm})
+    # One thread: two OpenMP threads stall when other processes share the cores (seen: a fit on
+    # 24k honeypot rows in 0.4-0.5 s with one thread, 3.5-9.7 s with two on a busy 2-core
+    # machine), and with deterministic=True the models are the same either way.
+    p = replace(p, lightgbm={"num_threads": 1, **p.lightgbm})
     if protocol.max_rounds:
         p = replace(p, num_boost_round=min(p.num_boost_round, protocol.max_rounds))
     results: list[FoldResult] = []
@@ -139,9 +176,10 @@ def evaluate_dataset(
                 results.append(FoldResult(variant.name, k, metrics(y_te, prob, threshold), threshold))
             log.info("%s: split %d done", task, k)
         return results
-    for seed, fold, train_rows, test_rows in outer_runs(y, protocol):
+    for seed, fold, train_rows, test_rows in outer_runs(y, protocol, groups=group_of):
         train, test = data[train_rows], data[test_rows]
         y_te = y[test_rows]
+        shuffle = protocol.seed_offset + seed
         for i, variant in enumerate(variants):
             if i > 0 and seed >= protocol.ablation_seeds:
                 continue
@@ -149,7 +187,14 @@ def evaluate_dataset(
                 prob, threshold = score_variant(p, train, test, variant.column)
             else:
                 prob, threshold = crossfit(
-                    task, replace(p, seed=p.seed + seed), train, test, variant.columns(data), inner_folds=protocol.inner_folds, seed=seed
+                    task,
+                    replace(p, seed=p.seed + shuffle),
+                    train,
+                    test,
+                    variant.columns(data),
+                    inner_folds=protocol.inner_folds,
+                    seed=shuffle,
+                    groups=None if group_of is None else group_of[train_rows],
                 )
             results.append(FoldResult(variant.name, seed * protocol.folds + fold, metrics(y_te, prob, threshold), threshold))
         log.info("%s: seed %d fold %d done", task, seed, fold)

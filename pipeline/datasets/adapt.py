@@ -7,6 +7,7 @@ warehouse through the same ingest (and contract checks) as any other source.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tempfile
@@ -156,9 +157,19 @@ def _fail(frame: pl.DataFrame, bad: pl.Series, column: str, key: str, expected: 
     )
 
 
+def row_id(stem: str, row: int) -> str:
+    """The id of an account from a file without an id column: a stable hash of the file's stem and the row.
+
+    Never `<stem>-<row>`: where each class has a file of its own (fakeAccountData.json), such an
+    id would name the label to anyone, or anything, that reads it. The hash is stable across runs
+    and machines; it hides nothing from someone who has the files.
+    """
+    return hashlib.blake2b(f"{stem}\x00{row}".encode(), digest_size=8).hexdigest()
+
+
 def _ids(frame: pl.DataFrame, column: str | None, where: str) -> pl.Series:
-    if column is None:  # no id column: the file and the row name the account
-        return (pl.Series([Path(f).stem for f in frame[FILE]]) + "-" + frame[ROW].cast(pl.String)).alias("account_id")
+    if column is None:  # no id column: the file and the row name the account, hashed (row_id)
+        return pl.Series("account_id", [row_id(Path(f).stem, r) for f, r in zip(frame[FILE], frame[ROW], strict=True)], pl.String)
     values = _column(frame, column, f"{where}.id")
     if values.dtype in (pl.Float32, pl.Float64):
         ok = values.is_finite() & (values == values.floor()) & (values.abs() < 2**53)

@@ -71,7 +71,7 @@ class LabelSpec:
 @dataclass(frozen=True)
 class TableSpec:
     files: tuple[FileSpec, ...]
-    id: str | None = None  # accounts: the id column; None: ids are "<file stem>-<row>"
+    id: str | None = None  # accounts: the id column; None: a hash of the file stem and row (adapt.row_id)
     columns: dict[str, ValueSpec] = field(default_factory=dict)
     raw: tuple[ValueSpec, ...] = ()
 
@@ -104,7 +104,7 @@ class Published:
     metric: str
     value: float
     source: str
-    note: str = ""
+    note: str = ""  # how its protocol differs from the benchmark's (required in a spec)
 
 
 @dataclass(frozen=True)
@@ -223,6 +223,7 @@ def load_spec(path: Path | str) -> DatasetSpec:
         raise top.error(f"missing: accounts.columns.created_at counts back ({created.unit}) from the reference time", "reference_time")
     labels = _table(top.sub("labels"), accounts=False) if top.value.get("labels") is not None else None
     label = _label(top, accounts, labels)
+    _refuse_leaks(top, accounts, label, labels)
     engagements = _engagements(top.sub("engagements")) if top.value.get("engagements") is not None else None
     splits = _splits(top.sub("splits")) if top.value.get("splits") is not None else None
     published = tuple(_published(top, i, item) for i, item in enumerate(top.get("published", list, [])))
@@ -340,6 +341,33 @@ def _label(top: _Keys, accounts: TableSpec, labels: TableSpec | None) -> LabelSp
     return LabelSpec(column=column, positive=positive, negative=negative)
 
 
+def _refuse_leaks(top: _Keys, accounts: TableSpec, label: LabelSpec, labels: TableSpec | None) -> None:
+    """No feature may be made from the label or the id column: a `columns:` or `raw:` entry naming one is an error.
+
+    The label is the answer itself. An id is a collection artefact: ids are handed out in the
+    order accounts were collected, so the classes often sit in different id ranges (the social
+    honeypot's UserID alone gives F1 0.999), and even a text column made from it (username) turns
+    its length and digits into features.
+    """
+    reserved: dict[str, str] = {}
+    for key, column in (("accounts.id", accounts.id), ("labels.id", labels.id if labels else None)):
+        if column is not None:
+            reserved.setdefault(column, f"the id column ({key})")
+    if label.column is not None:
+        reserved[label.column] = f"the label column ({'labels.column' if labels else 'label.column'})"
+    entries = [(f"columns.{name}", value.column) for name, value in accounts.columns.items()]
+    entries += [(f"raw[{i}]", value.column) for i, value in enumerate(accounts.raw)]
+    files = ", ".join(f.path for f in accounts.files)
+    for key, column in entries:
+        if column in reserved:
+            hint = "; if it is also a real profile field (a handle), copy it into a column of its own" if "id" in reserved[column] else ""
+            raise top.sub("accounts").error(
+                f"column {column!r} of {files} is {reserved[column]}: a feature made from it would leak what the model "
+                f"must not see; remove it{hint}",
+                key,
+            )
+
+
 def _label_words(values: list[Any]) -> tuple[Any, ...]:
     """YAML reads an unquoted yes/no as a boolean: a boolean stands for all its spellings."""
     out: list[Any] = []
@@ -380,5 +408,16 @@ def _published(top: _Keys, i: int, item: Any) -> Published:
         metric=keys.get("metric", str, choices=METRICS),
         value=float(keys.get("value", (int, float))),
         source=keys.get("source", str, ""),
-        note=keys.get("note", str, ""),
+        note=_protocol_note(keys),
     )
+
+
+def _protocol_note(keys: _Keys) -> str:
+    """A published result's `note`: required, because a number from another protocol is not ours to beat."""
+    if not str(keys.value.get("note") or "").strip():
+        raise keys.error(
+            "missing: say how its protocol differs from the benchmark's (another subset, another split, unsupervised on all "
+            "users, ...) or that it is the same",
+            "note",
+        )
+    return str(keys.get("note", str))

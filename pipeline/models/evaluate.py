@@ -153,15 +153,28 @@ def evaluate_task(
     return results, pl.concat(out_of_fold) if out_of_fold else pl.DataFrame()
 
 
+def fold_statistics(values: list[float] | np.ndarray) -> dict[str, float]:
+    """{mean, std, n_folds, n_nan} of one metric over test folds.
+
+    `n_folds` counts every fold; `n_nan` the folds where the metric is undefined (ROC-AUC of a test
+    fold with one class), so such a fold is reported, never dropped in silence. `mean` and `std`
+    are over the other folds; `std` is the sample standard deviation (ddof 1): the folds are a
+    sample of the splits one could have drawn. With fewer than two defined folds `std` is NaN (one
+    fold says nothing about the spread; 0 would claim there is none), and with none `mean` is NaN.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    finite = x[~np.isnan(x)]
+    mean = float(finite.mean()) if len(finite) else float("nan")
+    std = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
+    return {"mean": mean, "std": std, "n_folds": len(x), "n_nan": len(x) - len(finite)}
+
+
 def summarise(results: list[FoldResult]) -> dict[str, dict[str, dict[str, float]]]:
-    """variant -> metric -> {mean, std, n_folds}."""
+    """variant -> metric -> {mean, std, n_folds, n_nan} (see `fold_statistics`)."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for name in dict.fromkeys(r.variant for r in results):
         rows = [r for r in results if r.variant == name]
-        out[name] = {}
-        for m in METRICS:
-            values = np.array([r.metrics[m] for r in rows], dtype=np.float64)
-            out[name][m] = {"mean": float(np.nanmean(values)), "std": float(np.nanstd(values)), "n_folds": len(values)}
+        out[name] = {m: fold_statistics([r.metrics[m] for r in rows]) for m in METRICS}
     return out
 
 

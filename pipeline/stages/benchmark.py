@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pipeline.benchmark.run import protocol_from_params, run_benchmark
+from pipeline.benchmark.run import plan_from_params, run_benchmark
 from pipeline.datasets.spec import data_root, find_spec, load_spec
 from pipeline.params import section
 from pipeline.stages.common import stage_main
@@ -18,7 +18,7 @@ def run(params: dict[str, Any]) -> None:
     p = section(params, "benchmark")
     specs = [load_spec(find_spec(name)) for name in p["datasets"]]
     root = data_root(p.get("root"))
-    details = run_benchmark(specs, root, protocol_from_params(p), params.get("train", {}), Path(p["out"]))
+    details = run_benchmark(specs, root, plan_from_params(p), params.get("train", {}), Path(p["out"]))
     for name, d in details.items():
         goals = ", ".join(f"{m} {g['measured']:.3f} (goal {g['goal']:.3f}{'' if g['met'] else ', MISSED'})" for m, g in d["goals"].items())
         log.info("%s: %s", name, goals)
