@@ -56,18 +56,26 @@ def simulate(
         int | None, typer.Option(help="Number of accounts, overriding the preset's; farm and community counts scale with it.")
     ] = None,
     params: Annotated[
-        Path | None, typer.Option(help="Take difficulty knobs from the 'simulate.knobs' section of this params file (e.g. params.yaml).")
+        Path | None,
+        typer.Option(
+            help="Take difficulty knobs and pinned style settings from the 'simulate' section of this params file (e.g. params.yaml)."
+        ),
     ] = None,
 ) -> None:
-    """Simulate a social platform with zombies and like farms; write it as a contract folder."""
+    """Simulate a social platform with zombies and like farms; write it as a contract folder.
+
+    How its people and operators behave (activity, sessions, sleep, batch registration, farm
+    delivery...) is drawn from the seed: two seeds are two different platforms (docs/simulator.md).
+    """
     from pipeline.params import load_params, section
-    from pipeline.simulate import make_config, write_contract
+    from pipeline.simulate import from_params, write_contract
     from pipeline.simulate import simulate as run_simulation
 
-    knobs = section(load_params(params), "simulate").get("knobs") or {} if params else {}
-    cfg = make_config(preset.value, seed=seed, accounts=accounts, **knobs)
-    tables = run_simulation(cfg)
-    write_contract(tables, out, cfg, preset.value)
+    values = section(load_params(params), "simulate") if params else {}
+    knobs = values.get("knobs") or {}
+    _, cfg, style = from_params({"preset": preset.value, "knobs": knobs, "style": values.get("style")}, seed=seed, accounts=accounts)
+    tables = run_simulation(cfg, style)
+    write_contract(tables, out, cfg, preset.value, style)
     err.print(f"wrote {out}: " + ", ".join(f"{name} {df.height:,}" for name, df in tables.items()))
 
 
@@ -306,6 +314,7 @@ def score(
     import tempfile
     import time
 
+    from pipeline.models.card import simulated, simulated_warning
     from pipeline.params import parse_utc_time
     from pipeline.scoring import load_models, load_registered, score_warehouse, suspected_pages
 
@@ -368,6 +377,10 @@ def score(
         logger.setLevel(level)
     if unscored and not quiet:
         err.print(f"note: {unscored:,} accounts were created after the reference time and are not scored", highlight=False)
+    warnings = [simulated_warning(task) for task, model in models.items() if simulated(model)]
+    if not quiet:
+        for warning in warnings:
+            err.print(f"warning: {warning}", highlight=False)
     summary = {
         "accounts": scores.height,
         "created_after_reference_time": unscored,
@@ -376,6 +389,7 @@ def score(
         "seconds": round(time.perf_counter() - start, 1),
         "steps": {name: round(v, 1) for name, v in steps.items()},
         "out": str(out),
+        "warnings": warnings,
     }
     if not quiet:
         err.print(f"wrote {out}" + (f" and {pages_out}" if pages_out else ""), highlight=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +12,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from pipeline.errors import ZombieScanError
-from pipeline.simulate import make_config, simulate, vocab, write_contract
-from pipeline.simulate.world import diurnal_times
+from pipeline.simulate import RANGES, draw_style, from_params, make_config, simulate, vocab, write_contract
+from pipeline.simulate.traits import TRAITS, trait_rates
+from pipeline.simulate.world import build_world, diurnal_times
 
 Tables = dict[str, pl.DataFrame]
 
@@ -116,11 +117,14 @@ def test_zombies_are_created_in_batches(default_tables: Tables) -> None:
     assert median_gap_to_same_class(True) < median_gap_to_same_class(False)
 
 
-def test_genuine_users_sleep(default_tables: Tables) -> None:
-    """Genuine activity follows a diurnal rhythm in the users' time zones."""
-    t = default_tables
-    genuine = t["labels"].filter(~pl.col.is_zombie & ~pl.col.is_like_farm).select(pl.col.account_id.alias("actor_id"))
-    hours = t["engagements"].join(genuine, on="actor_id").group_by(pl.col.ts.dt.hour()).len().sort("ts")["len"].to_numpy()
+def test_genuine_users_sleep() -> None:
+    """Genuine activity follows a diurnal rhythm on the users' own clocks (every world, however flat its style)."""
+    cfg = make_config("tiny", seed=11)
+    world = build_world(cfg, draw_style(11, {"diurnal_depth": 0.4}))  # the flattest curve the style draws
+    a = world.actions
+    genuine = ~world.is_zombie[a.actor] & (world.farm[a.actor] < 0)
+    local = ((a.ts[genuine] + world.tz[a.actor[genuine]] * 3600) // 3600 % 24).astype(int)
+    hours = np.bincount(local, minlength=24)
     assert hours.max() > 1.5 * hours.min()
 
 
@@ -185,7 +189,7 @@ def test_accounts_override_scales_the_world() -> None:
     [
         ({"preset": "huge"}, "unknown preset 'huge'"),
         ({"zombie_share": 1.5}, "knob 'zombie_share' = 1.5: expected a share between 0 and 1"),
-        ({"stealth_share": 0.7, "heavy_share": 0.5}, "stealth_share \\+ heavy_share must not exceed 1"),
+        ({"stealth_share": 0.7, "heavy_share": 0.5}, "stealth_share \\+ heavy_share \\+ adaptive_share must not exceed 1"),
         ({"accounts": 10}, "accounts = 10: expected at least 200"),
         ({"colour": "red"}, "unknown knob\\(s\\) colour"),
         ({"end": "tomorrow"}, "end = 'tomorrow': expected an ISO 8601 timestamp"),
@@ -231,8 +235,97 @@ def test_segments_and_batches_agree_with_the_labels(tiny_tables: dict[str, pl.Da
     assert not seg.is_null().any()
     assert (seg.str.contains("zombie") == labels["is_zombie"]).all()
     assert (seg.str.contains("_farm") == labels["is_like_farm"]).all()
-    assert set(seg.str.extract(r"(\w+)_farm").drop_nulls().unique()) <= {"bursty", "stealthy", "heavy"}
+    assert set(seg.str.extract(r"(\w+)_farm").drop_nulls().unique()) <= {"bursty", "stealthy", "heavy", "adaptive"}
     # batches: fresh zombies only, several accounts each
     batched = labels.filter(pl.col("batch_id").is_not_null())
     assert batched["segment"].str.starts_with("fresh_zombie").all()
     assert batched.group_by("batch_id").len()["len"].min() >= 2
+
+
+# --- no trait belongs to one class; worlds differ by seed (P7) ----------------------------------
+
+
+def test_every_trait_occurs_in_both_classes(default_tables: Tables) -> None:
+    """A trait one class shows must show up in the other at a real rate: zombies post and get
+    followed back, genuine users keep empty profiles, binge, sign up in waves and join crowds."""
+    t = default_tables
+    rates = {r["trait"]: r for r in trait_rates(t["accounts"], t["engagements"], t["labels"]).iter_rows(named=True)}
+    for trait in TRAITS:
+        r = rates[trait]
+        for cls in ("zombie", "farm member"):
+            high, low = max(r[cls], r["genuine"]), min(r[cls], r["genuine"])
+            if high >= 0.02:
+                assert low >= 0.1 * high or low >= 0.01, f"{trait}: {cls} {r[cls]:.1%} vs genuine {r['genuine']:.1%}"
+
+
+def test_activity_has_no_ceiling_in_any_class(default_tables: Tables) -> None:
+    """Heavy tails everywhere: the busiest accounts of every class go well past the class's 99th percentile."""
+    t = default_tables
+    rates = {r["trait"]: r for r in trait_rates(t["accounts"], t["engagements"], t["labels"]).iter_rows(named=True)}
+    for cls in ("genuine", "zombie", "farm member"):
+        assert rates["actions_max"][cls] > 1.4 * rates["actions_p99"][cls], cls
+        assert rates["actions_p99"][cls] > 3 * rates["actions_p50"][cls], cls
+
+
+def test_two_seeds_are_two_platforms(tmp_path: Path) -> None:
+    """Each seed draws its own style from the documented ranges; a pin changes that setting and nothing else."""
+    one, two = draw_style(1), draw_style(2)
+    for name, r in RANGES.items():
+        assert r.low <= getattr(one, name) <= r.high, name
+        assert getattr(one, name) != getattr(two, name), name
+    pinned = draw_style(1, {"activity_sigma": 1.25})
+    assert pinned.activity_sigma == 1.25
+    assert {k: v for k, v in pinned.as_dict().items() if k != "activity_sigma"} == {
+        k: v for k, v in one.as_dict().items() if k != "activity_sigma"
+    }
+    with pytest.raises(ZombieScanError, match="unknown setting\\(s\\) colour"):
+        draw_style(1, {"colour": 1})
+    preset, cfg, style = from_params({"preset": "tiny", "seed": 5, "style": {"session_mean": 4.0}})
+    write_contract(simulate(cfg, style), tmp_path / "w", cfg, preset, style)
+    manifest = (tmp_path / "w" / "simulation.json").read_text()
+    assert '"session_mean": 4.0' in manifest and '"seed": 5' in manifest
+
+
+def test_adaptive_farms_spread_past_the_lockstep_windows() -> None:
+    """Adaptive campaigns run for weeks, and their likes follow the members' own waking hours."""
+    cfg = make_config("tiny", seed=3, stealth_share=0.0, heavy_share=0.0, adaptive_share=1.0)
+    world = build_world(cfg, draw_style(3, {"diurnal_depth": 1.0, "diurnal_peak_shift_h": 0.0}))
+    c = world.campaigns
+    assert (c["style"] == "adaptive").all()
+    assert ((c["ends_at"] - c["starts_at"]) >= 10 * 86_400).all()
+    a = world.actions
+    campaign = np.isin(a.target, c["target"].to_numpy()) & (world.farm[a.actor] >= 0)
+    local = ((a.ts[campaign] + world.tz[a.actor[campaign]] * 3600) // 3600 % 24).astype(int)
+    hours = np.bincount(local, minlength=24)
+    assert hours[2:5].sum() < hours[18:21].sum() / 2  # asleep at night, like the people they imitate
+
+
+def test_trait_rates_on_a_hand_made_world() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    accounts = pl.DataFrame(
+        {
+            "account_id": ["a", "b", "c"],
+            "created_at": [t0, t0 + timedelta(minutes=5), t0 - timedelta(days=400)],
+            "username": ["ann123", "bob", "cat"],
+            "display_name": [None, "Bob", "Cat"],
+            "bio": [None, "hi", None],
+            "has_profile_photo": [False, True, True],
+            "is_verified": [False, False, True],
+        }
+    )
+    engagements = pl.DataFrame(
+        {
+            "actor_id": ["a", "b", "c", "a"],
+            "target_id": ["b", "a", "p1", "p1"],
+            "kind": ["follow", "follow", "post", "like"],
+            "ts": [t0 + timedelta(days=d) for d in (1, 2, 3, 4)],
+        }
+    )
+    labels = pl.DataFrame({"account_id": ["a", "b", "c"], "is_zombie": [True, False, False], "is_like_farm": [False, False, False]})
+    r = {row["trait"]: row for row in trait_rates(accounts, engagements, labels).iter_rows(named=True)}
+    assert r["empty_profile"]["zombie"] == 1.0 and r["empty_profile"]["genuine"] == 0.0
+    assert r["followed_back"]["zombie"] == 1.0 and r["followed_back"]["genuine"] == 0.5
+    assert r["posts"]["genuine"] == 0.5 and r["digit_handle"]["zombie"] == 1.0
+    assert r["created_within_10min"]["zombie"] == 1.0 and r["created_within_10min"]["genuine"] == 0.5
+    assert r["young_90d"]["genuine"] == 0.5 and r["verified"]["genuine"] == 0.5
+    assert r["accounts"]["farm member"] == 0.0

@@ -9,6 +9,7 @@ from typing import Any
 
 from pipeline.errors import ZombieScanError
 from pipeline.params import parse_utc_time
+from pipeline.simulate.style import WorldStyle, draw_style
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class SimConfig:
         farm_real_share: Share of farm members that are real-looking (hijacked or paid) accounts.
         stealth_share: Share of farms that deliver slowly (days) with camouflage.
         heavy_share: Share of farms whose members each like very many pages.
+        adaptive_share: Share of farms that know the published lockstep windows and spread their
+            likes over weeks at the hours real users are awake (and camouflage like stealthy ones).
         camouflage_rate: Share of a stealthy farm member's likes spent on popular pages.
         homophily: Probability that a genuine action stays in the actor's community.
         reciprocity: Probability that a genuine follow is returned.
@@ -47,8 +50,9 @@ class SimConfig:
     zombie_share: float = 0.08
     aged_zombie_share: float = 0.3
     farm_real_share: float = 0.15
-    stealth_share: float = 0.35
+    stealth_share: float = 0.4
     heavy_share: float = 0.2
+    adaptive_share: float = 0.2
     camouflage_rate: float = 0.5
     homophily: float = 0.8
     reciprocity: float = 0.3
@@ -63,15 +67,18 @@ class SimConfig:
                 raise ZombieScanError(f"simulate: knob '{f.name}' = {value!r}: expected a number")
         if self.seed < 0:
             raise ZombieScanError(f"simulate: seed = {self.seed}: expected a whole number >= 0")
-        shares = ("zombie_share", "aged_zombie_share", "farm_real_share", "stealth_share", "heavy_share", "homophily", "reciprocity")
+        shares = (
+            "zombie_share", "aged_zombie_share", "farm_real_share", "stealth_share", "heavy_share", "adaptive_share", "homophily",
+            "reciprocity",
+        )  # fmt: skip
         for name in shares:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ZombieScanError(f"simulate: knob '{name}' = {value}: expected a share between 0 and 1")
         if not 0.0 <= self.camouflage_rate < 1.0:
             raise ZombieScanError(f"simulate: knob 'camouflage_rate' = {self.camouflage_rate}: expected 0 <= rate < 1")
-        if self.stealth_share + self.heavy_share > 1.0:
-            raise ZombieScanError("simulate: stealth_share + heavy_share must not exceed 1")
+        if self.stealth_share + self.heavy_share + self.adaptive_share > 1.0:
+            raise ZombieScanError("simulate: stealth_share + heavy_share + adaptive_share must not exceed 1")
         if self.accounts < 200:
             raise ZombieScanError(f"simulate: accounts = {self.accounts}: expected at least 200")
         for name in ("window_days", "communities", "farm_count", "farm_size"):
@@ -120,3 +127,18 @@ def make_config(preset: str = "default", *, seed: int | None = None, accounts: i
         changes.setdefault("farm_count", max(1, round(base.farm_count * scale)))
         changes.setdefault("communities", max(2, round(base.communities * scale)))
     return dataclasses.replace(base, **changes)
+
+
+def from_params(values: dict[str, Any], **changes: Any) -> tuple[str, SimConfig, WorldStyle]:
+    """The world a `simulate` params section describes: preset, config and style (drawn from the
+    seed; `style` pins settings). `changes` override the section (e.g. seed=..., knobs=...)."""
+    values = {**values, **changes}
+    preset = values.get("preset") or "default"
+    cfg = make_config(preset, seed=values.get("seed"), accounts=values.get("accounts"), **(values.get("knobs") or {}))
+    return preset, cfg, draw_style(cfg.seed, values.get("style"))
+
+
+def describe(preset: str, cfg: SimConfig, style: WorldStyle) -> dict[str, Any]:
+    """What a model trained on this world records in model.json (`trained_on`)."""
+    config = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dataclasses.asdict(cfg).items()}
+    return {"kind": "simulated", "preset": preset, "seed": cfg.seed, "accounts": cfg.accounts, "config": config, "style": style.as_dict()}

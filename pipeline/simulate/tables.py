@@ -12,10 +12,12 @@ import polars as pl
 from pipeline.io import atomic_path
 from pipeline.simulate import vocab
 from pipeline.simulate.config import SimConfig
+from pipeline.simulate.style import WorldStyle, draw_style
 from pipeline.simulate.world import (
     FOLLOW,
     KIND_NAMES,
     POST,
+    STYLE_NAMES,
     TTYPE_NAMES,
     World,
     build_world,
@@ -95,32 +97,47 @@ def _usernames(rng: np.random.Generator, pattern: np.ndarray) -> pl.Series:
 
 
 def _profiles(world: World, rng: np.random.Generator) -> pl.DataFrame:
-    """Profile fields. Aged zombies get genuine-looking profiles; fresh zombies batch patterns."""
+    """Profile fields. Aged zombies get genuine-looking profiles; fresh zombies their batch's template.
+
+    Every trait occurs in both classes at its own rate (docs/simulator.md#traits): empty profiles,
+    missing names, template handles and verification badges included.
+    """
     n = world.n_accounts
+    st = world.style
     fresh = world.is_zombie & ~world.is_aged
-    looks_genuine = ~fresh
+    empty = world.empty_profile
     engaged = 1.0 / (1.0 + np.exp(-np.log(np.maximum(world.activity, 1e-3))))  # 0..1, genuine only
     engaged = np.where(world.is_aged, 0.6, engaged)
 
     # Genuine users mostly pick name-like handles, but some also use long digit suffixes, random
     # strings or first_last+digits, so no username pattern is exclusive to zombies.
-    pattern = rng.choice(9, size=n, p=[0.23, 0.14, 0.19, 0.14, 0.09, 0.12, 0.04, 0.02, 0.03])
-    # One operator, one template: every zombie in a batch shares its username pattern.
-    batch_pattern = rng.choice([6, 7, 8], size=int(world.batch.max()) + 2, p=[0.45, 0.35, 0.2])
+    namelike = np.array([0.23, 0.14, 0.19, 0.14, 0.09, 0.12])
+    template = np.array([0.45, 0.25, 0.30])
+    p = np.r_[namelike / namelike.sum() * (1 - st.digit_handle_share), template * st.digit_handle_share]
+    pattern = rng.choice(9, size=n, p=p)
+    # One operator, one template: every zombie in a batch shares its username pattern; careful
+    # operators pick name-like handles (generated from the same name lists people use).
+    n_batches = int(world.batch.max()) + 2
+    batch_pattern = np.where(
+        rng.random(n_batches) < st.namelike_batch_share,
+        rng.choice(6, size=n_batches, p=namelike / namelike.sum()),
+        rng.choice([6, 7, 8], size=n_batches, p=[0.45, 0.35, 0.2]),
+    )
     pattern = np.where(fresh, batch_pattern[np.maximum(world.batch, 0)], pattern)
     username = _usernames(rng, pattern)
 
     first = pl.Series(_pick(rng, vocab.FIRST_NAMES, n)).str.to_titlecase()
     last = pl.Series(_pick(rng, vocab.LAST_NAMES, n)).str.to_titlecase()
     name_style = rng.random(n)
+    no_name = np.where(fresh, rng.random(n) < st.zombie_no_display_name, empty | (rng.random(n) < 0.03))
     display = (
-        pl.DataFrame({"f": first, "l": last, "u": username, "s": name_style, "z": fresh})
+        pl.DataFrame({"f": first, "l": last, "u": username, "s": name_style, "z": fresh, "none": no_name})
         .select(
-            pl.when((pl.col.s < 0.05) & ~pl.col.z)
+            pl.when(pl.col.none)
             .then(pl.lit(None, pl.String))
-            .when(pl.col.s < 0.15)
+            .when(pl.col.s < 0.12)
             .then(pl.col.f)
-            .when((pl.col.z & (pl.col.s > 0.7)) | (pl.col.s > 0.97))  # some people show their handle too
+            .when((pl.col.z & (pl.col.s > 0.7)) | (pl.col.s > 0.96))  # some people show their handle too
             .then(pl.col.u)
             .otherwise(pl.concat_str(pl.col.f, pl.lit(" "), pl.col.l))
         )
@@ -144,26 +161,31 @@ def _profiles(world: World, rng: np.random.Generator) -> pl.DataFrame:
     spam_bio = _pick(rng, vocab.ZOMBIE_BIOS, n)
     # ...and some genuine users write the same stock lines ("just me", "follow for follow").
     bio_text = np.where(rng.random(n) < 0.03, spam_bio, bio_text)
-    has_bio = np.where(fresh, rng.random(n) < 0.2, rng.random(n) < 0.45 + 0.35 * engaged)
-    bio = _keep(np.where(fresh, spam_bio, bio_text), has_bio)
+    has_bio = np.where(fresh, rng.random(n) >= st.zombie_no_bio, (rng.random(n) < 0.45 + 0.35 * engaged) & ~empty)
+    bio = _keep(np.where(fresh & (rng.random(n) < 0.7), spam_bio, bio_text), has_bio)
 
-    photo = np.where(fresh, rng.random(n) < 0.35, rng.random(n) < 0.70 + 0.25 * engaged)
-    top = world.popularity >= np.quantile(world.popularity[looks_genuine], 0.999)
-    verified = top & looks_genuine & ~world.is_zombie & (rng.random(n) < 0.7)
+    photo = np.where(fresh, rng.random(n) >= st.zombie_default_photo, (rng.random(n) < 0.70 + 0.25 * engaged) & ~empty)
+    # Badges: the most popular genuine-looking accounts (a bought or hijacked old account keeps
+    # its badge), a badge bought by anyone, zombies included.
+    looks_genuine = ~fresh
+    top = world.popularity >= np.quantile(world.popularity[looks_genuine], 0.998)
+    verified = top & looks_genuine & (rng.random(n) < 0.7)
+    verified |= rng.random(n) < st.paid_verified_share
+    verified |= world.is_aged & (rng.random(n) < st.hijacked_verified_share)
 
     region = world.comm_region[world.community]
     langs = np.array([r[0] for r in vocab.REGIONS])[region]
     lang = np.where(rng.random(n) < 0.1, "en", langs)
     city_idx = rng.integers(0, 1_000, n)
     cities = np.array([r[2][i % len(r[2])] for r in vocab.REGIONS for i in range(4)]).reshape(len(vocab.REGIONS), 4)
-    location = _keep(cities[region, city_idx % 4], rng.random(n) >= np.where(fresh, 0.75, 0.35))
+    location = _keep(cities[region, city_idx % 4], (rng.random(n) >= np.where(fresh, 0.75, 0.35)) & ~empty)
     url_kind = rng.random(n)
     url_parts = pl.DataFrame({"w": _pick(rng, vocab.WORDS, n), "l": _pick(rng, vocab.LAST_NAMES, n), "r": _random_strings(rng, n, 7)})
     site, short = url_parts.select(
         pl.concat_str(pl.lit("https://"), pl.col.w, pl.col.l, pl.lit(".com")),
         pl.concat_str(pl.lit("https://bit.ly/"), pl.col.r).alias("short"),
     ).get_columns()
-    url = _keep(np.where(url_kind < 0.7, site.to_numpy(), short.to_numpy()), rng.random(n) < np.where(fresh, 0.08, 0.12))
+    url = _keep(np.where(url_kind < 0.7, site.to_numpy(), short.to_numpy()), (rng.random(n) < np.where(fresh, 0.08, 0.12)) & ~empty)
 
     return pl.DataFrame(
         {
@@ -202,9 +224,12 @@ def _snapshot_counts(world: World, rng: np.random.Generator) -> dict[str, pl.Ser
     return out
 
 
-def simulate(cfg: SimConfig) -> dict[str, pl.DataFrame]:
-    """Simulate a world and return its contract tables (accounts, engagements, targets, labels, campaigns)."""
-    world = build_world(cfg)
+def simulate(cfg: SimConfig, style: WorldStyle | None = None) -> dict[str, pl.DataFrame]:
+    """Simulate a world and return its contract tables (accounts, engagements, targets, labels, campaigns).
+
+    `style` (how its people and operators behave) defaults to the draw of `cfg.seed`.
+    """
+    world = build_world(cfg, style or draw_style(cfg.seed))
     rng = np.random.default_rng([cfg.seed, 7])
     n, n_p = world.n_accounts, world.n_pages
     n_obj = n + n_p + len(world.post_owner)
@@ -291,8 +316,8 @@ def simulate(cfg: SimConfig) -> dict[str, pl.DataFrame]:
 
 def _segments(world: World) -> pl.Series:
     """Evaluation subgroup of each account: how it was made (never a feature; see docs/simulator.md)."""
-    style_of_farm = {int(f): str(s) for f, s in zip(world.campaigns["farm"], world.campaigns["style"], strict=True)}
-    farm_style = np.array([style_of_farm.get(int(f), "") + "_farm" if f >= 0 else "" for f in world.farm.tolist()], dtype=object)
+    names = np.array([f"{name}_farm" for name in STYLE_NAMES] + [""], dtype=object)
+    farm_style = names[np.where(world.farm >= 0, world.farm_style[np.maximum(world.farm, 0)], len(STYLE_NAMES))]
     zombie = np.where(world.is_aged, "aged_zombie", np.where(world.is_zombie, "fresh_zombie", ""))
     both = [("+".join(x for x in (z, f) if x) or "genuine") for z, f in zip(zombie.tolist(), farm_style.tolist(), strict=True)]
     return pl.Series(both, dtype=pl.String)
@@ -302,7 +327,7 @@ def _is_simulator_output(folder: Path) -> bool:
     return (folder / "simulation.json").is_file() or not any(folder.iterdir())
 
 
-def write_contract(tables: dict[str, pl.DataFrame], out: Path | str, cfg: SimConfig, preset: str) -> None:
+def write_contract(tables: dict[str, pl.DataFrame], out: Path | str, cfg: SimConfig, preset: str, style: WorldStyle | None = None) -> None:
     """Write the tables as `<name>.parquet` plus `simulation.json` into `out`, atomically.
 
     An existing `out` is replaced only if it is empty or an earlier simulator output (it holds
@@ -315,6 +340,7 @@ def write_contract(tables: dict[str, pl.DataFrame], out: Path | str, cfg: SimCon
         manifest = {
             "preset": preset,
             "config": {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(cfg).items()},
+            "style": (style or draw_style(cfg.seed)).as_dict(),
             "rows": {name: df.height for name, df in tables.items()},
         }
         (tmp / "simulation.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
