@@ -51,7 +51,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> dict[s
     params["split"].update(out=str(root / "split.parquet"), folds=3)
     params["train"]["models"] = str(root / "models")
     params["evaluate"].update(metrics=str(root / "metrics"), reports=str(root / "reports"), predictions=str(root / "pred"), bootstrap=20)
-    # The tiny world (4 farms) is a fixture for the pipeline's mechanics; the guard's limits hold
+    # The tiny world (8 small farms) is a fixture for the pipeline's mechanics; the guard's limits hold
     # the `default` world of `dvc repro` (tests/test_models.py plants a giveaway to test the guard).
     params["evaluate"]["guard"]["enforce"] = False
     path = root / "params.yaml"

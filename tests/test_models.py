@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from sklearn.metrics import average_precision_score
 
 from pipeline.errors import ZombieScanError
 from pipeline.models.guard import GuardLimits, giveaway_guard
@@ -20,6 +21,7 @@ from pipeline.models.split import SplitParams, groups_of, make_split, roles
 from pipeline.models.train import Calibration, TaskModel, TaskParams, choose_threshold, fit_task
 from pipeline.params import DEFAULT_PARAMS
 from pipeline.stages import evaluate as evaluate_stage
+from pipeline.stages import split as split_stage
 from pipeline.stages import train as train_stage
 
 # --- splits ---------------------------------------------------------------------------------
@@ -31,7 +33,7 @@ def test_farms_and_batches_never_straddle_folds(tiny_tables: dict[str, pl.DataFr
     for column in ("farm_id", "batch_id"):
         per_group = labels.drop_nulls(column).group_by(column).agg(pl.col("fold").n_unique())
         assert per_group["fold"].max() == 1, column
-    # every fold holds positives of both tasks (the tiny world has 4 farms), roughly a third of the accounts
+    # every fold holds positives of both tasks (the tiny world has 8 farms), roughly a third of the accounts
     per_fold = labels.group_by("fold").agg(pl.len(), pl.col("is_zombie").sum(), pl.col("is_like_farm").sum())
     assert per_fold.height == 3 and (per_fold["is_zombie"] > 0).all() and (per_fold["is_like_farm"] > 0).all()
     assert per_fold["len"].min() > 0.25 * labels.height
@@ -48,10 +50,10 @@ def test_groups_are_linked_through_farms_and_batches() -> None:
     assert groups_of(labels).to_list() == ["a", "a", "a", "d", "e"]  # a-c by farm, b-c by batch
 
 
-def test_time_split_tests_on_groups_that_started_after_the_cutoff(tiny_tables: dict[str, pl.DataFrame]) -> None:
+def test_cohort_split_tests_on_groups_that_started_after_the_cutoff(tiny_tables: dict[str, pl.DataFrame]) -> None:
     accounts = tiny_tables["accounts"]
     cutoff = accounts["created_at"].quantile(0.7, "nearest")
-    split = make_split(tiny_tables["labels"], accounts, SplitParams(method="time", folds=4, time_cutoff=cutoff))
+    split = make_split(tiny_tables["labels"], accounts, SplitParams(method="cohort", folds=4, cohort_cutoff=cutoff))
     joined = split.join(accounts.select("account_id", "created_at"), on="account_id")
     first = joined.group_by("group").agg(pl.col("created_at").min(), pl.col("fold").n_unique().alias("folds"))
     assert first["folds"].max() == 1
@@ -289,7 +291,7 @@ def test_fresh_mass_follower_scores_higher_on_zombie_than_an_old_friend(default_
     assert _p(features, models["zombie"], "fresh_follower") > _p(features, models["zombie"], "old_friend")
 
 
-def test_time_split_spreads_over_seeds(tiny_run: dict[str, Any]) -> None:
+def test_cohort_split_spreads_over_seeds(tiny_run: dict[str, Any]) -> None:
     from pipeline.models.evaluate import VARIANTS, evaluate_task, summarise
 
     features = pl.read_parquet(tiny_run["root"] / "features" / "features.parquet")
@@ -299,10 +301,11 @@ def test_time_split_spreads_over_seeds(tiny_run: dict[str, Any]) -> None:
     )
     # older accounts (larger age) first: the youngest 30% are "the future"
     accounts = accounts.with_columns(created_at=-pl.col("created_at"))
-    split = make_split(tables["labels"], accounts, SplitParams(method="time", folds=3, time_cutoff=accounts["created_at"].quantile(0.7)))
+    cutoff = accounts["created_at"].quantile(0.7)
+    split = make_split(tables["labels"], accounts, SplitParams(method="cohort", folds=3, cohort_cutoff=cutoff))
     data = split.join(features, on="account_id")
     p = train_stage.task_params(tiny_run["params"], "zombie")
-    results, predictions = evaluate_task("zombie", p, data, "time", variants=(VARIANTS[0],))
+    results, predictions = evaluate_task("zombie", p, data, "cohort", variants=(VARIANTS[0],))
     assert summarise(results)["full"]["roc_auc"]["n_folds"] == 3
     assert predictions.height == (split["fold"] == 0).sum()
 
@@ -349,7 +352,7 @@ def test_split_needs_three_folds_and_a_time_zone(tiny_tables: dict[str, pl.DataF
     with pytest.raises(ZombieScanError, match="at least 3"):
         make_split(tiny_tables["labels"], tiny_tables["accounts"], SplitParams(folds=2))
     with pytest.raises(ZombieScanError, match="time zone"):
-        parse_utc_time(datetime(2026, 1, 5), "split.time_cutoff")
+        parse_utc_time(datetime(2026, 1, 5), "split.cohort_cutoff")
 
 
 def test_a_model_txt_from_another_training_is_refused(tiny_run: dict[str, Any], tmp_path: Path) -> None:
@@ -459,3 +462,33 @@ def test_guard_fails_the_evaluate_stage_on_a_planted_giveaway(tiny_run: dict[str
     assert "giveaway guard failed" in err and "feature beh_n_post is non-zero in 0.0% of positives" in err
     written = json.loads((tmp_path / "metrics" / "zombie.json").read_text())
     assert "beh_n_post" in written["guard"]["flagged"]  # the numbers are there to read
+
+
+def test_the_old_time_split_is_refused_with_its_new_name(tiny_tables: dict[str, pl.DataFrame]) -> None:
+    """`time` promised an out-of-time split that the features never delivered: it is a cohort split now, and says why."""
+    with pytest.raises(ZombieScanError, match=r"'time' is now 'cohort'.*not out of time"):
+        make_split(tiny_tables["labels"], tiny_tables["accounts"], SplitParams(method="time"))
+    with pytest.raises(ZombieScanError, match=r"split\.time_cutoff: renamed split\.cohort_cutoff"):
+        split_stage.split_params({"method": "cohort", "time_cutoff": None})
+
+
+def test_the_champion_is_chosen_on_validation_rows_not_on_the_test_fold(tiny_run: dict[str, Any]) -> None:
+    """The registry tags each version with the metric on the shipped model's validation fold (the rows its
+    choice may look at) and the hash of those rows; the reported test fold plays no part in the choice."""
+    root = tiny_run["root"]
+    db = sqlite3.connect(root / "mlflow.db")
+    tags = dict(
+        db.execute(
+            "SELECT t.key, t.value FROM model_version_tags t WHERE t.name = 'zombiescan-zombie' AND t.version = "
+            "(SELECT min(version) FROM model_versions WHERE name = 'zombiescan-zombie')"
+        ).fetchall()
+    )
+    data, _, _ = train_stage.load_data(tiny_run["params"], "is_zombie")
+    role = roles(data, 0)
+    valid, test = data.filter(pl.Series(role == "valid")), data.filter(pl.Series(role == "test"))
+    model = TaskModel.load(root / "models" / "zombie")
+    on_valid = average_precision_score(valid["is_zombie"].cast(pl.Int8).to_numpy(), model.predict(valid))
+    on_test = average_precision_score(test["is_zombie"].cast(pl.Int8).to_numpy(), model.predict(test))
+    assert float(tags["average_precision"]) == pytest.approx(on_valid, abs=1e-6)
+    assert abs(on_valid - on_test) > 1e-6  # the two differ, so the check above tells them apart
+    assert tags["validation_rows"] == evaluate_stage.rows_hash(valid, "is_zombie")

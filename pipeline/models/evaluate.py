@@ -109,7 +109,7 @@ def evaluate_task(
     shipped: TaskModel | None = None,
     variants: tuple[Variant, ...] = VARIANTS,
 ) -> tuple[list[FoldResult], pl.DataFrame]:
-    """Results per variant and test fold (or seed, for the time split), and the `full` variant's test predictions.
+    """Results per variant and test fold (or seed, for the cohort split), and the `full` variant's test predictions.
 
     The predictions cover every test fold (out of fold: each account scored by the model that did
     not train on it, at that model's threshold); rows of fold 0 are the shipped model's.
@@ -121,8 +121,8 @@ def evaluate_task(
     data = data.filter(pl.col(p.label).is_not_null())
     results: list[FoldResult] = []
     out_of_fold: list[pl.DataFrame] = []
-    # A time split has one test fold: the spread then comes from 3 training seeds instead.
-    runs = [(0, p.seed + i) for i in range(3)] if method == "time" else [(f, p.seed) for f in evaluation_folds(data, method)]
+    # A cohort split has one test fold: the spread then comes from 3 training seeds instead.
+    runs = [(0, p.seed + i) for i in range(3)] if method == "cohort" else [(f, p.seed) for f in evaluation_folds(data, method)]
     for run, (fold, seed) in enumerate(runs):
         role = roles(data, fold)
         train, valid, test = (data.filter(pl.Series(role == r)) for r in ("train", "valid", "test"))
@@ -139,7 +139,7 @@ def evaluate_task(
             threshold, _ = choose_threshold(calibration.apply(raw_va), y_va, p.threshold_rule, p.threshold_precision)
             p_test = calibration.apply(raw_te)
             results.append(FoldResult(variant.name, fold, metrics(y_te, p_test, threshold), threshold))
-            if variant.name == "full" and (run == 0 or method != "time"):
+            if variant.name == "full" and (run == 0 or method != "cohort"):
                 keep = [c for c in ("account_id", p.label, "segment") if c in test.columns]
                 out_of_fold.append(
                     test.select(keep).with_columns(
@@ -211,7 +211,7 @@ def comparison_markdown(
     lines = [
         f"# {task}: model, ablations and baselines",
         "",
-        f"Test metrics, mean ± std over {n} test fold(s) (or training seeds, for the time split); calibration and "
+        f"Test metrics, mean ± std over {n} test fold(s) (or training seeds, for the cohort split); calibration and "
         "thresholds chosen on each run's validation fold.",
         "",
         "| variant | what | " + " | ".join(METRICS) + " |",

@@ -5,8 +5,10 @@ Three methods, chosen in params (`split.method`):
 - `group`: stratified group K-fold. Accounts linked by a farm (`farm_id`) or a zombie creation
   batch (`batch_id`) form one group, and a group never straddles folds: a model is never tested
   on the farm mates or batch mates of accounts it was trained on.
-- `time`: out of time. Groups whose first account was created at or after the cut-off are the
-  test fold (0); the earlier ones are split into the other folds by group.
+- `cohort`: by creation cohort. Groups whose first account was created at or after the cut-off
+  are the test fold (0); the earlier ones are split into the other folds by group. It is *not* an
+  out-of-time split: the features of every account still describe all engagements up to the
+  reference time, so a test account's features see the same period as the training accounts'.
 - `kfold`: stratified K-fold, no groups (small real datasets without farm or batch ids).
 
 The output has one row per labelled account: account_id, group, fold, and the label columns, so
@@ -26,7 +28,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from pipeline.errors import ZombieScanError
 
-METHODS = ("group", "time", "kfold")
+METHODS = ("group", "cohort", "kfold")
 LABEL_COLUMNS = ("is_zombie", "is_like_farm")
 
 
@@ -35,7 +37,7 @@ class SplitParams:
     method: str = "group"
     folds: int = 5
     seed: int = 42
-    time_cutoff: datetime | None = None  # method time; None = the 80th percentile of creation times
+    cohort_cutoff: datetime | None = None  # method cohort; None = the 80th percentile of creation times
 
 
 def groups_of(labels: pl.DataFrame) -> pl.Series:
@@ -60,6 +62,11 @@ def groups_of(labels: pl.DataFrame) -> pl.Series:
 
 def make_split(labels: pl.DataFrame, accounts: pl.DataFrame, params: SplitParams) -> pl.DataFrame:
     """Assign every labelled account to a fold 0..folds-1; see the module docstring for the methods."""
+    if params.method == "time":
+        raise ZombieScanError(
+            "split.method: 'time' is now 'cohort' (and split.time_cutoff is split.cohort_cutoff): it splits accounts by "
+            "creation time, but every account's features see all engagements up to the reference time, so it is not out of time"
+        )
     if params.method not in METHODS:
         raise ZombieScanError(f"split.method: {params.method!r} is not one of {', '.join(METHODS)}")
     if params.folds < 3:
@@ -74,17 +81,17 @@ def make_split(labels: pl.DataFrame, accounts: pl.DataFrame, params: SplitParams
     # stratify on both labels at once (4 classes); unknown labels count as negative here
     strata = (labels["is_zombie"].fill_null(False).cast(pl.Int8) * 2 + labels["is_like_farm"].fill_null(False).cast(pl.Int8)).to_numpy()
     fold = np.full(labels.height, -1, dtype=np.int64)
-    if params.method == "time":
+    if params.method == "cohort":
         created = labels.select("account_id").join(
             accounts.select("account_id", "created_at"), on="account_id", how="left", maintain_order="left"
         )["created_at"]
         if created.null_count():
-            raise ZombieScanError("split: some labelled accounts have no creation time in accounts; method time needs it")
-        cutoff = params.time_cutoff or created.quantile(0.8, "nearest")
+            raise ZombieScanError("split: some labelled accounts have no creation time in accounts; method cohort needs it")
+        cutoff = params.cohort_cutoff or created.quantile(0.8, "nearest")
         first = pl.DataFrame({"group": group, "created_at": created}).with_columns(first=pl.col("created_at").min().over("group"))
         test = (first["first"] >= cutoff).to_numpy()
         if test.all() or not test.any():
-            raise ZombieScanError(f"split.time_cutoff: {cutoff} leaves {'no' if not test.any() else 'only'} accounts for testing")
+            raise ZombieScanError(f"split.cohort_cutoff: {cutoff} leaves {'no' if not test.any() else 'only'} accounts for testing")
         fold[test] = 0
         rest = np.flatnonzero(~test)
         fold[rest] = 1 + _group_folds(group.to_numpy()[rest], strata[rest], params.folds - 1, params.seed)
@@ -119,8 +126,8 @@ def _group_folds(group: np.ndarray, strata: np.ndarray, folds: int, seed: int) -
 
 
 def evaluation_folds(split: pl.DataFrame, method: str) -> list[int]:
-    """Folds evaluated as test sets: every fold, or only fold 0 (the future) for the time split."""
-    return [0] if method == "time" else sorted(split["fold"].unique().to_list())
+    """Folds evaluated as test sets: every fold, or only fold 0 (the youngest cohort) for the cohort split."""
+    return [0] if method == "cohort" else sorted(split["fold"].unique().to_list())
 
 
 def roles(split: pl.DataFrame, test_fold: int) -> np.ndarray:

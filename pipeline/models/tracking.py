@@ -186,11 +186,12 @@ def _raise(exc: Exception) -> None:
     raise exc
 
 
-def register_and_promote(task: str, model_uri: str | None, score: float, metric: str, test_rows: str, tracker: Tracker) -> str:
-    """Register the model; move alias `champion` to it only if it beats the champion on `metric` on the same test rows.
+def register_and_promote(task: str, model_uri: str | None, score: float, metric: str, rows: str, tracker: Tracker) -> str:
+    """Register the model; move alias `champion` to it only if it beats the champion on `metric` on the same validation rows.
 
-    Each version is tagged with its `metric` and `test_rows` (a hash of the test accounts and
-    their labels). A champion measured on other rows cannot be compared: the alias then stays.
+    Each version is tagged with its `metric` and `validation_rows` (a hash of the validation
+    accounts and their labels: the rows the choice is made on, never the test rows whose numbers
+    are reported). A champion measured on other rows cannot be compared: the alias then stays.
     Returns a one-line decision for the log.
     """
     if model_uri is None or tracker.failed:
@@ -204,7 +205,7 @@ def register_and_promote(task: str, model_uri: str | None, score: float, metric:
         name = REGISTERED[task]
         version = register_model(model_uri, name)
         client.set_model_version_tag(name, version.version, metric, f"{score:.6f}")
-        client.set_model_version_tag(name, version.version, "test_rows", test_rows)
+        client.set_model_version_tag(name, version.version, "validation_rows", rows)
         try:
             current = client.get_model_version_by_alias(name, CHAMPION)
         except MlflowException as exc:
@@ -212,8 +213,8 @@ def register_and_promote(task: str, model_uri: str | None, score: float, metric:
                 raise
             current = None  # no champion yet
         if current is not None:
-            if current.tags.get("test_rows") != test_rows or metric not in current.tags:
-                return f"{name} v{version.version}: champion v{current.version} was measured on other test rows; alias kept"
+            if current.tags.get("validation_rows") != rows or metric not in current.tags:
+                return f"{name} v{version.version}: champion v{current.version} was measured on other validation rows; alias kept"
             theirs = float(current.tags[metric])
             if score <= theirs:
                 beaten = f"{metric} {score:.4f} does not beat champion v{current.version} ({theirs:.4f})"

@@ -89,9 +89,9 @@ class SimConfig:
 
 
 PRESETS: dict[str, SimConfig] = {
-    # Tests: a few seconds, every behaviour present.
+    # Tests: a few seconds, every behaviour present; 8 small farms, so group folds each hold several.
     "tiny": SimConfig(
-        accounts=1_500, window_days=30, actions_per_account=30.0, communities=6, farm_count=4, farm_size=20, campaigns_per_farm=8.0
+        accounts=1_500, window_days=30, actions_per_account=30.0, communities=6, farm_count=8, farm_size=15, campaigns_per_farm=8.0
     ),
     # make repro: ~20k accounts, ~1M engagements.
     "default": SimConfig(),

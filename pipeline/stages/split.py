@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def split_params(values: dict[str, Any]) -> SplitParams:
+    if "time_cutoff" in values:
+        raise ZombieScanError("split.time_cutoff: renamed split.cohort_cutoff (the split is by creation cohort, not out of time)")
     known = set(SplitParams.__dataclass_fields__) | {"out"}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -25,7 +27,7 @@ def split_params(values: dict[str, Any]) -> SplitParams:
         method=str(values.get("method", "group")),
         folds=int(values.get("folds", 5)),
         seed=int(values.get("seed", 42)),
-        time_cutoff=parse_utc_time(values.get("time_cutoff"), "split.time_cutoff"),
+        cohort_cutoff=parse_utc_time(values.get("cohort_cutoff"), "split.cohort_cutoff"),
     )
 
 
