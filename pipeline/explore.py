@@ -42,6 +42,8 @@ class RunPaths:
     predictions: Path
     benchmark: Path  # the folder of benchmark.json and benchmark-details.json
     data_root: Path  # the public datasets
+    transfer: Path  # transfer.json: trained on other worlds, tested on this one
+    robustness: Path  # robustness.json: the knob sweep
 
     @classmethod
     def from_params(cls, params_file: Path | str, warehouse: Path | str | None = None) -> RunPaths:
@@ -79,6 +81,8 @@ class RunPaths:
             predictions=at(evaluation.get("predictions", "data/predictions")),
             benchmark=at(get("benchmark").get("out", "reports")),
             data_root=root,
+            transfer=at(get("transfer").get("out", "metrics/transfer.json")),
+            robustness=at(get("robustness").get("out", "metrics/robustness.json")),
         )
 
     def check(self, *needed: str) -> RunPaths:
@@ -377,3 +381,47 @@ def benchmark_table(reports: Path | str) -> pl.DataFrame:
             )
     schema = ["dataset", "metric", "ours_mean", "ours_std", "goal", "goal_met", "best_published", "published_method", "published_protocol"]
     return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def load_json(path: Path | str, how: str) -> dict[str, Any]:
+    """A stage's JSON output, or a clear error saying which stage writes it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZombieScanError(f"{path}: missing; run `dvc repro {how}` first")
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def guard_table(metrics: dict[str, Any]) -> pl.DataFrame:
+    """The giveaway guard's shallow trees (out-of-fold ROC-AUC per depth, and the limit)."""
+    guard = metrics.get("guard") or {}
+    limits = guard.get("limits", {}).get("max_tree_auc", {})
+    rows = [(int(d), t["roc_auc"], limits.get(d)) for d, t in (guard.get("trees") or {}).items()]
+    return pl.DataFrame(rows, schema={"tree depth": pl.Int64, "ROC-AUC": pl.Float64, "limit": pl.Float64}, orient="row")
+
+
+def presence_table(metrics: dict[str, Any], top: int = 8) -> pl.DataFrame:
+    """The features whose presence (share non-zero) differs most between the classes."""
+    presence = (metrics.get("guard") or {}).get("presence") or {}
+    rows = sorted(((f, v["positives"], v["negatives"]) for f, v in presence.items()), key=lambda r: -abs(r[1] - r[2]))[:top]
+    return pl.DataFrame(
+        rows, schema={"feature": pl.String, "positives non-zero": pl.Float64, "negatives non-zero": pl.Float64}, orient="row"
+    )
+
+
+def transfer_table(transfer: dict[str, Any]) -> pl.DataFrame:
+    """In-world and transfer AP per task (the transfer stage)."""
+    rows = [
+        (task, r["in_world_average_precision"], r["transfer_average_precision"], r["gap"], r["max_gap"], "met" if r["met"] else "missed")
+        for task, r in (transfer.get("tasks") or {}).items()
+        if r.get("applicable", True)
+    ]
+    schema = {"task": pl.String, "in-world AP": pl.Float64, "transfer AP": pl.Float64, "gap": pl.Float64, "goal": pl.Float64, "": pl.String}
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def adaptive_family_table(robustness: dict[str, Any]) -> pl.DataFrame:
+    """like_farm AP of one-family models in the world with the most adaptive farms."""
+    families = (robustness.get("adaptive_families") or {}).get("families") or {}
+    rows = [(name, r["average_precision"], r["adaptive_farm_average_precision"]) for name, r in families.items()]
+    return pl.DataFrame(rows, schema={"family": pl.String, "like_farm AP": pl.Float64, "adaptive-farm AP": pl.Float64}, orient="row")

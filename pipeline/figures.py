@@ -309,3 +309,22 @@ def benchmark_bars(bench: pl.DataFrame) -> Figure:
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def robustness_curves(curves: dict[str, list[dict[str, Any]]]) -> Figure:
+    """Average precision per task as each knob moves (the robustness stage's sweep): one panel per knob."""
+    knobs = list(curves)
+    fig, axes = plt.subplots(1, max(len(knobs), 1), figsize=(3.2 * max(len(knobs), 1), 3.4), sharey=True, squeeze=False)
+    for ax, knob in zip(axes[0], knobs, strict=False):
+        points = curves[knob]
+        x = [pt["value"] for pt in points]
+        for task, colour in (("zombie", COLOURS["zombie"]), ("like_farm", COLOURS["like farm"])):
+            y = [pt[task]["average_precision"]["mean"] for pt in points]
+            err = [pt[task]["average_precision"]["std"] for pt in points]
+            ax.errorbar(x, y, yerr=np.nan_to_num(err), marker="o", capsize=3, color=colour, label=task)
+        ax.set(title=knob, xlabel="knob value", ylim=(0, 1.02))
+    axes[0][0].set_ylabel("average precision (in-world)")
+    axes[0][0].legend(loc="lower left")
+    fig.suptitle("Detection as the world changes one knob at a time")
+    fig.tight_layout()
+    return fig

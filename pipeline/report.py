@@ -12,7 +12,7 @@ import base64
 import html
 import io
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,49 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
                 err="average_precision_std",
             )
         )
+        if m.get("guard"):
+            body += (
+                "<h3>Giveaway guard: can a shallow rule tell the classes apart?</h3><p class='note'>Decision trees of "
+                "depth 1-3 over all features, out of fold; the stage fails on a simulated world when a tree passes its "
+                "limit or a feature is absent in one class and common in the other (flagged: "
+                f"{html.escape(', '.join(m['guard'].get('flagged') or []) or 'none')}).</p>"
+            )
+            body += table_html(explore.guard_table(m)) + table_html(explore.presence_table(m))
         sections.append((task, title, body))
+
+    # --- beyond this world: transfer and robustness
+    body = ""
+    try:
+        transfer = explore.load_json(run.transfer, "transfer")
+        if transfer.get("applicable"):
+            body += (
+                f"<h3>Transfer</h3><p class='note'>The model's recipe trained on the worlds of seeds "
+                f"{', '.join(map(str, transfer['train_seeds']))} (each its own platform style) and scored on this world's "
+                "test folds, beside the in-world model on the same folds.</p>"
+            )
+            body += table_html(explore.transfer_table(transfer))
+    except ZombieScanError as exc:
+        log.info("report: no transfer section (%s)", exc)
+    try:
+        robust = explore.load_json(run.robustness, "robustness")
+        if robust.get("applicable"):
+            body += (
+                "<h3>Robustness</h3><p class='note'>Average precision in worlds that change one knob of this one "
+                f"({robust['world']['accounts'] or 'preset-size'} accounts each; details in reports/robustness/).</p>"
+            )
+            body += _png(figures.robustness_curves(robust["curves"]))
+            families = explore.adaptive_family_table(robust)
+            if families.height:
+                best = robust["adaptive_families"]["best_family"]
+                body += (
+                    f"<p>Adaptive farms spread their likes past the published lockstep windows; alone, the "
+                    f"<b>{html.escape(str(best))}</b> family catches them best:</p>"
+                )
+                body += table_html(families)
+    except ZombieScanError as exc:
+        log.info("report: no robustness section (%s)", exc)
+    if body:
+        sections.append(("beyond", "Beyond this world: transfer and robustness", body))
 
     # --- lockstep groups and pages
     groups = pl.read_parquet(run.groups) if run.groups.is_file() else pl.DataFrame()
@@ -220,11 +262,11 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
 
     nav = "".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t, _ in sections)
     content = "".join(f'<h2 id="{a}">{html.escape(t)}</h2>{b}' for a, t, b in sections)
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # No wall-clock time on the page: the same run must give the same bytes (dvc.lock records its hash).
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>ZombieScan summary</title>"
         f"<style>{CSS}</style></head><body><h1>ZombieScan summary</h1>"
-        f"<p class='meta'>{html.escape(source)} · warehouse {html.escape(str(db))} · written {when}</p>"
+        f"<p class='meta'>{html.escape(source)} · warehouse {html.escape(str(db))}</p>"
         f"<nav>{nav}</nav>{content}</body></html>\n"
     )
 

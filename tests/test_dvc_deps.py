@@ -465,7 +465,9 @@ TINY = {
     "simulate": {"preset": "tiny"},
     "split": {"folds": 3},
     "train": {task: {"num_boost_round": 30, "lightgbm": {"num_threads": 1}} for task in ("zombie", "like_farm")},
-    "evaluate": {"bootstrap": 20},
+    "evaluate": {"bootstrap": 20, "guard": {"enforce": False}},
+    "transfer": {"train_seeds": [1]},
+    "robustness": {"preset": "tiny", "accounts": None, "knobs": {"farm_count": 9}, "folds": 3, "sweep": {"adaptive_share": [0.5]}},
     "benchmark": {"datasets": ["instafake"], "fast": True},
 }
 

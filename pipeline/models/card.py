@@ -27,7 +27,9 @@ def model_card(model: TaskModel, summary: dict[str, Any], intervals: dict[str, A
         f"LightGBM binary classifier that {INTENDED.get(model.task, model.task)}. It is a triage tool for an integrity "
         "team: a flag starts a human review; it is not an automated verdict on a person.",
         "",
+        *source_warning(model),
         "## Data",
+        f"- Trained on: {trained_on_text(model.info.get('trained_on'))}.",
         f"- Label `{model.info.get('label')}`; {model.info.get('train_rows')} training rows, {model.info.get('train_positives')} positive.",
         f"- Split: {model.info.get('split', {}).get('method')} ({model.info.get('split', {}).get('folds')} folds); farms and creation "
         "batches never straddle training and test (docs/models.md).",
@@ -62,8 +64,9 @@ def model_card(model: TaskModel, summary: dict[str, Any], intervals: dict[str, A
             + ")."
         )
     lines += [
-        "- Trained on simulated accounts unless stated otherwise: real platforms differ "
-        "(docs/simulator.md lists what the simulator models).",
+        "- A model is only as true as the data it learned from: on a simulated world, a simulated platform's habits "
+        "(docs/simulator.md lists what the simulator models; reports/transfer.md measures how a model carries to other "
+        "simulated styles).",
         "- Graph and lockstep features depend on the engagement context given: scoring a small slice of a platform changes them.",
         "- New evasion styles (slower farms, aged accounts with real histories) drift away from what was trained on.",
         "",
@@ -74,3 +77,36 @@ def model_card(model: TaskModel, summary: dict[str, Any], intervals: dict[str, A
         "",
     ]
     return "\n".join(lines)
+
+
+def trained_on_text(source: dict[str, Any] | None) -> str:
+    """One line on what a model learned from (model.json `trained_on`)."""
+    if not source:
+        return "not recorded (a model from before model.json recorded its source)"
+    if source.get("kind") == "dataset":
+        return f"the dataset spec `{source.get('spec')}` ({source.get('name')})"
+    return (
+        f"a simulated world, not real accounts (preset `{source.get('preset')}`, seed {source.get('seed')}, "
+        f"{source.get('accounts'):,} accounts; its knobs and drawn style are in model.json)"
+    )
+
+
+def simulated(model: TaskModel) -> bool:
+    """True when the model learned from the simulator, or does not say what it learned from."""
+    return (model.info.get("trained_on") or {}).get("kind") != "dataset"
+
+
+def simulated_warning(task: str) -> str:
+    """What `zombiescan score` and the model card say about a model trained on a simulated world."""
+    return (
+        f"the {task} model was trained on a simulated world, not on real accounts: its scores rank accounts by "
+        "what the simulator's fakes do; retrain on your platform's own labelled accounts "
+        "(docs/datasets.md#bring-your-own-data) before acting on a flag"
+    )
+
+
+def source_warning(model: TaskModel) -> list[str]:
+    """The card's warning block for a model from a simulated world (empty for one trained on a dataset)."""
+    if not simulated(model):
+        return []
+    return [f"> **Simulated data.** {simulated_warning(model.task).capitalize()}.", ""]

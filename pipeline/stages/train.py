@@ -21,6 +21,7 @@ from pipeline.models.split import roles
 from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run
 from pipeline.models.train import TaskModel, TaskParams, fit_task, write_untrained
 from pipeline.params import section
+from pipeline.simulate import describe, from_params
 from pipeline.stages.common import stage_main
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,17 @@ def task_params(params: dict[str, Any], task: str) -> TaskParams:
         if spec.task == task:
             values.update(spec.train)
     return TaskParams.from_params(task, values)
+
+
+def training_source(params: dict[str, Any]) -> dict[str, Any]:
+    """What the model learned from, for model.json (`trained_on`): a simulated world (preset, seed,
+    full config and the style drawn for it) or a dataset spec. `zombiescan score` and the model card
+    say plainly when it is a simulated world."""
+    spec_path = (params.get("data") or {}).get("spec")
+    if spec_path:
+        spec = load_spec(find_spec(spec_path))
+        return {"kind": "dataset", "spec": str(spec_path), "name": spec.name, "task": spec.task}
+    return describe(*from_params(section(params, "simulate")))
 
 
 def load_data(params: dict[str, Any], label: str | None = None) -> tuple[pl.DataFrame, Path, Path]:
@@ -91,6 +103,7 @@ def run(params: dict[str, Any], task: str) -> None:
     fingerprint = data_hash(features_path, split_path)
     model = fit_task(task, p, train, valid)
     model.info.update({"data_hash": fingerprint, "split": dict(section(params, "split")), "label": p.label})
+    model.info["trained_on"] = training_source(params)
     # the settings the lock_ features were computed with: scoring recomputes them the same way
     model.info["lockstep"] = asdict(LockstepParams.from_dict((params.get("featurize") or {}).get("lockstep")))
     folder = model_dir(params, task)
