@@ -61,7 +61,14 @@ def test_unknown_preset_is_refused() -> None:
 
 def test_stages_run_from_params(tmp_path: Path) -> None:
     params = {
-        "simulate": {"preset": "tiny", "seed": 5, "accounts": None, "out": str(tmp_path / "raw"), "knobs": {"stealth_share": 0.5}},
+        "simulate": {
+            "preset": "tiny",
+            "seed": 5,
+            "accounts": None,
+            "out": str(tmp_path / "raw"),
+            "report": str(tmp_path / "metrics" / "simulate.json"),
+            "knobs": {"stealth_share": 0.5},
+        },
         "ingest": {
             "source": str(tmp_path / "raw"),
             "db": str(tmp_path / "w.duckdb"),

@@ -271,10 +271,11 @@ def test_build_features_on_a_tiny_world(tiny_tables: dict[str, pl.DataFrame]) ->
     assert all(t.is_float() or t.is_integer() for c, t in features.schema.items() if c != "account_id")
     assert not {t for t in features.schema.values() if t in (pl.Int128, pl.UInt128)}
     assert report.lockstep_groups == groups.height > 0
-    # the groups are mostly farm members (tiny world: a smoke test; bench.quality measures the default)
+    # farm members fill the groups far beyond their share of accounts (not all of them: live-event fans
+    # form genuine groups by design, docs/simulator.md; bench.quality measures the default world)
     members = groups["members"].explode()
     farm = t["labels"].filter(pl.col("is_like_farm"))["account_id"]
-    assert members.is_in(farm.implode()).mean() > 0.8
+    assert members.is_in(farm.implode()).mean() > 5 * t["labels"]["is_like_farm"].mean()
 
 
 def test_two_feature_runs_give_identical_bytes(default_tables: dict[str, pl.DataFrame], tmp_path: Path) -> None:

@@ -23,6 +23,16 @@ def _labelled_accounts(t: Tables) -> pl.DataFrame:
     return t["accounts"].join(t["labels"], on="account_id", how="inner", validate="1:1")
 
 
+@pytest.mark.parametrize("world", ["tiny_tables", "default_tables"])
+def test_a_world_passes_ingest_untouched(world: str, request: pytest.FixtureRequest) -> None:
+    """No exact duplicate rows (ingest would drop the copy, and features from the simulator's
+    frames would differ from features from the warehouse): seed 7's tiny world once had two
+    identical comments in one second."""
+    tables = request.getfixturevalue(world)
+    assert not tables["engagements"].is_duplicated().any()
+    assert not tables["accounts"]["account_id"].is_duplicated().any()
+
+
 def test_labels_are_consistent(tiny_tables: Tables) -> None:
     acc, lab = tiny_tables["accounts"], tiny_tables["labels"]
     assert set(acc["account_id"]) == set(lab["account_id"])
@@ -74,7 +84,8 @@ def test_campaigns_are_delivered_by_their_farm_within_their_window(default_table
     assert (per["inside"] <= per["bought_likes"] + 2).all()
     assert per["inside"].sum() <= per["bought_likes"].sum()
     assert per["inside"].sum() > 0.7 * per["bought_likes"].sum()
-    assert per["inside"].sum() > 0.95 * per["all"].sum()  # the rest: members' own likes
+    # the rest: members' own likes and their background work for the farm's other customers
+    assert per["inside"].sum() > 0.9 * per["all"].sum()
     # Bursty campaigns last minutes; stealthy ones days.
     dur = camp.with_columns(hours=(pl.col.ends_at - pl.col.starts_at).dt.total_seconds() / 3600)
     by_style = dict(dur.group_by("style").agg(pl.col.hours.median()).iter_rows())
@@ -154,9 +165,18 @@ def test_no_single_column_reveals_the_class(default_tables: Tables) -> None:
             auc = roc_auc_score(y, signals[name].to_numpy())
             limit = 0.56 if name in {"position", "id"} else 0.9
             assert max(auc, 1 - auc) < limit, f"{name} alone separates {label}: AUC {auc:.3f}"
-        # ...but every profile signal still carries some information about zombies.
-    y = acc["is_zombie"].to_numpy()
-    assert roc_auc_score(y, signals["digits"].to_numpy()) > 0.6
+    # ...but usernames still carry some information: operators' templates (5+ digits) are far more
+    # common among fresh zombies than among genuine users, though careful operators pick name-like
+    # handles (seed 42: 22% against 4%; over all zombies the digit count alone is near chance).
+    kind = (
+        pl.when(pl.col.segment.str.starts_with("fresh_zombie"))
+        .then(pl.lit("fresh"))
+        .when(pl.col.segment == "genuine")
+        .then(pl.lit("genuine"))
+    )
+    long_digits = acc.group_by(kind.alias("kind")).agg((pl.col.username.str.count_matches(r"\d") >= 5).mean().alias("share"))
+    share = dict(long_digits.rows())
+    assert share["fresh"] > 2 * share["genuine"], share
 
 
 def test_same_seed_same_bytes_other_seed_other_world(tmp_path: Path) -> None:

@@ -204,7 +204,9 @@ def register_and_promote(task: str, model_uri: str | None, score: float, metric:
         client = MlflowClient()
         name = REGISTERED[task]
         version = register_model(model_uri, name)
-        client.set_model_version_tag(name, version.version, metric, f"{score:.6f}")
+        # repr: the exact float, so that the same model evaluated again ties with itself (a tag
+        # rounded to 6 digits made a score just above the rounding "beat" its own champion)
+        client.set_model_version_tag(name, version.version, metric, repr(float(score)))
         client.set_model_version_tag(name, version.version, "validation_rows", rows)
         try:
             current = client.get_model_version_by_alias(name, CHAMPION)

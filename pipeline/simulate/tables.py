@@ -248,12 +248,13 @@ def simulate(cfg: SimConfig, style: WorldStyle | None = None) -> dict[str, pl.Da
 
     a = world.actions
     eng = pl.DataFrame({"actor": a.actor, "target": a.target, "ttype": a.ttype, "kind": a.kind, "ts": a.ts})
-    # A user likes or follows a thing once; comments and shares may repeat.
+    # A user likes or follows a thing once; comments and shares may repeat, but not in the same
+    # second (the contract reads such rows as one row sent twice and ingest drops the copy).
     once = pl.col.kind.is_in([0, 1])
     eng = pl.concat(
         [
             eng.filter(once).sort("actor", "target", "kind", "ts").unique(["actor", "target", "kind"], keep="first", maintain_order=True),
-            eng.filter(~once),
+            eng.filter(~once).sort("actor", "target", "kind", "ts").unique(maintain_order=True),
         ]
     )
     eng = eng[rng.permutation(eng.height)]

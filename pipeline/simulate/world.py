@@ -201,7 +201,10 @@ def build_world(cfg: SimConfig, style: WorldStyle | None = None) -> World:
     age = np.clip(r_acc.gamma(2.0, 2.2, n) * 365.0, 3.0, 17 * 365.0)
     # A community (a region, a language) joined the platform at some point: nobody in it is older.
     launched = np.clip(r_acc.exponential(style.community_launch_years * 365.0, n_c), 180.0, 17 * 365.0)
-    age = np.minimum(age, launched[community] * r_acc.uniform(0.9, 1.0, n))
+    # Someone "older" than their community joined at some point of its life since (uniformly): a
+    # clip to the launch date would pile thousands of accounts into its first weeks.
+    launch = launched[community]
+    age = np.where(age > launch, 3.0 + r_acc.random(n) * (launch - 3.0), age)
     age = np.where(r_acc.random(n) < style.new_user_share, r_acc.uniform(3.0, 180.0, n), age)  # the platform grows
     created = (end - age * DAY).astype(np.int64)
     activity = _lognormal_mean1(r_acc, style.activity_sigma, n)
