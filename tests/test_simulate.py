@@ -190,6 +190,17 @@ def test_same_seed_same_bytes_other_seed_other_world(tmp_path: Path) -> None:
     assert digest(tmp_path / "a")["engagements.parquet"] != digest(tmp_path / "c")["engagements.parquet"]
 
 
+@pytest.mark.parametrize(("stealth", "expected"), [(0.6, 6), (0.8, 8)])
+def test_farm_style_shares_are_counts_not_draws(stealth: float, expected: int) -> None:
+    """Ten farms at stealth_share 0.6 and 0.8: six and eight stealthy farms (a random draw per farm
+    once gave both worlds the same styles, and the robustness curve two equal points)."""
+    cfg = make_config("tiny", seed=1, farm_count=10, stealth_share=stealth, heavy_share=0.1, adaptive_share=0.1)
+    labels = simulate(cfg)["labels"].filter(pl.col.farm_id.is_not_null())
+    farms = labels.select("farm_id", style=pl.col.segment.str.extract(r"(\w+)_farm$")).unique()
+    assert farms["farm_id"].n_unique() == farms.height == 10
+    assert dict(farms["style"].value_counts().rows())["stealthy"] == expected
+
+
 def test_knobs_change_the_world() -> None:
     base = simulate(make_config("tiny", seed=1))["labels"]
     more = simulate(make_config("tiny", seed=1, zombie_share=0.2))["labels"]
