@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from pipeline import interrupt
 from pipeline.errors import ZombieScanError
 from pipeline.warehouse import DEFAULT_MAX_REJECT_SHARE
 
@@ -67,9 +68,12 @@ def simulate(
     How its people and operators behave (activity, sessions, sleep, batch registration, farm
     delivery...) is drawn from the seed: two seeds are two different platforms (docs/simulator.md).
     """
+    from pipeline.io import refuse_overwriting_inputs
     from pipeline.params import load_params, section
     from pipeline.simulate import from_params, write_contract
     from pipeline.simulate import simulate as run_simulation
+
+    refuse_overwriting_inputs({"--out": out}, {"--params": params})
 
     values = section(load_params(params), "simulate") if params else {}
     knobs = values.get("knobs") or {}
@@ -106,8 +110,11 @@ def ingest(
         ),
     ] = None,
 ) -> None:
-    """Validate a contract folder and load it into a DuckDB warehouse."""
+    """Validate a contract folder and load it into a warehouse (a .duckdb file, or a folder of Parquet tables)."""
+    from pipeline.io import refuse_overwriting_inputs
     from pipeline.warehouse import ingest as run_ingest
+
+    refuse_overwriting_inputs({"--db": db}, {"--source": source})
 
     report = run_ingest(source, db, quarantine=quarantine, max_reject_share=max_reject_share, index_engagements=index or [])
     for name, t in report.tables.items():
@@ -132,10 +139,14 @@ def features(
 ) -> None:
     """Compute profile, behavioural, graph and lockstep features for every account."""
     from pipeline.features.build import featurize_warehouse
+    from pipeline.io import refuse_overwriting_inputs
     from pipeline.params import load_params, parse_utc_time, section
     from pipeline.stages.featurize import lockstep_params
 
+    refuse_overwriting_inputs({"--out": out}, {"--db": db, "--params": params})
+
     settings = section(load_params(params), "featurize").get("lockstep") if params else None
+    _check_reference_time(db, parse_utc_time(reference_time, "--reference-time"))
     report = featurize_warehouse(
         db, out, reference_time=parse_utc_time(reference_time, "--reference-time"), lockstep_params=lockstep_params(settings)
     )
@@ -186,16 +197,15 @@ def datasets_check(
     data_root: DataRoot = None,
 ) -> None:
     """Validate a spec against its files: rows, labels, balance, and every contract violation (nothing is written)."""
-    import tempfile
-
     from pipeline.datasets.adapt import load_dataset, write_warehouse
     from pipeline.datasets.spec import data_root as default_root
     from pipeline.datasets.spec import find_spec, load_spec
+    from pipeline.io import scratch_dir
 
     spec = load_spec(find_spec(name))
     root = data_root or default_root((_settings(None).get("benchmark") or {}).get("root"))
     dataset = load_dataset(spec, root)
-    with tempfile.TemporaryDirectory(prefix="zombiescan-check-") as scratch:
+    with scratch_dir("zombiescan-check-") as scratch:
         report = write_warehouse(dataset, Path(scratch) / "check.duckdb")
     info = dataset.info()
     labelled = info["positives"] + info["negatives"]
@@ -231,6 +241,7 @@ def benchmark(
     from pipeline.benchmark.run import Plan, fast_plan, plan_from_params, run_benchmark
     from pipeline.datasets.spec import data_root as default_root
     from pipeline.datasets.spec import find_spec, list_specs, load_spec
+    from pipeline.io import refuse_overwriting_inputs
 
     settings = _settings(params)
     plan = plan_from_params(settings["benchmark"]) if settings.get("benchmark") else Plan(Protocol())
@@ -242,6 +253,7 @@ def benchmark(
     if not paths:
         raise ZombieScanError("benchmark: no dataset specs in datasets/ (run from the project root, or give --spec FILE)")
     root = data_root or default_root((settings.get("benchmark") or {}).get("root"))
+    refuse_overwriting_inputs({"--out": out}, {"--params": params, "--spec": paths, "--data-root": root})
     details = run_benchmark([load_spec(p) for p in paths], root, plan, settings.get("train") or {}, out)
     for name, d in details.items():
         cells = ", ".join(f"{m} {v['mean']:.3f} ± {v['std']:.3f}" for m, v in d["metrics"].items())
@@ -257,12 +269,16 @@ def report(
     params: Annotated[Path | None, typer.Option(help="Where the run's outputs are (default: params.yaml).")] = None,
 ) -> None:
     """Summarise a pipeline run on one HTML page: data, metrics with intervals, ablations, lockstep groups, pages, model cards."""
-    from pipeline.report import write_summary
+    from pipeline.io import refuse_overwriting_inputs
+    from pipeline.params import DEFAULT_PARAMS
+    from pipeline.report import report_inputs, write_summary
 
     settings = _settings(params)
     if not settings:
         raise ZombieScanError("report: no params.yaml here; run from the project root or give --params FILE")
     path = out or Path((settings.get("report") or {}).get("out", "reports/summary.html"))
+    base = params.resolve().parent if params is not None else Path()
+    refuse_overwriting_inputs({"--out": path}, {"--params": params or DEFAULT_PARAMS, "the run's outputs": report_inputs(settings, base)})
     # a params file elsewhere describes the run beside it: its relative paths are read from its folder
     write_summary(settings, path, params.resolve().parent if params is not None else None)
     err.print(f"wrote {path}", highlight=False)
@@ -311,26 +327,25 @@ def score(
 ) -> None:
     """Score every account: p_zombie and p_like_farm, decisions, reasons, lockstep group; JSON summary on stdout."""
     import json
-    import tempfile
     import time
 
+    from pipeline.features.sql import check_memory_limit
+    from pipeline.io import output_lock, refuse_overwriting_inputs, scratch_dir
     from pipeline.models.card import simulated, simulated_warning
     from pipeline.params import parse_utc_time
     from pipeline.scoring import load_models, load_registered, score_warehouse, suspected_pages
 
     start = time.perf_counter()
-    for path in (out, pages_out):
-        if path is None:
-            continue
-        if not path.parent.is_dir():
-            raise ZombieScanError(f"{path}: the folder {path.parent} does not exist; create it first")
-        if path.exists() and not overwrite:
-            raise ZombieScanError(f"{path}: exists; pass --overwrite to replace it")
-        _check_writable(path)  # now, not after minutes of work
+    model_files = _model_files(model_dir or Path("models")) if not model_uri else []
+    refuse_overwriting_inputs(
+        {"--out": out, "--pages-out": pages_out},
+        {"--accounts": accounts, "--engagements": engagements, "--targets": targets, "--model-dir": model_files},
+    )
     if pages_out is not None and pages_out.resolve() == out.resolve():
         raise ZombieScanError(f"--pages-out {pages_out}: the same file as --out; give it another name")
     if model_uri and model_dir:
         raise ZombieScanError("--model-uri and --model-dir: give one of them")
+    check_memory_limit(memory_limit)
     when = parse_utc_time(reference_time, "--reference-time")
     logger = logging.getLogger("pipeline")
     level = logger.level
@@ -338,41 +353,57 @@ def score(
         logger.setLevel(logging.WARNING)
     steps: dict[str, float] = {}  # seconds per step, for the summary
     try:
-        with tempfile.TemporaryDirectory(prefix="zombiescan-score-") as tmp, _progress(quiet) as display:
-            progress = _timed_steps(display, steps)
-            scratch = Path(tmp)
-            if model_uri:
-                models, versions = load_registered([u.strip() for u in model_uri.split(",") if u.strip()], scratch)
-            else:
-                models, versions = load_models(model_dir or Path("models"))
-            if pages_out is not None and "like_farm" not in models:
-                raise ZombieScanError("--pages-out: needs a like_farm model, and none was loaded")
-            if accounts.suffix == ".duckdb":
-                db = accounts
-            else:
-                progress("validating and loading the input", 0, 0)
-                db = _ingest_for_scoring(scratch, accounts, engagements, targets, memory_limit)
-            scores, _ = score_warehouse(
-                db,
-                models,
-                reference_time=when,
-                explain=explain.value,
-                versions=versions,
-                chunk_size=chunk_size,
-                memory_limit=memory_limit,
-                progress=progress,
-            )
-            unscored = _accounts_in(db) - scores.height  # features describe accounts created by the reference time
-            if pages_out is not None:
-                progress("pages", 0, 0)
-            pages = suspected_pages(db, scores, until=when) if pages_out is not None else None
-            progress("writing", 0, 0)
-            _write_tables([(scores, out), *([(pages, pages_out)] if pages is not None and pages_out is not None else [])], fmt.value)
-            progress("done", 0, 0)
-    except KeyboardInterrupt:
-        kept = " (the existing file is kept)" if out.exists() else ""
-        err.print(f"interrupted: nothing written to {out}{kept}", highlight=False)
-        raise
+        with contextlib.ExitStack() as outputs:
+            for option, path in (("--out", out), ("--pages-out", pages_out)):
+                if path is None:
+                    continue
+                if not path.parent.is_dir():
+                    raise ZombieScanError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
+                _check_writable(path)  # now, not after minutes of work
+                # held to the end: a second run writing the same file fails now instead of racing us
+                outputs.enter_context(output_lock(path))
+                if path.is_dir():
+                    raise ZombieScanError(f"{option} {path}: is a folder; give a file name")
+                if path.exists() and not overwrite:
+                    raise ZombieScanError(f"{option} {path}: exists (it is not one of the inputs); pass --overwrite to replace it")
+            if model_dir is not None and not model_dir.is_dir():
+                raise ZombieScanError(f"--model-dir {model_dir}: no such folder (expected <task>/model.txt and model.json inside)")
+            with scratch_dir("zombiescan-score-") as scratch, _progress(quiet) as display:
+                progress = _timed_steps(display, steps)
+                if model_uri:
+                    models, versions = load_registered([u.strip() for u in model_uri.split(",") if u.strip()], scratch)
+                else:
+                    models, versions = load_models(model_dir or Path("models"))
+                if pages_out is not None and "like_farm" not in models:
+                    raise ZombieScanError("--pages-out: needs a like_farm model, and none was loaded")
+                if accounts.suffix == ".duckdb" or accounts.is_dir():
+                    if engagements is not None or targets is not None:
+                        raise ZombieScanError(
+                            f"--accounts {accounts}: is a warehouse, which holds the engagements and targets; drop --engagements/--targets"
+                        )
+                    db = accounts
+                    _accounts_in(db)  # a file that is no warehouse fails here, before any work
+                else:
+                    progress("validating and loading the input", 0, 0)
+                    db = _ingest_for_scoring(scratch, accounts, engagements, targets, memory_limit)
+                _check_reference_time(db, when)
+                scores, _ = score_warehouse(
+                    db,
+                    models,
+                    reference_time=when,
+                    explain=explain.value,
+                    versions=versions,
+                    chunk_size=chunk_size,
+                    memory_limit=memory_limit,
+                    progress=progress,
+                )
+                unscored = _accounts_in(db) - scores.height  # features describe accounts created by the reference time
+                if pages_out is not None:
+                    progress("pages", 0, 0)
+                pages = suspected_pages(db, scores, until=when) if pages_out is not None else None
+                progress("writing", 0, 0)
+                _write_tables([(scores, out), *([(pages, pages_out)] if pages is not None and pages_out is not None else [])], fmt.value)
+                progress("done", 0, 0)
     finally:
         logger.setLevel(level)
     if unscored and not quiet:
@@ -449,6 +480,31 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
             display.update(bar, total=task.total or 1, completed=task.total or 1)
 
 
+def _check_reference_time(db: Path, when: Any) -> None:
+    """A reference time before every account's creation leaves nothing to describe: say so now."""
+    if when is None:
+        return
+    from pipeline.warehouse import connect
+
+    con = connect(db)
+    try:
+        first = con.execute("SELECT min(created_at) FROM accounts").fetchall()[0][0]
+    finally:
+        con.close()
+    if first is not None and when < first:
+        raise ZombieScanError(
+            f"--reference-time {when.isoformat()}: is before every account was created (the first on {first.isoformat()}); "
+            "there is nothing to score: give a later time, or leave it out (the last engagement)"
+        )
+
+
+def _model_files(model_dir: Path) -> list[Path]:
+    """The files `load_models` reads from a model folder (inputs that no output may replace)."""
+    from pipeline.scoring import TASKS
+
+    return [model_dir / task / name for task in TASKS for name in ("model.txt", "model.json")]
+
+
 def _accounts_in(db: Path) -> int:
     from pipeline.warehouse import connect
 
@@ -476,6 +532,7 @@ def _check_writable(path: Path) -> None:
 
 def _ingest_for_scoring(scratch: Path, accounts: Path, engagements: Path | None, targets: Path | None, memory_limit: str) -> Path:
     """Validate the inputs exactly as `zombiescan ingest` does, into a scratch warehouse; messages name the user's files."""
+    from pipeline.contract import FORMATS, file_format
     from pipeline.errors import ContractError
     from pipeline.warehouse import ingest as run_ingest
 
@@ -488,8 +545,13 @@ def _ingest_for_scoring(scratch: Path, accounts: Path, engagements: Path | None,
         if path is None:
             continue
         if not path.is_file():
-            raise ZombieScanError(f"{path}: {table} file not found")
-        link = folder / f"{table}{path.suffix}"
+            raise ZombieScanError(f"{path}: {table} file not found" + (" (it is a folder)" if path.is_dir() else ""))
+        fmt = file_format(path)
+        if not fmt:
+            raise ZombieScanError(
+                f"{path}: {table} file of an unknown kind; expected a name ending in {', '.join(FORMATS)} (or .duckdb for a warehouse)"
+            )
+        link = folder / f"{table}{fmt}{'.gz' if path.name.lower().endswith('.gz') else ''}"
         link.symlink_to(path.resolve())
         names[str(link)] = str(path)
     try:
@@ -527,18 +589,48 @@ def _write_tables(tables: list[tuple[Any, Path]], fmt: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code: 0 ok, 1 a user error (one clear message), 2 a usage error."""
+    """Run the CLI and return its exit code: 0 ok, 1 a user error (one clear message), 2 a usage
+    error, 130 Ctrl-C, 143 SIGTERM (after cleaning up: outputs as they were, no temporaries)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        # Typer handles --help and usage errors itself (message, exit code 2) and raises SystemExit.
-        app(args=argv, prog_name="zombiescan")
-    except ZombieScanError as exc:
-        # The message quotes user data: escape it so '[/b]' in a bad value is printed, not parsed.
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        with interrupt.handled():
+            # Typer handles --help and usage errors itself (message, exit code 2) and raises SystemExit.
+            app(args=argv, prog_name="zombiescan")
+    except BaseException as exc:
+        code = interrupt.exit_code(exc)
+        if code is not None:  # the signal, or what it caused: DuckDB's "Query interrupted", a message raised while stopping
+            err.print(f"{interrupt.describe()}: stopped; every output is as it was before the run", highlight=False)
+            return code
+        if isinstance(exc, ZombieScanError):
+            # The message quotes user data: escape it so '[/b]' in a bad value is printed, not parsed.
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            return 1
+        if isinstance(exc, SystemExit):
+            return exc.code if isinstance(exc.code, int) else 1
+        problem = _environment_fault(exc)
+        if problem is None:
+            raise
+        err.print(f"[bold red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
         return 1
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
     return 0
+
+
+def _environment_fault(exc: BaseException) -> str | None:
+    """A one-line message for a fault of the machine rather than the code (disk full, a folder
+    that cannot be written, an I/O error inside DuckDB); None for anything else (a bug: traceback).
+    Outputs are still whole or absent: every writer builds them under a temporary name."""
+    import errno
+
+    import duckdb
+
+    faults = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO)
+    if isinstance(exc, OSError) and exc.errno in faults:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror} ({errno.errorcode.get(exc.errno or 0, 'I/O')}); nothing was replaced, and no temporary file is left"
+    if isinstance(exc, duckdb.IOException | duckdb.OutOfMemoryException):
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"{first}; nothing was replaced, and no temporary file is left"
+    return None
 
 
 def entry() -> None:

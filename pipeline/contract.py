@@ -14,7 +14,7 @@ from pipeline.errors import ZombieScanError
 
 TARGET_TYPES = ("post", "page", "account")
 KINDS = ("like", "follow", "share", "comment", "post")
-FORMATS = (".parquet", ".csv", ".jsonl")
+FORMATS = (".parquet", ".csv", ".jsonl", ".csv.gz", ".jsonl.gz")  # text formats may be gzip-compressed
 
 # Logical type -> DuckDB type used in the warehouse.
 SQL_TYPES = {
@@ -160,6 +160,15 @@ CAMPAIGNS = Table(
 # the accounts that passed, and so on).
 TABLES: tuple[Table, ...] = (ACCOUNTS, ENGAGEMENTS, TARGETS, LABELS, CAMPAIGNS)
 TABLES_BY_NAME = {t.name: t for t in TABLES}
+
+
+def file_format(path: Path | str) -> str:
+    """'.parquet', '.csv' or '.jsonl' for a contract file (`.csv.gz` is '.csv'); '' for anything else."""
+    name = Path(path).name.lower()
+    for ext in (".parquet", ".csv", ".jsonl", ".csv.gz", ".jsonl.gz"):
+        if name.endswith(ext):
+            return ext.removesuffix(".gz")
+    return ""
 
 
 def find_table_files(folder: Path, require: tuple[str, ...] | None = None) -> dict[str, Path]:

@@ -73,7 +73,7 @@ class RunPaths:
         root = data_root(str(at(get("benchmark").get("root", "../shared/data"))))
         return cls(
             params=params,
-            db=at(get("ingest").get("db", "data/interim/warehouse.duckdb")),
+            db=at(get("ingest").get("db", "data/interim/warehouse")),
             features=features / "features.parquet",
             groups=features / "lockstep_groups.parquet",
             models=at(get("train").get("models", "models")),

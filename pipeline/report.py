@@ -282,6 +282,14 @@ def _untrained(models_dir: Path, task: str) -> str:
     return untrained_reason(models_dir / task) or "no model"
 
 
+def report_inputs(params: dict[str, Any], base: Path | None = None) -> list[Path]:
+    """Every file and folder the page is built from (no output of `zombiescan report` may be one)."""
+    run = explore.RunPaths.from_dict(params, base or Path.cwd())
+    per_task = [run.models / t / n for t in TASK_TITLES for n in ("model.txt", "model.json", "MODEL_CARD.md")]
+    per_task += [run.metrics / f"{t}.json" for t in TASK_TITLES] + [run.predictions / f"{t}.parquet" for t in TASK_TITLES]
+    return [run.db, run.features, run.groups, *per_task, run.benchmark / "benchmark-details.json", run.transfer, run.robustness]
+
+
 def write_summary(params: dict[str, Any], out: Path, base: Path | None = None) -> Path:
     """Build the page and write it atomically to `out`."""
     from pipeline.io import atomic_path

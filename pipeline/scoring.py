@@ -285,14 +285,16 @@ def load_registered(uris: list[str], scratch: Path) -> tuple[dict[str, TaskModel
 
     if not uris:
         raise ZombieScanError("--model-uri: no URI given (models:/NAME@ALIAS, comma-separated)")
+    for uri in uris:  # before touching the store: a typo must not create an empty one
+        name, sep, _ = uri.removeprefix("models:/").partition("@")
+        if not uri.startswith("models:/") or not name or (not sep and "/" not in name):
+            raise ZombieScanError(f"--model-uri: {uri!r} is not a registry URI (models:/NAME@ALIAS or models:/NAME/VERSION)")
     mlflow.set_tracking_uri(tracking_uri())
     client = mlflow.MlflowClient()
     models: dict[str, TaskModel] = {}
     versions: dict[str, str] = {}
     for i, uri in enumerate(uris):
-        name, sep, ref = uri.removeprefix("models:/").partition("@")
-        if not uri.startswith("models:/") or not name or (not sep and "/" not in name):
-            raise ZombieScanError(f"--model-uri: {uri!r} is not a registry URI (models:/NAME@ALIAS or models:/NAME/VERSION)")
+        name, sep, ref = uri.removeprefix("models:/").partition("@")  # checked above
         try:
             if sep:
                 number = client.get_model_version_by_alias(name, ref).version

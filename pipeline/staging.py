@@ -8,14 +8,18 @@ stops the ingest; a bad value is a row-level problem the caller reports or quara
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
+import zlib
 from pathlib import Path
+from typing import IO, cast
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.contract import Column, Table
+from pipeline.contract import Column, Table, file_format
 from pipeline.errors import ZombieScanError
 
 ROW = "__row"  # 1-based data row number; the header of a CSV is row 0
@@ -33,10 +37,21 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes, uncompressed if its name ends in .gz."""
+    if path.name.lower().endswith(".gz"):
+        return cast(IO[bytes], gzip.GzipFile(path, "rb"))
+    return path.open("rb")
+
+
+def _open_text(path: Path, newline: str | None = None) -> IO[str]:
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline=newline)
+
+
 def _check_utf8(path: Path) -> None:
     """Refuse a file that is not UTF-8, naming the first bad line (decoded in 16 MiB blocks)."""
     lines_before = 0
-    with path.open("rb") as fh:
+    with _open_binary(path) as fh:
         rest = b""
         while True:
             chunk = fh.read(1 << 24)
@@ -82,7 +97,7 @@ def _stage_csv(path: Path, table: Table, out: Path) -> list[str]:
     mark (Excel's "CSV UTF-8") is allowed.
     """
     _check_utf8(path)
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    with _open_text(path, newline="") as fh:
         reader = csv.reader(fh, strict=True)
         row, start_line = 0, 1
         try:
@@ -144,7 +159,7 @@ def _stage_jsonl(path: Path, table: Table, out: Path) -> list[str]:
     numbers: list[int] = []
     values: list[tuple[str | None, ...]] = []
     row = 0
-    with path.open(encoding="utf-8-sig") as fh:
+    with _open_text(path) as fh:
         for line, text in enumerate(fh, start=1):
             if not text.strip():
                 continue
@@ -194,7 +209,8 @@ def stage(con: duckdb.DuckDBPyConnection, table: Table, path: Path, scratch: Pat
     (which check every record and know its row and line) into a scratch Parquet file of text
     columns, converted like any text column afterwards.
     """
-    if path.suffix == ".parquet":
+    fmt = file_format(path)
+    if fmt == ".parquet":
         try:
             columns = list(pq.read_schema(path).names)
         except Exception as exc:  # pyarrow raises several types for a broken file
@@ -204,14 +220,17 @@ def stage(con: duckdb.DuckDBPyConnection, table: Table, path: Path, scratch: Pat
         source = f"(SELECT file_row_number + 1 AS {ROW}, * EXCLUDE (file_row_number) FROM {scan})"
     else:
         staged = scratch / f"{table.name}.staged.parquet"
-        columns = _stage_csv(path, table, staged) if path.suffix == ".csv" else _stage_jsonl(path, table, staged)
+        try:
+            columns = _stage_csv(path, table, staged) if fmt == ".csv" else _stage_jsonl(path, table, staged)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise ZombieScanError(f"{path}: cannot be read as gzip-compressed {FORMAT_NAMES[fmt]}: {_first_line(exc)}") from None
         source = f"read_parquet({_literal(str(staged))})"
     view = f"raw_{table.name}"
     try:
         con.execute(f"CREATE TEMP VIEW {view} AS SELECT * FROM {source}")
         rows = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
     except duckdb.Error as exc:
-        raise ZombieScanError(f"{path}: cannot be read as {FORMAT_NAMES[path.suffix]}: {_first_line(exc)}") from None
+        raise ZombieScanError(f"{path}: cannot be read as {FORMAT_NAMES[fmt]}: {_first_line(exc)}") from None
     if rows == 0:
         raise ZombieScanError(f"{path}: file has no rows; expected at least one {table.name} row")
     return columns, rows

@@ -1,14 +1,22 @@
-"""Validate a contract folder and load it into a DuckDB warehouse.
+"""Validate a contract folder and load it into a warehouse.
 
 All checks run as DuckDB SQL over the staged files, so validating and loading 20M engagements
 never touches a Python loop. The warehouse is built under a temporary name and renamed into
 place at the end: a failed ingest leaves the previous warehouse (if any) untouched.
+
+A warehouse is either a DuckDB file (a path ending in `.duckdb`: one file to hand around, with
+keys and optional indexes) or a folder of Parquet files, one per table, each sorted (any other
+path). DuckDB never writes the same file twice (a random id in its header, unused bytes in
+its string blocks), so the folder is what `dvc repro` tracks: the same input gives the same
+bytes. `connect` opens either kind the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,17 +76,91 @@ def _is_duckdb_file(path: Path) -> bool:
         return fh.read(12)[8:12] == b"DUCK"
 
 
-def connect(db: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open a warehouse for queries, with timestamps shown in UTC (what the contract stores).
+def is_folder_warehouse(db: Path | str) -> bool:
+    """A warehouse path that does not end in `.duckdb` names a folder of Parquet tables."""
+    return Path(db).suffix != ".duckdb"
+
+
+def _is_parquet_warehouse(path: Path) -> bool:
+    """A folder an earlier ingest wrote: Parquet tables, accounts among them, nothing else."""
+    names = [p.name for p in path.iterdir()]
+    return "accounts.parquet" in names and all(n.endswith(".parquet") for n in names)
+
+
+def warehouse_exists(db: Path | str) -> bool:
+    db = Path(db)
+    return (db / "accounts.parquet").is_file() if is_folder_warehouse(db) else db.is_file()
+
+
+def attach(con: duckdb.DuckDBPyConnection, db: Path | str, alias: str) -> None:
+    """Show the warehouse's tables in `con` as `<alias>.<table>` (read-only).
 
     Raises:
-        ZombieScanError: if the file does not exist (run `zombiescan ingest` or `dvc repro` first).
+        ZombieScanError: there is no warehouse at `db`, or the file is not a DuckDB database.
     """
-    if read_only and not Path(db).is_file():
+    if not warehouse_exists(db):
         raise ZombieScanError(f"{db}: warehouse not found; build it with `zombiescan ingest` or `dvc repro`")
-    con = duckdb.connect(str(db), read_only=read_only)
-    con.execute("SET TimeZone = 'UTC'")
+    if not is_folder_warehouse(db):
+        if not _is_duckdb_file(Path(db)):
+            raise ZombieScanError(f"{db}: is not a DuckDB database (no DuckDB header); give a warehouse written by `zombiescan ingest`")
+        try:
+            con.execute("ATTACH ? AS " + _q(alias) + " (READ_ONLY)", [str(db)])
+        except duckdb.Error as exc:
+            raise ZombieScanError(f"{db}: cannot open it as a DuckDB warehouse ({str(exc).splitlines()[0]})") from None
+        return
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(alias)}")
+    for path in sorted(Path(db).glob("*.parquet")):
+        literal = "'" + str(path.resolve()).replace("'", "''") + "'"  # a view cannot take a parameter
+        con.execute(f"CREATE VIEW {_q(alias)}.{_q(path.stem)} AS SELECT * FROM read_parquet({literal})")
+
+
+def connect(db: Path | str) -> duckdb.DuckDBPyConnection:
+    """Open a warehouse (a DuckDB file or a Parquet folder) for reading, with timestamps shown in
+    UTC (what the contract stores); its tables are visible by their names.
+
+    Raises:
+        ZombieScanError: if there is no warehouse at `db` (run `zombiescan ingest` or `dvc repro`
+            first), or the file is not one.
+    """
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        attach(con, db, "wh")
+        con.execute("USE wh")
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+@contextlib.contextmanager
+def warehouse_output(db: Path | str) -> Iterator[Path]:
+    """Yield a DuckDB file to build; on success it becomes the warehouse at `db`, whole.
+
+    For a `.duckdb` path the file itself is renamed into place (replacing only an earlier DuckDB
+    file). For a folder, every table is written as `<table>.parquet`, rows sorted, and the folder
+    is swapped in (replacing only an earlier Parquet warehouse).
+    """
+    if not is_folder_warehouse(db):
+        with atomic_path(db, replaceable_file=_is_duckdb_file) as tmp:
+            yield tmp
+        return
+    with atomic_path(db, replaceable_dir=_is_parquet_warehouse) as folder:
+        build = folder.parent / "build.duckdb"
+        yield build
+        folder.mkdir()
+        con = duckdb.connect(str(build))
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY 1").fetchall():
+                # the wall-clock time of the load would make every ingest's bytes differ
+                cols = "* EXCLUDE (loaded_at)" if name == "ingest_log" else "*"
+                con.execute(
+                    f"COPY (SELECT {cols} FROM {_q(name)} ORDER BY ALL) TO ? (FORMAT parquet, COMPRESSION zstd)",
+                    [str(folder / f"{name}.parquet")],
+                )
+        finally:
+            con.close()
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
@@ -314,12 +396,15 @@ def ingest(
             raise ZombieScanError(f"ingest: index_engagements: cannot index '{col}': expected some of {', '.join(INDEXABLE)}")
     files = find_table_files(source, require)
     report = IngestReport(source=str(source), db=str(db), quarantine=quarantine)
-    with atomic_path(db, replaceable_file=_is_duckdb_file) as tmp_db:
+    with warehouse_output(db) as tmp_db:
         con = duckdb.connect(str(tmp_db))
         try:
             con.execute("SET TimeZone = 'UTC'")
             if memory_limit:
-                con.execute("SET memory_limit = ?", [memory_limit])
+                try:
+                    con.execute("SET memory_limit = ?", [memory_limit])
+                except duckdb.Error:
+                    raise ZombieScanError(f"memory limit {memory_limit!r}: not a size; expected e.g. 5GB or 800MB") from None
             # Row numbers travel in an explicit column, so DuckDB may reorder rows: faster loads.
             con.execute("SET preserve_insertion_order = false")
             con.execute("CREATE TEMP TABLE problems (tbl VARCHAR, _row BIGINT, check_id INTEGER, value VARCHAR)")

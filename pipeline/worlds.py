@@ -9,7 +9,6 @@ and comes back as one frame of features, labels, segment and group-kept folds.
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from pipeline.features.build import featurize_warehouse
 from pipeline.features.lockstep import LockstepParams
+from pipeline.io import scratch_dir
 from pipeline.models.split import SplitParams, make_split, roles
 from pipeline.models.train import FAMILIES, TaskModel, TaskParams, feature_columns, fit_task, to_matrix
 from pipeline.simulate import SimConfig, WorldStyle, simulate, write_contract
@@ -40,8 +40,7 @@ def world_data(
     preset: str, cfg: SimConfig, style: WorldStyle, *, lockstep: LockstepParams, split: SplitParams, scratch: Path | None = None
 ) -> World:
     """Simulate `cfg` with `style`, ingest and featurize it as the pipeline does; split its labelled accounts."""
-    with tempfile.TemporaryDirectory(prefix="zombiescan-world-", dir=scratch) as tmp:
-        root = Path(tmp)
+    with scratch_dir("zombiescan-world-", scratch) as root:
         tables = simulate(cfg, style)
         write_contract(tables, root / "sim", cfg, preset, style)
         ingest(root / "sim", root / "w.duckdb")

@@ -573,7 +573,7 @@ FAKE = {
 }
 FAKE_CMD = "python -m pipeline.stages.featurize --params params.yaml"
 FAKE_DEPS = (
-    "data/warehouse.duckdb",
+    "data/warehouse",
     "pipeline/stages/featurize.py",
     "pipeline/stages/common.py",
     "pipeline/io.py",

@@ -56,15 +56,16 @@ def test_reasons_explain_flagged_accounts_only(scored: tuple[pl.DataFrame, dict[
     reason = flagged["like_farm_reasons"][0][0]
     assert reason["contribution"] > 0 and reason["text"] and reason["feature"] in ctx["models"]["like_farm"].features
     assert scores["like_farm_model_version"][0] == ctx["versions"]["like_farm"]
-    # the output says which lockstep group an account sits in, and flagged accounts sit in one far
-    # more often than the rest (not always: stealthy farms and idle members act alone, and live-event
-    # fans form genuine groups; docs/simulator.md)
+    # the output says which lockstep group an account sits in, and flagged accounts sit in one more
+    # often than the rest (not always: stealthy, heavy and adaptive farms, most of the tiny world's
+    # eight, spread their likes past the windows; idle members act alone; live-event fans form
+    # genuine groups; docs/simulator.md)
     groups = pl.read_parquet(ctx["root"] / "features" / "lockstep_groups.parquet").explode("members")
     named = scores.filter(pl.col("lockstep_group").is_not_null()).select("account_id", "lockstep_group")
     assert named.sort("account_id").rows() == groups.select("members", "group_id").sort("members").rows()
     in_group = scores.group_by("flagged_like_farm").agg(pl.col("lockstep_group").is_not_null().mean())
     share = dict(in_group.rows())
-    assert share[True] > 5 * share[False], share
+    assert share[True] > 2 * share[False], share
 
 
 def test_explain_all_and_none(scored: tuple[pl.DataFrame, dict[str, Any]]) -> None:
@@ -386,7 +387,7 @@ def test_ctrl_c_leaves_no_partial_output_and_keeps_the_old_file(tiny_run: dict[s
             break
     rest = proc.communicate(timeout=120)[1]
     assert proc.returncode == 130, "".join(seen) + rest
-    assert "interrupted: nothing written" in rest
+    assert "interrupted (Ctrl-C): stopped; every output is as it was" in rest
     assert out.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]  # no temporary left behind
 

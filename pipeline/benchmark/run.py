@@ -20,9 +20,9 @@ written, so a rerun with the same inputs rewrites them byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -39,7 +39,7 @@ from pipeline.datasets.adapt import Dataset, load_dataset, write_warehouse
 from pipeline.datasets.spec import METRICS, DatasetSpec
 from pipeline.errors import ZombieScanError
 from pipeline.features.build import warehouse_features
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, scratch_dir
 from pipeline.models.evaluate import FoldResult, summarise
 from pipeline.models.train import TaskParams
 
@@ -109,7 +109,7 @@ def benchmark_dataset(spec: DatasetSpec, root: Path, plan: Plan, train: dict[str
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     dataset = load_dataset(spec, root, now=now)
-    with tempfile.TemporaryDirectory(prefix="zombiescan-bench-") as scratch:
+    with scratch_dir("zombiescan-bench-") as scratch:
         db = Path(scratch) / f"{spec.name}.duckdb"
         write_warehouse(dataset, db, now=now)
         features, _, _ = warehouse_features(db)
@@ -275,13 +275,15 @@ def write_outputs(details: dict[str, dict[str, Any]], out: Path, plan: Plan) -> 
     out.mkdir(parents=True, exist_ok=True)
     stable = {name: {k: v for k, v in d.items() if k not in VOLATILE} for name, d in details.items()}
     summary = {name: d["metrics"] for name, d in stable.items()}
-    for name, text in (
+    texts = (
         ("benchmark.json", json.dumps(summary, indent=2, sort_keys=True) + "\n"),
         ("benchmark-details.json", json.dumps(stable, indent=2, sort_keys=True, default=str) + "\n"),
         ("benchmark.md", markdown(stable, plan)),
-    ):
-        with atomic_path(out / name) as tmp:
-            tmp.write_text(text)
+    )
+    # all three are renamed into place together, after all are written: never a new .json beside an old .md
+    with contextlib.ExitStack() as stack:
+        for name, text in texts:
+            stack.enter_context(atomic_path(out / name)).write_text(text)
 
 
 def _cell(m: dict[str, Any] | None) -> str:

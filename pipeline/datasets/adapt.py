@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +23,9 @@ from pipeline.contract import ACCOUNTS, Column
 from pipeline.datasets.read import ROW, read_file, read_masks
 from pipeline.datasets.spec import DatasetSpec, EngagementSpec, FileSpec, TableSpec, ValueSpec
 from pipeline.errors import ContractError, ZombieScanError
-from pipeline.io import atomic_path
+from pipeline.io import scratch_dir
 from pipeline.staging import BOOL_WORDS, conversion
-from pipeline.warehouse import IngestReport, _is_duckdb_file, ingest
+from pipeline.warehouse import IngestReport, ingest, warehouse_output
 
 FILE = "__file"
 # Where a dataset has no time at all (no creation times, untimed engagements), everything is
@@ -434,14 +433,14 @@ def _splits(root: Path, spec: DatasetSpec, account_ids: pl.Series) -> pl.DataFra
 def write_warehouse(dataset: Dataset, db: Path, *, now: datetime | None = None) -> IngestReport:
     """Load the dataset into a DuckDB warehouse through the contract ingest, plus tables
     `raw_features`, `fixed_splits` (if any) and `dataset_info`; atomically, nothing half-written."""
-    with tempfile.TemporaryDirectory(prefix="zombiescan-dataset-") as scratch:
-        folder = Path(scratch) / dataset.spec.name
+    with scratch_dir("zombiescan-dataset-") as scratch:
+        folder = scratch / dataset.spec.name
         folder.mkdir()
         dataset.accounts.write_parquet(folder / "accounts.parquet")
         dataset.labels.write_parquet(folder / "labels.parquet")
         if dataset.engagements is not None:
             dataset.engagements.write_parquet(folder / "engagements.parquet")
-        with atomic_path(db, replaceable_file=_is_duckdb_file) as tmp:
+        with warehouse_output(db) as tmp:
             try:
                 report = ingest(folder, tmp, now=now, require=("accounts",))
             except ContractError as exc:

@@ -22,6 +22,7 @@ from pipeline.features.lockstep import LockstepParams, dense_block_scores_sql, e
 from pipeline.features.profile import _with_optional_columns, profile_features
 from pipeline.features.sql import feature_connection
 from pipeline.io import atomic_path
+from pipeline.warehouse import attach
 
 log = logging.getLogger(__name__)
 FEATURE_FAMILIES = ("profile_", "beh_", "graph_", "lock_")
@@ -105,11 +106,9 @@ def warehouse_features(
 
     `progress(step, done, total)` is called as each feature family starts (total 0: not known ahead).
     """
-    if not Path(db).is_file():
-        raise ZombieScanError(f"{db}: warehouse not found; build it with `zombiescan ingest` or `dvc repro`")
     con = feature_connection(memory_limit)
     try:
-        con.execute("ATTACH ? AS wh (READ_ONLY)", [str(db)])
+        attach(con, db, "wh")
         info = read_dataset_info(con, "wh")
         if info is None:
             return _build(con, "wh.accounts", "wh.engagements", "wh.targets", reference_time, lockstep_params, progress=progress)

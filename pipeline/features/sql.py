@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import tempfile
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
+
+from pipeline.errors import ZombieScanError
+from pipeline.io import process_scratch
 
 Frame = pl.DataFrame | pl.LazyFrame
 
@@ -17,11 +18,29 @@ def feature_connection(memory_limit: str | None = None) -> duckdb.DuckDBPyConnec
     """An in-memory DuckDB connection set up for feature SQL (UTC; optional memory cap, then spill)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    # Spill to the system's temporary folder, not to .tmp/ in whatever folder we run from.
-    con.execute("SET temp_directory = ?", [str(Path(tempfile.gettempdir()) / "zombiescan-duckdb")])
+    # Spill to a folder of this process in the system temp folder (removed at exit, or by the
+    # next run if this one is killed), not to .tmp/ in whatever folder we run from.
+    con.execute("SET temp_directory = ?", [str(process_scratch())])
     if memory_limit:
-        con.execute("SET memory_limit = ?", [memory_limit])
+        set_memory_limit(con, memory_limit)
     return con
+
+
+def set_memory_limit(con: duckdb.DuckDBPyConnection, value: str, option: str = "memory limit") -> None:
+    """SET memory_limit, or a message that names the option and says what a size looks like."""
+    try:
+        con.execute("SET memory_limit = ?", [value])
+    except duckdb.Error:
+        raise ZombieScanError(f"{option} {value!r}: not a size; expected e.g. 5GB, 800MB or 60% (of the machine's memory)") from None
+
+
+def check_memory_limit(value: str, option: str = "--memory-limit") -> None:
+    """Fail now, not after minutes of work, on a size DuckDB cannot read."""
+    con = duckdb.connect()
+    try:
+        set_memory_limit(con, value, option)
+    finally:
+        con.close()
 
 
 def number_ids(con: duckdb.DuckDBPyConnection, table: str, column: str, source: str, key: str = "i") -> None:

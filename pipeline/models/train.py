@@ -23,6 +23,7 @@ from sklearn.metrics import precision_recall_curve
 
 from pipeline.errors import ZombieScanError
 from pipeline.io import atomic_path
+from pipeline.models.files import check_meta, read_meta, read_model_text
 
 log = logging.getLogger(__name__)
 
@@ -181,16 +182,18 @@ class TaskModel:
 
     @classmethod
     def load(cls, folder: Path) -> TaskModel:
+        """Read a model folder; every file is checked before LightGBM parses it (models/files.py)."""
         meta_path, model_path = folder / "model.json", folder / "model.txt"
         for path in (meta_path, model_path):
             if not path.is_file():
                 raise ZombieScanError(f"{path}: missing; train the model with `dvc repro` first")
-        meta = json.loads(meta_path.read_text())
+        meta = read_meta(meta_path)
         if meta.get("trained") is False:
             raise ZombieScanError(f"{meta_path}: the {meta.get('task')} model was not trained: {meta.get('reason')}")
         if meta.get("format") != MODEL_FORMAT:
             raise ZombieScanError(f"{meta_path}: model format {meta.get('format')}, this code reads format {MODEL_FORMAT}")
-        text = model_path.read_text()
+        check_meta(meta, meta_path)
+        text = read_model_text(model_path, [f["name"] for f in meta["features"]])
         if meta.get("model_txt_md5") != hashlib.md5(text.encode(), usedforsecurity=False).hexdigest():
             raise ZombieScanError(f"{model_path} and {meta_path} do not belong together (MD5 differs); train the model again")
         skip = {"format", "task", "features", "calibration", "threshold", "threshold_note", "params", "model_txt_md5"}
@@ -222,7 +225,7 @@ def untrained_reason(folder: Path) -> str | None:
     path = folder / "model.json"
     if not path.is_file():
         return None
-    meta = json.loads(path.read_text())
+    meta = read_meta(path)
     return str(meta.get("reason")) if meta.get("trained") is False else None
 
 

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from pipeline import interrupt
 from pipeline.errors import ZombieScanError
 from pipeline.params import DEFAULT_PARAMS, load_params
 
@@ -23,11 +24,18 @@ def stage_main(name: str, run: Callable[..., None], argv: list[str] | None, *, t
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"{name}: %(message)s")
     try:
-        if tasks:
-            run(load_params(args.params), task=args.task)
-        else:
-            run(load_params(args.params))
-    except ZombieScanError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        with interrupt.handled():
+            if tasks:
+                run(load_params(args.params), task=args.task)
+            else:
+                run(load_params(args.params))
+    except BaseException as exc:
+        code = interrupt.exit_code(exc)
+        if code is not None:  # also a DuckDB "Query interrupted" or a message raised while stopping
+            print(f"{name}: {interrupt.describe()}: stopped; every output is as it was before the run", file=sys.stderr)
+            return code
+        if isinstance(exc, ZombieScanError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
     return 0

@@ -7,7 +7,6 @@ early, and is calibrated and thresholded on that validation fold (docs/models.md
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import polars as pl
 from pipeline.datasets.spec import find_spec, load_spec
 from pipeline.errors import ZombieScanError
 from pipeline.features.lockstep import LockstepParams
+from pipeline.io import scratch_dir
 from pipeline.models.split import roles
 from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run
 from pipeline.models.train import TaskModel, TaskParams, fit_task, write_untrained
@@ -116,9 +116,9 @@ def run(params: dict[str, Any], task: str) -> None:
         tracker.log_metrics({"best_iteration": model.info["best_iteration"], "threshold": model.threshold})
         importance = model_importance(model)
         tracker.log_artifact(folder / "model.json")
-        with tempfile.TemporaryDirectory() as tmp:
-            importance.write_csv(Path(tmp) / f"{task}-importance.csv")
-            tracker.log_artifact(Path(tmp) / f"{task}-importance.csv", "importance")
+        with scratch_dir("zombiescan-train-") as tmp:
+            importance.write_csv(tmp / f"{task}-importance.csv")
+            tracker.log_artifact(tmp / f"{task}-importance.csv", "importance")
         tracker.log_model(model.booster, train.select(model.features).head(5).cast(pl.Float64).to_pandas())
 
 

@@ -42,9 +42,9 @@ SELECT
     CAST(NOT b.has_profile_photo AS INTEGER) AS profile_default_photo,
     coalesce(length(b.bio), 0) AS profile_bio_len,
     CAST(b.url IS NOT NULL AS INTEGER) AS profile_has_url,
-    ln(1 + b.followers_count) AS profile_followers_log,
-    ln(1 + b.following_count) AS profile_following_log,
-    ln(1 + b.following_count) - ln(1 + b.followers_count) AS profile_follow_ratio_log,
+    ln(1 + b.followers_count::DOUBLE) AS profile_followers_log,
+    ln(1 + b.following_count::DOUBLE) AS profile_following_log,
+    ln(1 + b.following_count::DOUBLE) - ln(1 + b.followers_count::DOUBLE) AS profile_follow_ratio_log,
     b.posts_count / greatest(b.age_days, 1.0) AS profile_posts_per_day,
     CAST(b.is_verified AS INTEGER) AS profile_verified
 FROM base b
