@@ -68,6 +68,8 @@ class Case:
         code = main(args)
         err = capsys.readouterr().err
         assert "Traceback" not in err, err
+        if code == 1 and " problems in the input" not in err:  # a list of contract problems has a line per problem
+            assert err.count("error:") == 1 and len(err.strip().splitlines()) <= 3, err  # one message (wrapped at 80 columns)
         assert digest(self.src) == before, "an input changed"
         left = [p.name for p in self.tmp.iterdir() if p != io._process_scratch]
         assert not left, f"left in the temp folder: {left}"
@@ -263,6 +265,29 @@ def test_debris_of_a_killed_run_is_removed_by_the_next(
     with io.scratch_dir("zombiescan-score-") as mine:
         assert mine.is_dir()
     assert not scratch.exists() and alive.is_dir()
+
+
+def test_kill_9_mid_run_then_the_next_run_cleans_up(case: Case) -> None:
+    """A real kill -9 while the features are computed: the scratch warehouse stays behind (nothing can
+    remove it then); the next run succeeds, removes it and says so."""
+    out = case.out / "scores.parquet"
+    args = [a for a in score_args(case, out) if a != "--quiet"]
+    proc = _cli(args, case.tmp)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("features:"):
+            proc.kill()
+            break
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in case.tmp.iterdir())
+    assert any(n.startswith("zombiescan-score-") for n in left), left
+    again = _cli(args, case.tmp)
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert "a temporary left by an earlier run that did not finish" in err, err
+    assert not list(case.tmp.iterdir())
+    assert sorted(p.name for p in case.out.iterdir()) == ["scores.parquet"]
 
 
 def test_output_lock_is_exclusive_across_processes_and_reentrant_within_one(tmp_path: Path) -> None:
