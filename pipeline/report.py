@@ -92,8 +92,11 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
     (the params file's folder; default: the current folder, where `dvc repro` runs)."""
     from pipeline.scoring import load_models, score_features, suspected_pages, with_lockstep_groups
 
-    run = explore.RunPaths.from_dict(params, base or Path.cwd()).check()
+    base = (base or Path.cwd()).resolve()
+    run = explore.RunPaths.from_dict(params, base).check()
     db, models_dir, metrics_dir, predictions_dir = run.db, run.models, run.metrics, run.predictions
+    # relative to the run's folder: the page (a tracked output) must not depend on where the repo is cloned
+    shown_db = str(db.relative_to(base)) if db.is_relative_to(base) else str(db)
     data = params.get("data") or {}
     source = (
         f"dataset spec {data['spec']}"
@@ -266,7 +269,7 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>ZombieScan summary</title>"
         f"<style>{CSS}</style></head><body><h1>ZombieScan summary</h1>"
-        f"<p class='meta'>{html.escape(source)} · warehouse {html.escape(str(db))}</p>"
+        f"<p class='meta'>{html.escape(source)} · warehouse {html.escape(shown_db)}</p>"
         f"<nav>{nav}</nav>{content}</body></html>\n"
     )
 
