@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from pipeline.errors import ZombieScanError
+from pipeline.interrupt import deferred
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,8 @@ def scratch_dir(prefix: str, parent: Path | str | None = None) -> Iterator[Path]
     try:
         yield folder
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        with deferred():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 _process_scratch: Path | None = None
@@ -182,10 +184,11 @@ def output_lock(final: Path | str) -> Iterator[None]:
     try:
         yield
     finally:
-        del _held[lock]
-        with contextlib.suppress(OSError):
-            os.unlink(lock)  # before unlocking: a waiter on the old file sees it is gone
-        os.close(fd)
+        with deferred():
+            del _held[lock]
+            with contextlib.suppress(OSError):
+                os.unlink(lock)  # before unlocking: a waiter on the old file sees it is gone
+            os.close(fd)
 
 
 @contextlib.contextmanager
@@ -225,20 +228,22 @@ def atomic_path(
         target = tmp / final.name
         try:
             yield target
-            if final.is_dir():
-                # A folder cannot be swapped in one rename: move the old one aside, move the new one
-                # in, and put the old one back if that second step fails.
-                old = tmp / (final.name + ".old")
-                os.replace(final, old)
-                try:
+            with deferred():  # a signal now waits until the output is in place
+                if final.is_dir():
+                    # A folder cannot be swapped in one rename: move the old one aside, move the new
+                    # one in, and put the old one back if that second step fails.
+                    old = tmp / (final.name + ".old")
+                    os.replace(final, old)
+                    try:
+                        os.replace(target, final)
+                    except BaseException:
+                        os.replace(old, final)
+                        raise
+                else:
                     os.replace(target, final)
-                except BaseException:
-                    os.replace(old, final)
-                    raise
-            else:
-                os.replace(target, final)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            with deferred():
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _same(a: Path, b: Path) -> bool:

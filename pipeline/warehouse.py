@@ -27,6 +27,7 @@ import duckdb
 from pipeline import staging
 from pipeline.contract import EXPECTED, TABLES, TABLES_BY_NAME, Column, Table, find_table_files
 from pipeline.errors import ContractError, ZombieScanError
+from pipeline.interrupt import track
 from pipeline.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def connect(db: Path | str) -> duckdb.DuckDBPyConnection:
         ZombieScanError: if there is no warehouse at `db` (run `zombiescan ingest` or `dvc repro`
             first), or the file is not one.
     """
-    con = duckdb.connect()
+    con = track(duckdb.connect())
     try:
         con.execute("SET TimeZone = 'UTC'")
         attach(con, db, "wh")
@@ -149,7 +150,7 @@ def warehouse_output(db: Path | str) -> Iterator[Path]:
         build = folder.parent / "build.duckdb"
         yield build
         folder.mkdir()
-        con = duckdb.connect(str(build))
+        con = track(duckdb.connect(str(build)))
         try:
             con.execute("SET TimeZone = 'UTC'")
             for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY 1").fetchall():
@@ -397,7 +398,7 @@ def ingest(
     files = find_table_files(source, require)
     report = IngestReport(source=str(source), db=str(db), quarantine=quarantine)
     with warehouse_output(db) as tmp_db:
-        con = duckdb.connect(str(tmp_db))
+        con = track(duckdb.connect(str(tmp_db)))
         try:
             con.execute("SET TimeZone = 'UTC'")
             if memory_limit:

@@ -23,6 +23,7 @@ from pipeline.contract import ACCOUNTS, Column
 from pipeline.datasets.read import ROW, read_file, read_masks
 from pipeline.datasets.spec import DatasetSpec, EngagementSpec, FileSpec, TableSpec, ValueSpec
 from pipeline.errors import ContractError, ZombieScanError
+from pipeline.interrupt import track
 from pipeline.io import scratch_dir
 from pipeline.staging import BOOL_WORDS, conversion
 from pipeline.warehouse import IngestReport, ingest, warehouse_output
@@ -291,7 +292,7 @@ def _timestamps(frame: pl.DataFrame, spec: ValueSpec, key: str, reference: datet
 
 def _iso(text: pl.Series) -> pl.Series:
     """ISO 8601 text (with an offset or Z; without one it is read as UTC) as UTC datetimes; null where it is not."""
-    con = duckdb.connect()
+    con = track(duckdb.connect())
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("iso_in", pl.DataFrame({"x": text}))
@@ -446,7 +447,7 @@ def write_warehouse(dataset: Dataset, db: Path, *, now: datetime | None = None) 
             except ContractError as exc:
                 # The converted tables live in a scratch folder: say which dataset they came from.
                 raise ContractError([p.replace(str(folder), f"dataset {dataset.spec.name} (converted)") for p in exc.problems]) from None
-            con = duckdb.connect(str(tmp))
+            con = track(duckdb.connect(str(tmp)))
             try:
                 con.register("raw_in", dataset.raw)
                 con.execute("CREATE TABLE raw_features AS SELECT * FROM raw_in ORDER BY account_id")

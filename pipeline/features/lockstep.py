@@ -31,6 +31,7 @@ from scipy.sparse.csgraph import connected_components
 
 from pipeline.errors import ZombieScanError
 from pipeline.features.sql import Frame, feature_connection, number_ids
+from pipeline.interrupt import track
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def lockstep(
         if engagements is None:
             raise TypeError("lockstep needs engagements or con")
         eng = engagements.collect() if isinstance(engagements, pl.LazyFrame) else engagements
-        con = duckdb.connect()
+        con = track(duckdb.connect())
         con.execute("SET TimeZone = 'UTC'")
         con.register("engagements", eng.select("actor_id", "target_id", "kind", "ts"))
     try:

@@ -9,6 +9,7 @@ import duckdb
 import polars as pl
 
 from pipeline.errors import ZombieScanError
+from pipeline.interrupt import track
 from pipeline.io import process_scratch
 
 Frame = pl.DataFrame | pl.LazyFrame
@@ -16,7 +17,7 @@ Frame = pl.DataFrame | pl.LazyFrame
 
 def feature_connection(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection set up for feature SQL (UTC; optional memory cap, then spill)."""
-    con = duckdb.connect()
+    con = track(duckdb.connect())
     con.execute("SET TimeZone = 'UTC'")
     # Spill to a folder of this process in the system temp folder (removed at exit, or by the
     # next run if this one is killed), not to .tmp/ in whatever folder we run from.
