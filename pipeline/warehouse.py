@@ -77,6 +77,12 @@ def _is_duckdb_file(path: Path) -> bool:
         return fh.read(12)[8:12] == b"DUCK"
 
 
+def _is_damaged_file(exc: duckdb.Error) -> bool:
+    """DuckDB's errors for a file whose footer reads but whose data does not (a flipped byte, a
+    cut-off page): plain `Error` ("Out of buffer"), invalid input (a decompression failure), I/O."""
+    return type(exc) is duckdb.Error or isinstance(exc, duckdb.InvalidInputException | duckdb.IOException)
+
+
 def is_folder_warehouse(db: Path | str) -> bool:
     """A warehouse path that does not end in `.duckdb` names a folder of Parquet tables."""
     return Path(db).suffix != ".duckdb"
@@ -423,7 +429,14 @@ def ingest(
                 if missing:
                     fatal += missing
                     continue
-                checked = _typed_table(con, table, present)
+                try:  # the first read of every value: a damaged Parquet data page shows only now
+                    checked = _typed_table(con, table, present)
+                except duckdb.Error as exc:
+                    if not _is_damaged_file(exc):
+                        raise
+                    raise ZombieScanError(
+                        f"{path}: cannot be read: the file is damaged ({str(exc).splitlines()[0]}); export it again"
+                    ) from None
                 checks = _row_checks(table, checked, loaded)
                 all_checks[table.name] = checks
                 _find_problems(con, table, checks, now)
