@@ -269,10 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for preset in args.presets:
         for stage in args.stages:
-            out = subprocess.run(
-                [sys.executable, "-m", "bench.run", "--one", stage, preset, str(work)], check=True, capture_output=True, text=True
-            ).stdout
-            results.append(json.loads(out.strip().splitlines()[-1]))
+            done = subprocess.run([sys.executable, "-m", "bench.run", "--one", stage, preset, str(work)], capture_output=True, text=True)
+            if done.returncode != 0:
+                print(done.stderr, file=sys.stderr)
+                raise SystemExit(f"bench: {stage} at {preset} failed (exit {done.returncode}); its stderr is above")
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
             r = results[-1]
             print(f"  {stage:<9} {preset:<8} {r['seconds']:8.1f} s {r['peak_mib']:9.0f} MiB", file=sys.stderr, flush=True)
     if tmp:

@@ -297,3 +297,16 @@ def test_two_feature_runs_give_identical_bytes(default_tables: dict[str, pl.Data
     assert list(outputs[0]) == ["features.parquet", "lockstep_groups.parquet", "report.json"]
     for name in outputs[0]:
         assert outputs[0][name] == outputs[1][name], f"{name} differs between two runs"
+
+
+def test_the_pair_join_in_slices_finds_the_same_groups(tiny_tables: dict[str, pl.DataFrame], monkeypatch: pytest.MonkeyPatch) -> None:
+    """At `large` the self-join runs in slices of targets to fit in memory; any number of slices
+    gives the same pairs, groups and features as one."""
+    from pipeline.features import lockstep as module
+
+    whole = lockstep(tiny_tables["engagements"])
+    monkeypatch.setattr(module, "PAIR_ROWS_PER_SLICE", 50)
+    sliced = lockstep(tiny_tables["engagements"])
+    assert whole.groups.height > 0
+    assert_frame_equal(sliced.groups, whole.groups)
+    assert_frame_equal(sliced.features.sort("account_id"), whole.features.sort("account_id"))

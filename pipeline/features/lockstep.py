@@ -36,6 +36,11 @@ from pipeline.interrupt import track
 log = logging.getLogger(__name__)
 
 
+# Pair rows per slice of the self-join: ~25M (pair, target) rows fit in DuckDB's default 5GB
+# with room for its hash tables (one slice at `large` failed at 200M).
+PAIR_ROWS_PER_SLICE = 25_000_000
+
+
 @dataclass(frozen=True)
 class LockstepParams:
     """Settings of the lockstep detector (params.yaml: featurize.lockstep)."""
@@ -158,26 +163,53 @@ def lockstep(
             "DELETE FROM sync WHERE a IN (SELECT a FROM sync GROUP BY a HAVING count(DISTINCT g) < $min_common)",
             {"min_common": params.min_common},
         )
+        # The pair self-join: every two accounts in one burst cell, each pair counted once per
+        # target. Crowds make it large (1M accounts: 200M pair rows from 6M burst likes), so it
+        # runs in slices of targets sized to fit DuckDB's memory: a pair's targets are split
+        # across slices, never one target, so the DISTINCT within a slice is exact.
+        rows = con.execute("SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT g, cell, count(*) AS n FROM sync GROUP BY ALL)")
+        slices = max(1, -(-int(rows.fetchall()[0][0]) // PAIR_ROWS_PER_SLICE))
+        con.execute("CREATE TEMP TABLE pair_targets (uv BIGINT)")
+        for i in range(slices):
+            con.execute(
+                """
+                INSERT INTO pair_targets
+                -- the pair packed into one BIGINT key: one hash column instead of two (~10% faster)
+                SELECT uv FROM (
+                    SELECT DISTINCT (x.a::BIGINT << 32) | y.a::BIGINT AS uv, x.g
+                    FROM sync x JOIN sync y ON x.g = y.g AND x.cell = y.cell AND x.a < y.a
+                    WHERE x.g % $slices = $i
+                )
+                """,
+                {"slices": slices, "i": i},
+            )
         con.execute(
             """
             CREATE TEMP TABLE pairs AS
             SELECT (uv >> 32)::INTEGER AS u, (uv & 4294967295)::INTEGER AS v, common
-            FROM (
-                -- the pair packed into one BIGINT key: one hash column instead of two (~10% faster)
-                SELECT (x.a::BIGINT << 32) | y.a::BIGINT AS uv, count(DISTINCT x.g) AS common
-                FROM sync x JOIN sync y ON x.g = y.g AND x.cell = y.cell AND x.a < y.a
-                GROUP BY uv HAVING count(DISTINCT x.g) >= $min_common
-            )
+            FROM (SELECT uv, count(*) AS common FROM pair_targets GROUP BY uv HAVING count(*) >= $min_common)
             """,
             {"min_common": params.min_common},
         )
+        con.execute("DROP TABLE pair_targets")
         groups = _groups(con, params)
         return LockstepResult(groups, _features(con, params.min_group), skipped, True)
     finally:
         if own:
             con.close()
         else:
-            for name in ("acts_raw", "actor_ix", "target_ix", "acts", "target_rate", "sync", "bursts", "pairs", "components"):
+            for name in (
+                "acts_raw",
+                "actor_ix",
+                "target_ix",
+                "acts",
+                "target_rate",
+                "sync",
+                "bursts",
+                "pair_targets",
+                "pairs",
+                "components",
+            ):
                 con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
