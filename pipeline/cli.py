@@ -68,7 +68,7 @@ def simulate(
     How its people and operators behave (activity, sessions, sleep, batch registration, farm
     delivery...) is drawn from the seed: two seeds are two different platforms (docs/simulator.md).
     """
-    from pipeline.io import refuse_overwriting_inputs
+    from pipeline.io import output_lock, refuse_overwriting_inputs
     from pipeline.params import load_params, section
     from pipeline.simulate import from_params, write_contract
     from pipeline.simulate import simulate as run_simulation
@@ -78,8 +78,9 @@ def simulate(
     values = section(load_params(params), "simulate") if params else {}
     knobs = values.get("knobs") or {}
     _, cfg, style = from_params({"preset": preset.value, "knobs": knobs, "style": values.get("style")}, seed=seed, accounts=accounts)
-    tables = run_simulation(cfg, style)
-    write_contract(tables, out, cfg, preset.value, style)
+    with output_lock(out):  # from the start: a second run writing the same folder stops at once
+        tables = run_simulation(cfg, style)
+        write_contract(tables, out, cfg, preset.value, style)
     err.print(f"wrote {out}: " + ", ".join(f"{name} {df.height:,}" for name, df in tables.items()))
 
 
@@ -139,7 +140,7 @@ def features(
 ) -> None:
     """Compute profile, behavioural, graph and lockstep features for every account."""
     from pipeline.features.build import featurize_warehouse
-    from pipeline.io import refuse_overwriting_inputs
+    from pipeline.io import output_lock, refuse_overwriting_inputs
     from pipeline.params import load_params, parse_utc_time, section
     from pipeline.stages.featurize import lockstep_params
 
@@ -147,9 +148,10 @@ def features(
 
     settings = section(load_params(params), "featurize").get("lockstep") if params else None
     _check_reference_time(db, parse_utc_time(reference_time, "--reference-time"))
-    report = featurize_warehouse(
-        db, out, reference_time=parse_utc_time(reference_time, "--reference-time"), lockstep_params=lockstep_params(settings)
-    )
+    with output_lock(out):  # from the start: a second run writing the same folder stops at once
+        report = featurize_warehouse(
+            db, out, reference_time=parse_utc_time(reference_time, "--reference-time"), lockstep_params=lockstep_params(settings)
+        )
     err.print(
         f"wrote {out}: {report.accounts:,} accounts x {report.features} features; "
         f"{report.lockstep_groups} lockstep groups ({report.lockstep_accounts:,} accounts)"
@@ -241,7 +243,7 @@ def benchmark(
     from pipeline.benchmark.run import Plan, fast_plan, plan_from_params, run_benchmark
     from pipeline.datasets.spec import data_root as default_root
     from pipeline.datasets.spec import find_spec, list_specs, load_spec
-    from pipeline.io import refuse_overwriting_inputs
+    from pipeline.io import output_lock, refuse_overwriting_inputs
 
     settings = _settings(params)
     plan = plan_from_params(settings["benchmark"]) if settings.get("benchmark") else Plan(Protocol())
@@ -254,7 +256,8 @@ def benchmark(
         raise ZombieScanError("benchmark: no dataset specs in datasets/ (run from the project root, or give --spec FILE)")
     root = data_root or default_root((settings.get("benchmark") or {}).get("root"))
     refuse_overwriting_inputs({"--out": out}, {"--params": params, "--spec": paths, "--data-root": root})
-    details = run_benchmark([load_spec(p) for p in paths], root, plan, settings.get("train") or {}, out)
+    with output_lock(out):  # from the start: a second run writing the same folder stops at once
+        details = run_benchmark([load_spec(p) for p in paths], root, plan, settings.get("train") or {}, out)
     for name, d in details.items():
         cells = ", ".join(f"{m} {v['mean']:.3f} ± {v['std']:.3f}" for m, v in d["metrics"].items())
         err.print(f"{name}: {cells}")
@@ -269,7 +272,7 @@ def report(
     params: Annotated[Path | None, typer.Option(help="Where the run's outputs are (default: params.yaml).")] = None,
 ) -> None:
     """Summarise a pipeline run on one HTML page: data, metrics with intervals, ablations, lockstep groups, pages, model cards."""
-    from pipeline.io import refuse_overwriting_inputs
+    from pipeline.io import output_lock, refuse_overwriting_inputs
     from pipeline.params import DEFAULT_PARAMS
     from pipeline.report import report_inputs, write_summary
 
@@ -280,7 +283,8 @@ def report(
     base = params.resolve().parent if params is not None else Path()
     refuse_overwriting_inputs({"--out": path}, {"--params": params or DEFAULT_PARAMS, "the run's outputs": report_inputs(settings, base)})
     # a params file elsewhere describes the run beside it: its relative paths are read from its folder
-    write_summary(settings, path, params.resolve().parent if params is not None else None)
+    with output_lock(path):
+        write_summary(settings, path, params.resolve().parent if params is not None else None)
     err.print(f"wrote {path}", highlight=False)
 
 
