@@ -117,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
                     code, err = run(w.args(work), tmp, (signum, clean * point))
                     problems = []
                     if code == -signum and signum != signal.SIGKILL:
-                        # before the command installed its handlers (Python still starting): the
-                        # default action, which a shell also reports as 128 + signal; nothing written yet
+                        # outside the command's handlers (Python starting up, or exiting after the
+                        # command ended): the default action, which a shell also reports as 128 + signal
                         code = expected
-                        err = "stopped before it started"
+                        err = "default action"
                     if code not in (expected, 0):
                         problems.append(f"exit {code}")
                     if code == expected and signum != signal.SIGKILL:
@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                         problems.append("an input changed")
                     handled += not problems
                     outcome = "; ".join(problems) or ("finished first" if code == 0 else "clean stop, old output kept")
-                    if err == "stopped before it started" and not problems:
-                        outcome = "stopped before Python had started the command: nothing written"
+                    if err == "default action" and not problems:
+                        outcome = "ended by the default action while Python started or exited; output whole"
                     good = digest(w.out(work))  # a run that finished (or the rerun) wrote the reference anew
                     rows.append((w.name, fault, f"{point:.0%} ({clean * point:.1f} s)", str(code), outcome))
             # two writers of one output at once: the second fails at once, the first finishes
