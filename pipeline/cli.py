@@ -333,7 +333,7 @@ def score(
     import json
     import time
 
-    from pipeline.features.sql import check_memory_limit
+    from pipeline.db import check_memory_limit
     from pipeline.io import output_lock, refuse_overwriting_inputs, scratch_dir
     from pipeline.models.card import simulated, simulated_warning
     from pipeline.params import parse_utc_time

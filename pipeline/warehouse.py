@@ -26,8 +26,9 @@ import duckdb
 
 from pipeline import staging
 from pipeline.contract import EXPECTED, TABLES, TABLES_BY_NAME, Column, Table, find_table_files
+from pipeline.db import connect as db_connect
+from pipeline.db import quote as _q
 from pipeline.errors import ContractError, ZombieScanError
-from pipeline.interrupt import track
 from pipeline.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -129,9 +130,8 @@ def connect(db: Path | str) -> duckdb.DuckDBPyConnection:
         ZombieScanError: if there is no warehouse at `db` (run `zombiescan ingest` or `dvc repro`
             first), or the file is not one.
     """
-    con = track(duckdb.connect())
+    con = db_connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         attach(con, db, "wh")
         con.execute("USE wh")
     except BaseException:
@@ -156,9 +156,8 @@ def warehouse_output(db: Path | str) -> Iterator[Path]:
         build = folder.parent / "build.duckdb"
         yield build
         folder.mkdir()
-        con = track(duckdb.connect(str(build)))
+        con = db_connect(build)
         try:
-            con.execute("SET TimeZone = 'UTC'")
             for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY 1").fetchall():
                 # the wall-clock time of the load would make every ingest's bytes differ
                 cols = "* EXCLUDE (loaded_at)" if name == "ingest_log" else "*"
@@ -173,11 +172,6 @@ def warehouse_output(db: Path | str) -> Iterator[Path]:
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     """The single value a query returns (fetching every row, which DuckDB requires before the next query)."""
     return con.execute(sql).fetchall()[0][0]
-
-
-def _q(name: str) -> str:
-    """Quote an SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _typed_table(con: duckdb.DuckDBPyConnection, table: Table, present: list[str]) -> list[str]:
@@ -404,14 +398,8 @@ def ingest(
     files = find_table_files(source, require)
     report = IngestReport(source=str(source), db=str(db), quarantine=quarantine)
     with warehouse_output(db) as tmp_db:
-        con = track(duckdb.connect(str(tmp_db)))
+        con = db_connect(tmp_db, memory_limit=memory_limit)
         try:
-            con.execute("SET TimeZone = 'UTC'")
-            if memory_limit:
-                try:
-                    con.execute("SET memory_limit = ?", [memory_limit])
-                except duckdb.Error:
-                    raise ZombieScanError(f"memory limit {memory_limit!r}: not a size; expected e.g. 5GB or 800MB") from None
             # Row numbers travel in an explicit column, so DuckDB may reorder rows: faster loads.
             con.execute("SET preserve_insertion_order = false")
             con.execute("CREATE TEMP TABLE problems (tbl VARCHAR, _row BIGINT, check_id INTEGER, value VARCHAR)")

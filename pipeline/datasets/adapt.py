@@ -22,8 +22,8 @@ import polars as pl
 from pipeline.contract import ACCOUNTS, Column
 from pipeline.datasets.read import ROW, read_file, read_masks
 from pipeline.datasets.spec import DatasetSpec, EngagementSpec, FileSpec, TableSpec, ValueSpec
+from pipeline.db import connect as db_connect
 from pipeline.errors import ContractError, ZombieScanError
-from pipeline.interrupt import track
 from pipeline.io import scratch_dir
 from pipeline.staging import BOOL_WORDS, conversion
 from pipeline.warehouse import IngestReport, ingest, warehouse_output
@@ -292,9 +292,8 @@ def _timestamps(frame: pl.DataFrame, spec: ValueSpec, key: str, reference: datet
 
 def _iso(text: pl.Series) -> pl.Series:
     """ISO 8601 text (with an offset or Z; without one it is read as UTC) as UTC datetimes; null where it is not."""
-    con = track(duckdb.connect())
+    con = db_connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("iso_in", pl.DataFrame({"x": text}))
         # the ingest's own text -> timestamp rule (it refuses words DuckDB would read, such as 'epoch')
         expr, _ = conversion(Column("x", "timestamp"), "VARCHAR", "x")
@@ -447,7 +446,7 @@ def write_warehouse(dataset: Dataset, db: Path, *, now: datetime | None = None) 
             except ContractError as exc:
                 # The converted tables live in a scratch folder: say which dataset they came from.
                 raise ContractError([p.replace(str(folder), f"dataset {dataset.spec.name} (converted)") for p in exc.problems]) from None
-            con = track(duckdb.connect(str(tmp)))
+            con = db_connect(tmp)
             try:
                 con.register("raw_in", dataset.raw)
                 con.execute("CREATE TABLE raw_features AS SELECT * FROM raw_in ORDER BY account_id")

@@ -29,9 +29,9 @@ import polars as pl
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from pipeline import db
 from pipeline.errors import ZombieScanError
 from pipeline.features.sql import Frame, feature_connection, number_ids
-from pipeline.interrupt import track
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,7 @@ def lockstep(
         if engagements is None:
             raise TypeError("lockstep needs engagements or con")
         eng = engagements.collect() if isinstance(engagements, pl.LazyFrame) else engagements
-        con = track(duckdb.connect())
-        con.execute("SET TimeZone = 'UTC'")
+        con = db.connect()
         con.register("engagements", eng.select("actor_id", "target_id", "kind", "ts"))
     try:
         # Dense integer ids for actors and targets: the pair self-join below is the costly step,

@@ -8,40 +8,14 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline.errors import ZombieScanError
-from pipeline.interrupt import track
-from pipeline.io import process_scratch
+from pipeline import db
 
 Frame = pl.DataFrame | pl.LazyFrame
 
 
 def feature_connection(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection set up for feature SQL (UTC; optional memory cap, then spill)."""
-    con = track(duckdb.connect())
-    con.execute("SET TimeZone = 'UTC'")
-    # Spill to a folder of this process in the system temp folder (removed at exit, or by the
-    # next run if this one is killed), not to .tmp/ in whatever folder we run from.
-    con.execute("SET temp_directory = ?", [str(process_scratch())])
-    if memory_limit:
-        set_memory_limit(con, memory_limit)
-    return con
-
-
-def set_memory_limit(con: duckdb.DuckDBPyConnection, value: str, option: str = "memory limit") -> None:
-    """SET memory_limit, or a message that names the option and says what a size looks like."""
-    try:
-        con.execute("SET memory_limit = ?", [value])
-    except duckdb.Error:
-        raise ZombieScanError(f"{option} {value!r}: not a size; expected e.g. 5GB, 800MB or 60% (of the machine's memory)") from None
-
-
-def check_memory_limit(value: str, option: str = "--memory-limit") -> None:
-    """Fail now, not after minutes of work, on a size DuckDB cannot read."""
-    con = duckdb.connect()
-    try:
-        set_memory_limit(con, value, option)
-    finally:
-        con.close()
+    """An in-memory DuckDB connection for feature SQL (pipeline.db.connect: UTC, spill, interruptible)."""
+    return db.connect(memory_limit=memory_limit)
 
 
 def number_ids(con: duckdb.DuckDBPyConnection, table: str, column: str, source: str, key: str = "i") -> None:
