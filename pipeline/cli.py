@@ -363,8 +363,8 @@ def score(
                     continue
                 if not path.parent.is_dir():
                     raise ZombieScanError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
-                _check_writable(path)  # now, not after minutes of work
-                # held to the end: a second run writing the same file fails now instead of racing us
+                # held to the end: a second run writing the same file fails now instead of racing us;
+                # creating the lock file also proves, before minutes of work, that the folder is writable
                 outputs.enter_context(output_lock(path))
                 if path.is_dir():
                     raise ZombieScanError(f"{option} {path}: is a folder; give a file name")
@@ -517,21 +517,6 @@ def _accounts_in(db: Path) -> int:
         return int(con.execute("SELECT count(*) FROM accounts").fetchall()[0][0])
     finally:
         con.close()
-
-
-def _check_writable(path: Path) -> None:
-    """Create and remove a file beside `path`: a folder we cannot write to fails now, with a clear message."""
-    import os
-    import tempfile
-
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
-    except OSError as exc:
-        raise ZombieScanError(
-            f"{path}: cannot write to the folder {path.parent} ({exc.strerror}); choose a folder you can write to"
-        ) from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def _ingest_for_scoring(scratch: Path, accounts: Path, engagements: Path | None, targets: Path | None, memory_limit: str) -> Path:
