@@ -168,7 +168,7 @@ def _score(preset: str, work: Path) -> dict[str, object]:
 
     from pipeline.features.build import warehouse_features
     from pipeline.models.train import to_matrix
-    from pipeline.scoring import TASKS, load_models, score_features
+    from pipeline.scoring import load_models, score_features
 
     models, versions = load_models(Path("models"))
     start = time.perf_counter()
@@ -181,12 +181,12 @@ def _score(preset: str, work: Path) -> dict[str, object]:
     explained = score_features(features, models, explain="flagged", versions=versions)
     t_explained = time.perf_counter() - t
     seconds = t_features + t_explained
-    matrices = {task: to_matrix(features, models[task].features) for task in TASKS}
+    matrices = {task: to_matrix(features, models[task].features) for task in models}
     t = time.perf_counter()
-    for task in TASKS:
+    for task in models:
         np.asarray(models[task].booster.predict(matrices[task], raw_score=True))  # type: ignore[union-attr]
     t_bare = time.perf_counter() - t
-    flagged = {task: int(explained[f"flagged_{task}"].sum()) for task in TASKS}
+    flagged = {task: int(explained[f"flagged_{task}"].sum()) for task in models}
     note = (
         f"features {t_features:.0f} s; model step (both tasks, probabilities, no reasons) {t_model:.1f} s vs bare "
         f"Booster.predict {t_bare:.1f} s ({t_model / max(t_bare, 1e-9):.2f}x); with reasons for flagged accounts "

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline import interrupt
+from pipeline import interrupt, tasks
 from pipeline.errors import ZombieScanError
 from pipeline.warehouse import DEFAULT_MAX_REJECT_SHARE
 
@@ -378,8 +378,9 @@ def score(
                     models, versions = load_registered([u.strip() for u in model_uri.split(",") if u.strip()], scratch)
                 else:
                     models, versions = load_models(model_dir or Path("models"))
-                if pages_out is not None and "like_farm" not in models:
-                    raise ZombieScanError("--pages-out: needs a like_farm model, and none was loaded")
+                seller = tasks.like_seller()
+                if pages_out is not None and (seller is None or seller.name not in models):
+                    raise ZombieScanError(f"--pages-out: needs a {seller.name if seller else 'like-selling'} model, and none was loaded")
                 if accounts.suffix == ".duckdb" or accounts.is_dir():
                     if engagements is not None or targets is not None:
                         raise ZombieScanError(
@@ -504,9 +505,7 @@ def _check_reference_time(db: Path, when: Any) -> None:
 
 def _model_files(model_dir: Path) -> list[Path]:
     """The files `load_models` reads from a model folder (inputs that no output may replace)."""
-    from pipeline.scoring import TASKS
-
-    return [model_dir / task / name for task in TASKS for name in ("model.txt", "model.json")]
+    return [model_dir / task / name for task in tasks.names() for name in ("model.txt", "model.json")]
 
 
 def _accounts_in(db: Path) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import tasks
 from pipeline.errors import ZombieScanError
 
 TARGET_TYPES = ("post", "page", "account")
@@ -130,18 +131,22 @@ TARGETS = Table(
     key=("target_id",),
 )
 
-LABELS = Table(
-    "labels",
-    (
-        Column("account_id", "string"),
-        Column("is_zombie", "bool", nullable=True),
-        Column("is_like_farm", "bool", nullable=True),
-        Column("farm_id", "string", nullable=True, required=False),
-        Column("batch_id", "string", nullable=True, required=False),
-        Column("segment", "string", nullable=True, required=False),
-    ),
-    key=("account_id",),
-)
+
+def labels_table() -> Table:
+    """The labels table: one nullable bool column per task (pipeline.tasks), then the optional
+    grouping columns the split keeps whole (farm_id, batch_id) and the simulator's segment."""
+    return Table(
+        "labels",
+        (
+            Column("account_id", "string"),
+            *(Column(label, "bool", nullable=True) for label in tasks.label_columns()),
+            Column("farm_id", "string", nullable=True, required=False),
+            Column("batch_id", "string", nullable=True, required=False),
+            Column("segment", "string", nullable=True, required=False),
+        ),
+        key=("account_id",),
+    )
+
 
 CAMPAIGNS = Table(
     "campaigns",
@@ -156,10 +161,16 @@ CAMPAIGNS = Table(
     key=("campaign_id", "target_id"),
 )
 
+
 # Load order matters: a table is checked against the tables before it (engagements against
 # the accounts that passed, and so on).
-TABLES: tuple[Table, ...] = (ACCOUNTS, ENGAGEMENTS, TARGETS, LABELS, CAMPAIGNS)
-TABLES_BY_NAME = {t.name: t for t in TABLES}
+def tables() -> tuple[Table, ...]:
+    """Every contract table, in load order (the labels' columns follow the registered tasks)."""
+    return (ACCOUNTS, ENGAGEMENTS, TARGETS, labels_table(), CAMPAIGNS)
+
+
+def table_by_name(name: str) -> Table:
+    return next(t for t in tables() if t.name == name)
 
 
 def file_format(path: Path | str) -> str:
@@ -187,9 +198,9 @@ def find_table_files(folder: Path, require: tuple[str, ...] | None = None) -> di
             f"{folder}: contract folder not found (expected a folder holding accounts.parquet|csv and engagements.parquet|csv)"
         )
     if require is None:
-        require = tuple(t.name for t in TABLES if t.required)
+        require = tuple(t.name for t in tables() if t.required)
     found: dict[str, Path] = {}
-    for table in TABLES:
+    for table in tables():
         candidates = [folder / f"{table.name}{ext}" for ext in FORMATS if (folder / f"{table.name}{ext}").is_file()]
         if len(candidates) > 1:
             names = ", ".join(p.name for p in candidates)

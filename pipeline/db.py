@@ -40,6 +40,12 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def literal(text: str) -> str:
+    """A string constant written by the code (a class name, a kind), as an SQL literal. Values that
+    come from users or data are bound as parameters instead, never spliced in."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def set_memory_limit(con: duckdb.DuckDBPyConnection, value: str, option: str = "memory limit") -> None:
     """SET memory_limit, or a message that names the option and says what a size looks like."""
     try:

@@ -7,6 +7,7 @@ notebook and the same number in the summary come from one piece of code.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,18 +16,34 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipeline import tasks
+from pipeline.db import literal, quote
 from pipeline.errors import ZombieScanError
 from pipeline.warehouse import connect
 
-# How each account's labels read in a legend. Accounts with no label row are "unlabelled".
-CLASS_ORDER = ("genuine", "zombie", "like farm", "zombie + like farm", "unlabelled")
-_CLASS_SQL = """
-    CASE WHEN l.account_id IS NULL OR (l.is_zombie IS NULL AND l.is_like_farm IS NULL) THEN 'unlabelled'
-         WHEN coalesce(l.is_zombie, false) AND coalesce(l.is_like_farm, false) THEN 'zombie + like farm'
-         WHEN coalesce(l.is_zombie, false) THEN 'zombie'
-         WHEN coalesce(l.is_like_farm, false) THEN 'like farm'
-         ELSE 'genuine' END
-"""
+
+def class_order() -> list[str]:
+    """How each account's labels read in a legend, in legend order: 'genuine' (no task positive),
+    each task's positive ('zombie', 'like farm'), then accounts positive for several tasks
+    ('zombie + like farm'), and 'unlabelled' (no label row, or every label unknown)."""
+    nouns = [t.positive for t in tasks.all_tasks()]
+    combos = [" + ".join(c) for k in range(2, len(nouns) + 1) for c in itertools.combinations(nouns, k)]
+    return ["genuine", *nouns, *combos, "unlabelled"]
+
+
+def _class_sql(con: Any) -> str:
+    """Each row's class (see class_order) from the labels joined as `l`: from the label columns the warehouse has."""
+    present = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'labels'").fetchall()}
+    labelled = [t for t in tasks.all_tasks() if t.label in present]
+    if not labelled:
+        return "'unlabelled'"
+    unknown = " AND ".join(f"l.{quote(t.label)} IS NULL" for t in labelled)
+    positives = ", ".join(f"CASE WHEN coalesce(l.{quote(t.label)}, false) THEN {literal(t.positive)} END" for t in labelled)
+    # concat_ws skips NULLs: the positive tasks' names joined by ' + ', or '' for none
+    return f"""
+    CASE WHEN l.account_id IS NULL OR ({unknown}) THEN 'unlabelled'
+         ELSE coalesce(nullif(concat_ws(' + ', {positives}), ''), 'genuine') END
+    """
 
 
 @dataclass(frozen=True)
@@ -98,10 +115,10 @@ def _tables(con: Any) -> set[str]:
 
 
 def _class_of(con: Any, account: str) -> tuple[str, str]:
-    """(join, expression): the labels joined on `account` and each row's class (CLASS_ORDER); 'unlabelled' without labels."""
+    """(join, expression): the labels joined on `account` and each row's class (class_order()); 'unlabelled' without labels."""
     if "labels" not in _tables(con):
         return "", "'unlabelled'"
-    return f"LEFT JOIN labels l ON l.account_id = {account}", _CLASS_SQL
+    return f"LEFT JOIN labels l ON l.account_id = {account}", _class_sql(con)
 
 
 def overview(db: Path | str) -> pl.DataFrame:
@@ -121,7 +138,7 @@ def overview(db: Path | str) -> pl.DataFrame:
             rows.append(("engagements to", f"{last:%Y-%m-%d %H:%M} UTC"))
         if "labels" in tables:
             for name, n in con.execute(
-                f"SELECT {_CLASS_SQL} AS c, count(*) FROM accounts a LEFT JOIN labels l USING (account_id) GROUP BY 1 ORDER BY 2 DESC"
+                f"SELECT {_class_sql(con)} AS c, count(*) FROM accounts a LEFT JOIN labels l USING (account_id) GROUP BY 1 ORDER BY 2 DESC"
             ).fetchall():
                 rows.append((f"accounts: {name}", f"{n:,}"))
     finally:
@@ -130,7 +147,7 @@ def overview(db: Path | str) -> pl.DataFrame:
 
 
 def account_activity(db: Path | str) -> pl.DataFrame:
-    """Per account: its class (see CLASS_ORDER), age in days at the last engagement, and its actions by kind."""
+    """Per account: its class (see class_order()), age in days at the last engagement, and its actions by kind."""
     con = connect(db)
     try:
         join, klass = _class_of(con, "a.account_id")
@@ -176,8 +193,8 @@ def hour_of_day(db: Path | str) -> pl.DataFrame:
 
 
 def labelled_features(features: pl.DataFrame, db: Path | str, task: str) -> pl.DataFrame:
-    """The features of the accounts labelled for `task` (zombie or like_farm), with the label as `label`."""
-    column = {"zombie": "is_zombie", "like_farm": "is_like_farm"}[task]
+    """The features of the accounts labelled for `task` (a name in pipeline.tasks), with the label as `label`."""
+    column = quote(tasks.get(task).label)
     con = connect(db)
     try:
         labels = con.sql(f"SELECT account_id, {column} AS label FROM labels WHERE {column} IS NOT NULL").pl()
@@ -327,18 +344,19 @@ def top_groups(groups: pl.DataFrame, db: Path | str, top: int = 10) -> pl.DataFr
     picked = groups.with_columns(accounts=pl.col("members").list.len()).sort(["accounts", "group_id"], descending=[True, False]).head(top)
     con = connect(db)
     try:
-        has_labels = "labels" in _tables(con)
+        seller = tasks.like_seller()
+        has_labels = "labels" in _tables(con) and seller is not None
         members = picked.select("group_id", pl.col("members").alias("account_id")).explode("account_id")
         con.register("members_in", members)
         farm = (
             con.sql(
-                """
-                SELECT m.group_id, count(l.is_like_farm) AS labelled_members,
-                       avg(l.is_like_farm::DOUBLE) AS labelled_farm_share  -- over labelled members only
+                f"""
+                SELECT m.group_id, count(l.{quote(seller.label)}) AS labelled_members,
+                       avg(l.{quote(seller.label)}::DOUBLE) AS labelled_farm_share  -- over labelled members only
                 FROM members_in m LEFT JOIN labels l USING (account_id) GROUP BY 1
                 """
             ).pl()
-            if has_labels
+            if has_labels and seller is not None
             else picked.select("group_id", labelled_members=pl.lit(0, pl.Int64), labelled_farm_share=pl.lit(None, pl.Float64))
         )
     finally:

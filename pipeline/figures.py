@@ -13,14 +13,25 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from pipeline.explore import CLASS_ORDER
+from pipeline import tasks
+from pipeline.explore import class_order
 
-COLOURS = {"genuine": "#4C72B0", "zombie": "#DD8452", "like farm": "#C44E52", "zombie + like farm": "#8172B3", "unlabelled": "#937860"}
+GENUINE, UNLABELLED = "#4C72B0", "#937860"
+# accounts positive for several tasks ("zombie + like farm" first), in class_order
+MIXED = ("#8172B3", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD", "#55A868")
+
+
+def colours() -> dict[str, str]:
+    """The colour of each class of explore.class_order(): each task's own colour (pipeline.tasks)."""
+    order = class_order()
+    single = {t.positive: t.colour for t in tasks.all_tasks()}
+    mixed = [c for c in order if c not in single and c not in ("genuine", "unlabelled")]
+    return {"genuine": GENUINE, **single, **{c: MIXED[i % len(MIXED)] for i, c in enumerate(mixed)}, "unlabelled": UNLABELLED}
 
 
 def _classes(frame: pl.DataFrame) -> list[str]:
     present = set(frame["class"].unique().to_list())
-    return [c for c in CLASS_ORDER if c in present]
+    return [c for c in class_order() if c in present]
 
 
 def age_histogram(activity: pl.DataFrame) -> Figure:
@@ -37,7 +48,7 @@ def age_histogram(activity: pl.DataFrame) -> Figure:
             histtype="step",
             lw=2,
             label=c,
-            color=COLOURS[c],
+            color=colours()[c],
         )
     ax.set(title="Account age at the last engagement", xlabel="age (days)", ylabel="density")
     ax.legend()
@@ -51,7 +62,7 @@ def activity_ccdf(activity: pl.DataFrame, column: str = "n_actions") -> Figure:
     for c in _classes(activity):
         x = np.sort(activity.filter((pl.col("class") == c) & (pl.col(column) > 0))[column].to_numpy())
         if len(x):
-            ax.loglog(x, 1 - np.arange(len(x)) / len(x), drawstyle="steps-post", label=c, color=COLOURS[c], lw=2)
+            ax.loglog(x, 1 - np.arange(len(x)) / len(x), drawstyle="steps-post", label=c, color=colours()[c], lw=2)
     ax.set(
         title=f"Activity tail: share of accounts with at least x {column.removeprefix('n_')}",
         xlabel=f"{column.removeprefix('n_')} (log)",
@@ -90,15 +101,15 @@ def feature_distributions(labelled: pl.DataFrame, features: list[str], task: str
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
     y = labelled["label"].to_numpy().astype(bool)
-    names = {"zombie": ("zombie", "genuine"), "like_farm": ("like farm", "not a farm")}.get(task, ("positive", "negative"))
+    t = tasks.get(task)
     for ax, name in zip(axes.ravel(), features, strict=False):
         x = labelled[name].cast(pl.Float64).fill_nan(None).to_numpy()
         finite = x[np.isfinite(x)]
         heavy = len(finite) and finite.min() >= 0 and np.percentile(finite, 99) > 50 * max(np.median(finite), 1e-9)
         bins = np.histogram_bin_edges(finite, bins=30) if len(finite) else 10
         for mask, label, colour in (
-            (~y, names[1], COLOURS["genuine"]),
-            (y, names[0], COLOURS["like farm" if task == "like_farm" else "zombie"]),
+            (~y, t.negative, GENUINE),
+            (y, t.positive, t.colour),
         ):
             values = x[mask]
             ax.hist(values[np.isfinite(values)], bins=bins, density=True, alpha=0.55, label=label, color=colour)
@@ -266,10 +277,8 @@ def bipartite(likes: pl.DataFrame, title: str, max_accounts: int = 40, max_targe
     fig, ax = plt.subplots(figsize=(8, 7))
     nx.draw_networkx_edges(graph, pos, ax=ax, alpha=0.25, width=0.5)
     nodes = {"node_size": 30, "ax": ax}
-    nx.draw_networkx_nodes(graph, pos, nodelist=[f"a:{a}" for a in accounts], node_color=COLOURS["like farm"], label="accounts", **nodes)
-    nx.draw_networkx_nodes(
-        graph, pos, nodelist=[f"t:{t}" for t in top], node_color=COLOURS["genuine"], node_shape="s", label="targets", **nodes
-    )
+    nx.draw_networkx_nodes(graph, pos, nodelist=[f"a:{a}" for a in accounts], node_color=_seller_colour(), label="accounts", **nodes)
+    nx.draw_networkx_nodes(graph, pos, nodelist=[f"t:{t}" for t in top], node_color=GENUINE, node_shape="s", label="targets", **nodes)
     total_accounts, total_targets = likes["actor_id"].n_unique(), likes["target_id"].n_unique()
     ax.set_title(f"{title}\n({len(accounts)} of {total_accounts} accounts, {len(top)} of {total_targets:,} targets: the most active)")
     ax.legend(loc="lower center", ncols=2, fontsize=8)
@@ -318,7 +327,7 @@ def robustness_curves(curves: dict[str, list[dict[str, Any]]]) -> Figure:
     for ax, knob in zip(axes[0], knobs, strict=False):
         points = curves[knob]
         x = [pt["value"] for pt in points]
-        for task, colour in (("zombie", COLOURS["zombie"]), ("like_farm", COLOURS["like farm"])):
+        for task, colour in ((t.name, t.colour) for t in tasks.all_tasks() if points and t.name in points[0]):
             y = [pt[task]["average_precision"]["mean"] for pt in points]
             err = [pt[task]["average_precision"]["std"] for pt in points]
             ax.errorbar(x, y, yerr=np.nan_to_num(err), marker="o", capsize=3, color=colour, label=task)
@@ -328,3 +337,8 @@ def robustness_curves(curves: dict[str, list[dict[str, Any]]]) -> Figure:
     fig.suptitle("Detection as the world changes one knob at a time")
     fig.tight_layout()
     return fig
+
+
+def _seller_colour() -> str:
+    seller = tasks.like_seller()
+    return seller.colour if seller is not None else MIXED[0]

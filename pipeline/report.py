@@ -18,14 +18,12 @@ from typing import Any
 
 import polars as pl
 
-from pipeline import explore, figures
+from pipeline import explore, figures, tasks
 from pipeline.errors import ZombieScanError
 from pipeline.params import section
 
 log = logging.getLogger(__name__)
 
-TASK_TITLES = {"zombie": "Zombie profiles", "like_farm": "Like-farm accounts"}
-LABELS = {"zombie": "is_zombie", "like_farm": "is_like_farm"}
 
 CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
@@ -117,8 +115,7 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
 
     # --- the models
     models, _ = load_models(models_dir)
-    for task in ("zombie", "like_farm"):
-        title = TASK_TITLES[task]
+    for task, title in ((t.name, t.title) for t in tasks.configured(params)):
         if task not in models:
             sections.append((task, title, f"<p>Not trained: {html.escape(_untrained(models_dir, task))}</p>"))
             continue
@@ -136,7 +133,7 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
         pred_path = predictions_dir / f"{task}.parquet"
         if pred_path.is_file():
             pred = pl.read_parquet(pred_path)
-            body += _png(figures.model_curves(pred, LABELS[task], task, models[task].threshold))
+            body += _png(figures.model_curves(pred, tasks.get(task).label, task, models[task].threshold))
         body += (
             "<h3>Ablation: what each feature family adds (average precision)</h3><p class='note'>The same LightGBM "
             "on the families added one at a time (profile, +beh behaviour, +graph, +lock lockstep; full is the shipped "
@@ -215,10 +212,11 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
         body += _png(figures.group_matrix(likes, f"Lockstep group {largest}: accounts × targets they liked"))
     else:
         body = "<p>No lockstep groups: the data has no engagement times, or no coordinated bursts.</p>"
-    if "like_farm" in models:
+    seller = tasks.like_seller()
+    if seller is not None and seller.name in models:
         features = pl.read_parquet(run.features)
-        scores = with_lockstep_groups(score_features(features, {"like_farm": models["like_farm"]}, explain="none"), groups)
-        pages = suspected_pages(db, scores).head(15)
+        scores = with_lockstep_groups(score_features(features, {seller.name: models[seller.name]}, explain="none"), groups)
+        pages = suspected_pages(db, scores, task=seller.name).head(15)
         body += (
             "<h3>Pages that bought likes (suspected)</h3><p class='note'>Likes from accounts over the like-farm "
             "threshold, beyond what each target's popularity explains (the same table as "
@@ -256,7 +254,7 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
 
     # --- model cards
     cards = ""
-    for task in ("zombie", "like_farm"):
+    for task in (t.name for t in tasks.configured(params)):
         card = models_dir / task / "MODEL_CARD.md"
         if card.is_file():
             cards += f'<div class="card">{_markdown(card.read_text(), shift=2)}</div>'
@@ -288,8 +286,9 @@ def _untrained(models_dir: Path, task: str) -> str:
 def report_inputs(params: dict[str, Any], base: Path | None = None) -> list[Path]:
     """Every file and folder the page is built from (no output of `zombiescan report` may be one)."""
     run = explore.RunPaths.from_dict(params, base or Path.cwd())
-    per_task = [run.models / t / n for t in TASK_TITLES for n in ("model.txt", "model.json", "MODEL_CARD.md")]
-    per_task += [run.metrics / f"{t}.json" for t in TASK_TITLES] + [run.predictions / f"{t}.parquet" for t in TASK_TITLES]
+    names = [t.name for t in tasks.configured(params)]
+    per_task = [run.models / t / n for t in names for n in ("model.txt", "model.json", "MODEL_CARD.md")]
+    per_task += [run.metrics / f"{t}.json" for t in names] + [run.predictions / f"{t}.parquet" for t in names]
     return [run.db, run.features, run.groups, *per_task, run.benchmark / "benchmark-details.json", run.transfer, run.robustness]
 
 

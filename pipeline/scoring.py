@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipeline import tasks
 from pipeline.errors import ZombieScanError
 from pipeline.features.build import build_features, warehouse_features
 from pipeline.features.lockstep import LockstepParams
 from pipeline.models.train import TaskModel, check_features, to_matrix, untrained_reason
 
-TASKS = ("zombie", "like_farm")
 EXPLAIN = ("flagged", "all", "none")
 TOP_REASONS = 3
 REASON = pl.Struct({"feature": pl.String, "value": pl.Float64, "contribution": pl.Float64, "text": pl.String})
@@ -252,7 +252,7 @@ def load_models(model_dir: Path) -> tuple[dict[str, TaskModel], dict[str, str]]:
     no trained model at all is an error.
     """
     models, versions, skipped = {}, {}, []
-    for task in TASKS:
+    for task in tasks.names():
         folder = model_dir / task
         reason = untrained_reason(folder)
         if reason is not None:
@@ -366,7 +366,7 @@ def _with_context(scores: pl.DataFrame, active: pl.DataFrame, groups: pl.DataFra
     return with_lockstep_groups(with_activity, groups).with_columns(pl.col("has_engagements").fill_null(False))
 
 
-def suspected_pages(db: Path, scores: pl.DataFrame, *, until: datetime | None = None) -> pl.DataFrame:
+def suspected_pages(db: Path, scores: pl.DataFrame, *, until: datetime | None = None, task: str | None = None) -> pl.DataFrame:
     """Targets ranked by suspected bought likes: likes from accounts over the like-farm threshold,
     beyond what the target's popularity explains.
 
@@ -375,18 +375,25 @@ def suspected_pages(db: Path, scores: pl.DataFrame, *, until: datetime | None = 
     likes that farm accounts give; what exceeds it is the suspected bought likes. One row per
     target with a farm like: farm likes, all likes, share, expected, excess, the lockstep groups of
     the liking accounts, and the window in which the farm likes came. `until`: only likes up to
-    that time (the reference time the scores' features describe).
+    that time (the reference time the scores' features describe). `task`: whose flags mark the
+    like sellers (default: the registry's like-selling task, like_farm).
     """
     from pipeline.warehouse import connect
 
+    if task is None:
+        seller = tasks.like_seller()
+        if seller is None:
+            raise ZombieScanError("pages: no task is marked as selling likes (pipeline/tasks.py)")
+        task = seller.name
+
     con = connect(db)
     try:
-        con.register("scores_in", scores.select("account_id", "flagged_like_farm", "lockstep_group"))
+        con.register("scores_in", scores.select("account_id", pl.col(f"flagged_{task}").alias("farm"), "lockstep_group"))
         return con.sql(
             """
             WITH likes AS (
                 SELECT e.target_id, e.target_type::VARCHAR AS target_type, e.ts, coalesce(e.weight, 1) AS w,
-                       s.flagged_like_farm AS farm, s.lockstep_group
+                       s.farm, s.lockstep_group
                 FROM engagements e JOIN scores_in s ON s.account_id = e.actor_id
                 WHERE e.kind = 'like' AND ($until IS NULL OR e.ts <= $until)
             ),

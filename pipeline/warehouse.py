@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 
 from pipeline import staging
-from pipeline.contract import EXPECTED, TABLES, TABLES_BY_NAME, Column, Table, find_table_files
+from pipeline.contract import EXPECTED, Column, Table, find_table_files, table_by_name, tables
 from pipeline.db import connect as db_connect
 from pipeline.db import quote as _q
 from pipeline.errors import ContractError, ZombieScanError
@@ -344,7 +344,7 @@ def _missing_columns(table: Table, path: Path, present: list[str]) -> list[str]:
 
 def _create_final_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the warehouse tables with their types (keys are added after the bulk load)."""
-    for table in TABLES:
+    for table in tables():
         cols = [f"{_q(c.name)} {c.sql_type}{'' if c.nullable else ' NOT NULL'}" for c in table.columns]
         con.execute(f"CREATE TABLE {table.name} ({', '.join(cols)})")
     con.execute(
@@ -407,7 +407,7 @@ def ingest(
             row_problems: list[str] = []
             loaded: set[str] = set()
             all_checks: dict[str, list[_Check]] = {}
-            for table in TABLES:
+            for table in tables():
                 if table.name not in files:
                     continue
                 path = files[table.name]
@@ -470,7 +470,7 @@ def _check_reject_share(
                 f"{files[name]}: {counts} of {tr.rows_read} rows rejected ({counts / tr.rows_read:.2%}), "
                 f"above the limit of {max_share:.2%} (ingest.max_reject_share):"
             )
-            table = TABLES_BY_NAME[name]
+            table = table_by_name(name)
             over += [f"    {p}" for p in _describe_problems(con, table, files[name], all_checks[name], now, cascades=True)]
     if over:
         raise ContractError(over)
@@ -485,7 +485,7 @@ def _load(
 ) -> None:
     """Copy accepted rows into the final tables, rejected rows into `rejects`."""
     for name, tr in report.tables.items():
-        table = TABLES_BY_NAME[name]
+        table = table_by_name(name)
         cols = ", ".join(_q(c) for c in table.column_names)
         if name == "engagements":
             _insert_deduplicated(con, cols)
@@ -506,7 +506,7 @@ def _load(
             [(n, i, f"{ch.column}: expected {ch.expected.replace('$now', now.isoformat())}") for n, i, ch in checks],
         )
     for name in report.tables:
-        raw_columns = [c for c in staging.source_types(con, TABLES_BY_NAME[name]) if c != staging.ROW]
+        raw_columns = [c for c in staging.source_types(con, table_by_name(name)) if c != staging.ROW]
         record = "struct_pack(" + ", ".join(f"{_q(c)} := r.{_q(c)}" for c in raw_columns) + ")"
         con.execute(
             f"""

@@ -21,11 +21,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from pipeline import tasks
 from pipeline.cli import main
 from pipeline.errors import ZombieScanError
 from pipeline.features.lockstep import LockstepParams
 from pipeline.models.train import write_untrained
-from pipeline.scoring import TASKS, describe, load_models, lockstep_settings, score_features, score_warehouse, suspected_pages
+from pipeline.scoring import describe, load_models, lockstep_settings, score_features, score_warehouse, suspected_pages
 from pipeline.warehouse import connect
 
 
@@ -39,7 +40,7 @@ def scored(tiny_run: dict[str, Any]) -> tuple[pl.DataFrame, dict[str, Any]]:
 
 def test_scores_equal_the_evaluate_stage(scored: tuple[pl.DataFrame, dict[str, Any]]) -> None:
     scores, ctx = scored
-    for task in TASKS:
+    for task in tasks.names():
         stage = pl.read_parquet(ctx["root"] / "pred" / f"{task}.parquet")  # the shipped model on test fold 0
         both = stage.join(scores, on="account_id", how="inner")
         assert both.height == stage.height > 0

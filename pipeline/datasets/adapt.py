@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from pipeline import tasks
 from pipeline.contract import ACCOUNTS, Column
 from pipeline.datasets.read import ROW, read_file, read_masks
 from pipeline.datasets.spec import DatasetSpec, EngagementSpec, FileSpec, TableSpec, ValueSpec
@@ -45,7 +46,7 @@ class Dataset:
     Attributes:
         accounts: Contract accounts (account_id, created_at, profile columns the data has).
         engagements: Contract engagements, or None for a profile-only dataset.
-        labels: account_id, is_zombie, is_like_farm (the task's label; the other is unknown).
+        labels: account_id and one column per task (pipeline.tasks): the spec's task's label; the others unknown.
         raw: account_id and the `raw_` pass-through features.
         splits: account_id, split, role (train|valid|test) for data that ships fixed splits.
         reference_time: The features' "now".
@@ -377,10 +378,9 @@ def _labels(root: Path, spec: DatasetSpec, accounts: pl.DataFrame) -> pl.DataFra
         y = _label_values(accounts, lab.column, "label.column", lab.positive, lab.negative)
     else:
         y = accounts["__file_label"].cast(pl.Boolean)
-    other = "is_like_farm" if spec.label_column == "is_zombie" else "is_zombie"
-    unknown_other = pl.Series(other, [None] * accounts.height, dtype=pl.Boolean)
-    return pl.DataFrame({"account_id": accounts["account_id"], spec.label_column: y, other: unknown_other}).select(
-        "account_id", "is_zombie", "is_like_farm"
+    # the spec labels one task; every other task's label is unknown
+    return pl.DataFrame({"account_id": accounts["account_id"]}).with_columns(
+        [(y if column == spec.label_column else pl.lit(None, pl.Boolean)).alias(column) for column in tasks.label_columns()]
     )
 
 

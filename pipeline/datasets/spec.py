@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from pipeline import tasks
 from pipeline.contract import ACCOUNTS, KINDS, TARGET_TYPES
 from pipeline.errors import ZombieScanError
 from pipeline.params import parse_utc_time
@@ -26,7 +27,6 @@ DEFAULT_DATA_ROOT = Path("../shared/data")
 SPEC_DIR = Path("datasets")
 FORMATS = ("csv", "tsv", "parquet", "json", "jsonl", "npz")
 TIME_UNITS = ("iso", "unix_s", "unix_ms", "twitter", "age_days", "age_months")
-TASKS = {"zombie": "is_zombie", "like_farm": "is_like_farm"}
 METRICS = ("f1", "accuracy", "roc_auc", "average_precision")
 # Contract account columns a spec may fill (account_id and created_at have their own keys).
 PROFILE_COLUMNS = tuple(c.name for c in ACCOUNTS.columns if c.name not in ("account_id", "created_at"))
@@ -128,7 +128,7 @@ class DatasetSpec:
 
     @property
     def label_column(self) -> str:
-        return TASKS[self.task]
+        return tasks.get(self.task).label
 
     def files(self) -> list[FileSpec]:
         out = list(self.accounts.files)
@@ -212,7 +212,7 @@ def load_spec(path: Path | str) -> DatasetSpec:
         "name", "description", "notes", "source", "licence", "task", "reference_time", "accounts", "labels", "label",
         "engagements", "splits", "published", "goals", "train",
     )  # fmt: skip
-    task = top.get("task", str, choices=tuple(TASKS))
+    task = top.get("task", str, choices=tasks.names())
     try:
         reference_time = parse_utc_time(top.value.get("reference_time"), f"{path}: reference_time")
     except ZombieScanError as exc:

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline import tasks
 from pipeline.models.train import TaskModel
-
-INTENDED = {
-    "zombie": "ranks accounts by how likely they are fake profiles (zombies): created in bulk or bought, "
-    "not run by the person they claim to be",
-    "like_farm": "ranks accounts by how likely they sell likes in a like farm: coordinated bursts of likes on bought pages",
-}
 
 
 def model_card(model: TaskModel, summary: dict[str, Any], intervals: dict[str, Any], segments: dict[str, Any], bars: dict[str, Any]) -> str:
@@ -24,7 +19,7 @@ def model_card(model: TaskModel, summary: dict[str, Any], intervals: dict[str, A
         f"# Model card: ZombieScan `{model.task}`",
         "",
         "## Intended use",
-        f"LightGBM binary classifier that {INTENDED.get(model.task, model.task)}. It is a triage tool for an integrity "
+        f"LightGBM binary classifier that {tasks.get(model.task).purpose}. It is a triage tool for an integrity "
         "team: a flag starts a human review; it is not an automated verdict on a person.",
         "",
         *source_warning(model),

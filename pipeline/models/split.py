@@ -26,10 +26,10 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from pipeline import tasks
 from pipeline.errors import ZombieScanError
 
 METHODS = ("group", "cohort", "kfold")
-LABEL_COLUMNS = ("is_zombie", "is_like_farm")
 
 
 @dataclass(frozen=True)
@@ -71,15 +71,19 @@ def make_split(labels: pl.DataFrame, accounts: pl.DataFrame, params: SplitParams
         raise ZombieScanError(f"split.method: {params.method!r} is not one of {', '.join(METHODS)}")
     if params.folds < 3:
         raise ZombieScanError(f"split.folds: expected at least 3 (test, validation and training folds), got {params.folds}")
-    missing = [c for c in ("account_id", *LABEL_COLUMNS) if c not in labels.columns]
+    label_columns = tasks.label_columns()
+    missing = [c for c in ("account_id", *label_columns) if c not in labels.columns]
     if missing:
         raise ZombieScanError(f"labels: missing column(s) {', '.join(missing)}")
     labels = labels.sort("account_id")
     if labels.is_empty():
         raise ZombieScanError("labels: no labelled accounts to split")
     group = groups_of(labels) if params.method != "kfold" else labels["account_id"]
-    # stratify on both labels at once (4 classes); unknown labels count as negative here
-    strata = (labels["is_zombie"].fill_null(False).cast(pl.Int8) * 2 + labels["is_like_farm"].fill_null(False).cast(pl.Int8)).to_numpy()
+    # stratify on every task's label at once (one bit each, the first task's the highest: 2^tasks
+    # classes); unknown labels count as negative here
+    strata = np.zeros(labels.height, dtype=np.int64)
+    for column in label_columns:
+        strata = strata * 2 + labels[column].fill_null(False).cast(pl.Int64).to_numpy()
     fold = np.full(labels.height, -1, dtype=np.int64)
     if params.method == "cohort":
         created = labels.select("account_id").join(
@@ -104,7 +108,7 @@ def make_split(labels: pl.DataFrame, accounts: pl.DataFrame, params: SplitParams
                 fold[test_idx] = k
         except ValueError as exc:
             raise ZombieScanError(f"split: cannot make {params.folds} stratified folds from {labels.height} accounts ({exc})") from None
-    keep = [c for c in ("account_id", *LABEL_COLUMNS, "segment") if c in labels.columns]
+    keep = [c for c in ("account_id", *label_columns, "segment") if c in labels.columns]
     return labels.select(keep).with_columns(group=group, fold=pl.Series(fold, dtype=pl.Int64))
 
 

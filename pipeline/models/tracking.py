@@ -19,11 +19,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline import tasks
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 EXPERIMENT = "zombiescan"
-REGISTERED = {"zombie": "zombiescan-zombie", "like_farm": "zombiescan-like-farm"}
 CHAMPION = "champion"
 
 
@@ -202,7 +203,7 @@ def register_and_promote(task: str, model_uri: str | None, score: float, metric:
         from mlflow.exceptions import MlflowException
 
         client = MlflowClient()
-        name = REGISTERED[task]
+        name = tasks.get(task).registry_name
         version = register_model(model_uri, name)
         # repr: the exact float, so that the same model evaluated again ties with itself (a tag
         # rounded to 6 digits made a score just above the rounding "beat" its own champion)

@@ -13,6 +13,7 @@ import polars as pl
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from pipeline import tasks
 from pipeline.io import atomic_path
 from pipeline.models.card import model_card
 from pipeline.models.evaluate import comparison_markdown, evaluate_task, metrics, segment_metrics, single_feature_aucs, summarise
@@ -22,7 +23,7 @@ from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run, reg
 from pipeline.models.train import TaskModel, untrained_reason
 from pipeline.params import section
 from pipeline.stages.common import stage_main
-from pipeline.stages.train import TASKS, load_data, model_dir, model_importance, task_params
+from pipeline.stages.train import load_data, model_dir, model_importance, task_params
 
 log = logging.getLogger(__name__)
 PLOT_HEADERS = {
@@ -194,7 +195,7 @@ def _write_csv(path: Path, frame: pl.DataFrame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return stage_main("evaluate", run, argv, tasks=TASKS)
+    return stage_main("evaluate", run, argv, tasks=tasks.names())
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pipeline import tasks
 from pipeline.params import section
 from pipeline.report import write_summary
 from pipeline.stages.common import stage_main
@@ -32,7 +33,7 @@ def digest(params: dict[str, Any]) -> list[str]:
     """One line per headline figure, from the metrics files the run wrote (missing ones are skipped)."""
     lines = []
     folder = Path(section(params, "evaluate")["metrics"])
-    for task in ("zombie", "like_farm"):
+    for task in (t.name for t in tasks.configured(params)):
         m = _read(folder / f"{task}.json")
         if m is None:
             continue
@@ -54,7 +55,7 @@ def digest(params: dict[str, Any]) -> list[str]:
     robust = _read(Path(params.get("robustness", {}).get("out", "metrics/robustness.json")))
     if robust and robust.get("applicable"):
         for knob, points in robust["curves"].items():
-            for task in ("zombie", "like_farm"):
+            for task in (t for t in tasks.names() if points and t in points[0]):
                 curve = " ".join(f"{p['value']:g}:{p[task]['average_precision']['mean']:.3f}" for p in points)
                 lines.append(f"robustness {knob} -> {task} AP {curve}")
         fam = robust.get("adaptive_families") or {}

@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from pipeline import tasks
 from pipeline.errors import ZombieScanError
 from pipeline.features.lockstep import LockstepParams
 from pipeline.io import atomic_path
@@ -26,7 +27,7 @@ from pipeline.models.train import FAMILIES
 from pipeline.params import section
 from pipeline.simulate import KNOBS, from_params
 from pipeline.stages.common import stage_main
-from pipeline.stages.train import TASKS, task_params
+from pipeline.stages.train import simulated_tasks, task_params
 from pipeline.worlds import cross_validated, single_threaded, world_data
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ def run(params: dict[str, Any]) -> None:
     world = {"preset": cfg.get("preset") or sim.get("preset"), "accounts": cfg.get("accounts"), "seed": int(cfg.get("seed", 7))}
     lockstep = LockstepParams.from_dict((params.get("featurize") or {}).get("lockstep"))
     splits = SplitParams(folds=int(cfg.get("folds", 4)), seed=int(cfg.get("seed", 7)))
-    task_settings = {task: single_threaded(task_params(params, task)) for task in TASKS}
+    task_settings = {task: single_threaded(task_params(params, task)) for task in simulated_tasks(params)}
+    seller = tasks.like_seller()
     curves: dict[str, list[dict[str, Any]]] = {}
     families: dict[str, Any] = {}
     for knob, values in sweep.items():
@@ -75,27 +77,22 @@ def run(params: dict[str, Any]) -> None:
             data = world_data(preset, world_cfg, style, lockstep=lockstep, split=splits).data
             point: dict[str, Any] = {"value": value}
             for task, p in task_settings.items():
-                segment = "adaptive_farm" if task == "like_farm" and knob == ADAPTIVE else None
+                segment = "adaptive_farm" if seller is not None and task == seller.name and knob == ADAPTIVE else None
                 point[task] = cross_validated(task, p, data, segment=segment)
-            log.info(
-                "robustness %s = %s: zombie AP %.3f, like_farm AP %.3f",
-                knob,
-                value,
-                point["zombie"]["average_precision"]["mean"],
-                point["like_farm"]["average_precision"]["mean"],
-            )
+            aps = ", ".join(f"{task} AP {point[task]['average_precision']['mean']:.3f}" for task in task_settings)
+            log.info("robustness %s = %s: %s", knob, value, aps)
             curves[knob].append(point)
-            if knob == ADAPTIVE and value == max(values) and value > 0:
-                families = _families(task_settings["like_farm"], data, value)
+            if seller is not None and seller.name in task_settings and knob == ADAPTIVE and value == max(values) and value > 0:
+                families = _families(seller.name, task_settings[seller.name], data, value)
     _write(out, reports, {"applicable": True, "world": world, "base_knobs": base, "curves": curves, "adaptive_families": families})
 
 
-def _families(p: Any, data: pl.DataFrame, value: float) -> dict[str, Any]:
-    """like_farm AP with each feature family alone, in the world with the most adaptive farms: who still catches them."""
+def _families(task: str, p: Any, data: pl.DataFrame, value: float) -> dict[str, Any]:
+    """The like sellers' AP with each feature family alone, in the world with the most adaptive farms: who still catches them."""
     present = [f for f in FAMILIES if any(c.startswith(f) for c in data.columns)]
     out: dict[str, Any] = {"adaptive_share": value, "families": {}}
     for family in present:
-        result = cross_validated("like_farm", p, data, families=(family,), segment="adaptive_farm")
+        result = cross_validated(task, p, data, families=(family,), segment="adaptive_farm")
         out["families"][family.rstrip("_")] = {
             "average_precision": result["average_precision"]["mean"],
             "adaptive_farm_average_precision": result.get("segment", {}).get("average_precision", float("nan")),
@@ -114,11 +111,12 @@ def _write(out: Path, reports: Path, result: dict[str, Any]) -> None:
     with atomic_path(reports / "robustness.md") as tmp:
         tmp.write_text(markdown(result))
     for knob, points in (result.get("curves") or {}).items():
+        names = _tasks_in(points)
         frame = pl.DataFrame(
             {
                 knob: [pt["value"] for pt in points],
-                **{f"{task}_ap": [pt[task]["average_precision"]["mean"] for pt in points] for task in TASKS},
-                **{f"{task}_ap_std": [pt[task]["average_precision"]["std"] for pt in points] for task in TASKS},
+                **{f"{task}_ap": [pt[task]["average_precision"]["mean"] for pt in points] for task in names},
+                **{f"{task}_ap_std": [pt[task]["average_precision"]["std"] for pt in points] for task in names},
             }
         )
         with atomic_path(reports / "plots" / f"{knob}.csv") as tmp:
@@ -137,26 +135,33 @@ def markdown(result: dict[str, Any]) -> str:
         "",
     ]
     for knob, points in result["curves"].items():
-        lines += [f"## {knob}", "", "| value | zombie AP | like_farm AP |", "|---:|---:|---:|"]
+        names = _tasks_in(points)
+        lines += [f"## {knob}", "", "| value | " + " | ".join(f"{t} AP" for t in names) + " |", "|---:|" + "---:|" * len(names)]
         for pt in points:
-            cells = [f"{pt[t]['average_precision']['mean']:.3f} ± {pt[t]['average_precision']['std']:.3f}" for t in TASKS]
+            cells = [f"{pt[t]['average_precision']['mean']:.3f} ± {pt[t]['average_precision']['std']:.3f}" for t in names]
             lines.append(f"| {pt['value']} | " + " | ".join(cells) + " |")
         lines.append("")
     fam = result.get("adaptive_families") or {}
-    if fam.get("families"):
+    seller = tasks.like_seller()
+    if fam.get("families") and seller is not None:
         lines += [
             f"## Who catches the adaptive farm (adaptive_share {fam['adaptive_share']})",
             "",
-            "like_farm models on one feature family each; AP over all farm members, and of the adaptive farms' members "
-            "alone against all non-members.",
+            f"{seller.name} models on one feature family each; AP over all farm members, and of the adaptive "
+            "farms' members alone against all non-members.",
             "",
-            "| family | like_farm AP | adaptive-farm AP |",
+            f"| family | {seller.name} AP | adaptive-farm AP |",
             "|---|---:|---:|",
         ]
         for name, r in fam["families"].items():
             lines.append(f"| {name} | {r['average_precision']:.3f} | {r['adaptive_farm_average_precision']:.3f} |")
         lines += ["", f"Best alone on adaptive farms: **{fam['best_family']}**.", ""]
     return "\n".join(lines) + "\n"
+
+
+def _tasks_in(points: list[dict[str, Any]]) -> list[str]:
+    """The tasks a sweep point holds, in registry order."""
+    return [t for t in tasks.names() if points and t in points[0]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from pipeline import tasks
 from pipeline.datasets.spec import find_spec, load_spec
 from pipeline.errors import ZombieScanError
 from pipeline.features.lockstep import LockstepParams
@@ -25,7 +26,11 @@ from pipeline.simulate import describe, from_params
 from pipeline.stages.common import stage_main
 
 log = logging.getLogger(__name__)
-TASKS = ("zombie", "like_farm")
+
+
+def simulated_tasks(params: dict[str, Any]) -> list[str]:
+    """The tasks this run trains whose labels the simulator draws (the transfer and robustness stages' subjects)."""
+    return [t.name for t in tasks.configured(params) if t.simulated]
 
 
 def task_params(params: dict[str, Any], task: str) -> TaskParams:
@@ -132,7 +137,7 @@ def model_importance(model: TaskModel) -> pl.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return stage_main("train", run, argv, tasks=TASKS)
+    return stage_main("train", run, argv, tasks=tasks.names())
 
 
 if __name__ == "__main__":

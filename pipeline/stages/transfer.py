@@ -24,7 +24,7 @@ from pipeline.params import section
 from pipeline.simulate import from_params
 from pipeline.stages.common import stage_main
 from pipeline.stages.split import split_params
-from pipeline.stages.train import TASKS, load_data, task_params
+from pipeline.stages.train import load_data, simulated_tasks, task_params
 from pipeline.worlds import average_precision_by_fold, fit_across, pooled, world_data
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def run(params: dict[str, Any]) -> None:
     train = pooled(worlds)
     max_gap = float(cfg.get("max_gap", 0.03))
     results: dict[str, Any] = {}
-    for task in TASKS:
+    for task in simulated_tasks(params):
         p = task_params(params, task)
         metrics_path = Path(section(params, "evaluate")["metrics"]) / f"{task}.json"
         in_world = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
