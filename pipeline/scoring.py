@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,82 +22,13 @@ import polars as pl
 from pipeline import tasks
 from pipeline.errors import ZombieScanError
 from pipeline.features.build import build_features, warehouse_features
+from pipeline.features.families import describe
 from pipeline.features.lockstep import LockstepParams
 from pipeline.models.train import TaskModel, check_features, to_matrix, untrained_reason
 
 EXPLAIN = ("flagged", "all", "none")
 TOP_REASONS = 3
 REASON = pl.Struct({"feature": pl.String, "value": pl.Float64, "contribution": pl.Float64, "text": pl.String})
-
-
-def _n(v: float) -> str:
-    return f"{v:,.0f}"
-
-
-def _pct(v: float) -> str:
-    return f"{100 * v:.0f}%"
-
-
-# How an analyst reads a feature's value. A feature without an entry is described generically.
-DESCRIBE: dict[str, Callable[[float], str]] = {
-    "profile_age_days": lambda v: f"account is {_n(v)} days old",
-    "profile_username_digit_share": lambda v: f"{_pct(v)} of the username is digits",
-    "profile_username_trailing_digits": lambda v: f"username ends in {_n(v)} digits",
-    "profile_username_entropy": lambda v: f"username looks random (entropy {v:.1f} bits)",
-    "profile_name_similarity": lambda v: f"display name and username share {_pct(v)}",
-    "profile_default_photo": lambda v: "no profile photo" if v else "has a profile photo",
-    "profile_bio_len": lambda v: f"bio of {_n(v)} characters",
-    "profile_has_url": lambda v: "profile links a URL" if v else "no URL in the profile",
-    "profile_followers_log": lambda v: f"{_n(math.expm1(v))} followers",
-    "profile_following_log": lambda v: f"follows {_n(math.expm1(v))} accounts",
-    # ln(1 + following) - ln(1 + followers)
-    "profile_follow_ratio_log": lambda v: f"follows {math.exp(v):,.1f}x as many accounts as follow it",
-    "profile_posts_per_day": lambda v: f"{v:.2f} posts per day since it joined",
-    "profile_verified": lambda v: "verified" if v else "not verified",
-    "beh_n_actions": lambda v: f"{_n(v)} actions in total",
-    "beh_n_like": lambda v: f"{_n(v)} likes",
-    "beh_n_follow": lambda v: f"{_n(v)} follows",
-    "beh_n_post": lambda v: f"{_n(v)} posts of its own",
-    "beh_distinct_targets": lambda v: f"engaged with {_n(v)} distinct targets",
-    "beh_like_share": lambda v: f"{_pct(v)} of its actions are likes",
-    "beh_gap_median_s": lambda v: f"median {v:,.0f} s between actions",
-    "beh_burstiness": lambda v: f"acts in bursts (burstiness {v:.2f})",
-    "beh_hour_entropy": lambda v: f"activity spread over the day: {v:.1f} bits",
-    "beh_busiest_hour_share": lambda v: f"{_pct(v)} of its actions fell in one hour",
-    "beh_busiest_minute_share": lambda v: f"{_pct(v)} of its actions fell in one minute",
-    "beh_active_days": lambda v: f"active on {_n(v)} days",
-    "beh_first_action_delay_days": lambda v: f"first action {v:,.1f} days after joining",
-    "beh_likes_per_active_day": lambda v: f"{v:,.0f} likes per active day",
-    "beh_young_target_like_share": lambda v: f"{_pct(v)} of its likes went to posts under a day old",
-    "beh_night_share": lambda v: f"{_pct(v)} of its actions at night (UTC)",
-    "graph_in_degree": lambda v: f"followed by {_n(v)} accounts",
-    "graph_out_degree": lambda v: f"follows {_n(v)} accounts",
-    "graph_reciprocity": lambda v: f"{_pct(v)} of its follows are followed back",
-    "graph_pagerank": lambda v: f"follow-graph PageRank {v:.2f}x the average",
-    "graph_core": lambda v: f"in the {_n(v)}-core of the follow graph",
-    "graph_clustering": lambda v: f"its follow neighbours are {_pct(v)} interconnected",
-    "graph_target_small_share": lambda v: f"{_pct(v)} of what it engaged with has 5 or fewer engagers",
-    "lock_group_size": lambda v: f"in a lockstep group of {_n(v)} accounts" if v else "in no lockstep group",
-    "lock_partners": lambda v: f"liked the same targets in the same bursts as {_n(v)} other accounts",
-    "lock_max_jaccard": lambda v: f"shares {_pct(v)} of its liked targets with its closest lockstep partner",
-    "lock_mean_jaccard": lambda v: f"shares {_pct(v)} of its liked targets with its lockstep partners on average",
-    "lock_share": lambda v: f"{_pct(v)} of its likes were in lockstep bursts",
-    "lock_dense_block_score": lambda v: f"sits in a dense block of accounts liking the same targets (score {v:.2f})",
-    "lock_in_densest_block": lambda v: "in the densest like block of the data" if v else "outside the densest like block",
-}
-
-
-def describe(feature: str, value: float | None) -> str:
-    """One feature's value in an analyst's words."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return f"{feature} unknown"
-    fn = DESCRIBE.get(feature)
-    if fn is not None:
-        try:
-            return fn(float(value))
-        except (OverflowError, ValueError):
-            pass
-    return f"{feature} = {value:,.3g}"
 
 
 @dataclass

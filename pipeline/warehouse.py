@@ -550,3 +550,13 @@ def _create_indexes(con: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
     """Optional ART indexes on engagements (see docs/data-contract.md for their cost and benefit)."""
     for col in columns:
         con.execute(f"CREATE INDEX engagements_{col} ON engagements ({_q(col)})")
+
+
+def read_dataset_info(con: duckdb.DuckDBPyConnection, schema: str = "") -> dict[str, Any] | None:
+    """The dataset_info of a warehouse built from a dataset spec; None for any other warehouse."""
+    prefix = f"{schema}." if schema else ""
+    try:
+        rows = con.execute(f"SELECT info FROM {prefix}dataset_info").fetchall()
+    except duckdb.CatalogException:
+        return None
+    return json.loads(rows[0][0]) if rows else None

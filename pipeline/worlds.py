@@ -21,7 +21,7 @@ from pipeline.features.build import featurize_warehouse
 from pipeline.features.lockstep import LockstepParams
 from pipeline.io import scratch_dir
 from pipeline.models.split import SplitParams, make_split, roles
-from pipeline.models.train import FAMILIES, TaskModel, TaskParams, feature_columns, fit_task, to_matrix
+from pipeline.models.train import TaskModel, TaskParams, feature_columns, fit_task, to_matrix
 from pipeline.simulate import SimConfig, WorldStyle, simulate, write_contract
 from pipeline.warehouse import ingest
 
@@ -82,7 +82,7 @@ def average_precision_by_fold(model: TaskModel, data: pl.DataFrame, label: str) 
 
 
 def cross_validated(
-    task: str, p: TaskParams, data: pl.DataFrame, *, families: tuple[str, ...] = FAMILIES, segment: str | None = None
+    task: str, p: TaskParams, data: pl.DataFrame, *, families: tuple[str, ...] | None = None, segment: str | None = None
 ) -> dict[str, Any]:
     """In-world AP and ROC-AUC: for each test fold, train on the others (the next fold stops and
     calibrates), score the test fold. With `segment`, also the AP of that segment's positives

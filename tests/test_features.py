@@ -310,3 +310,35 @@ def test_the_pair_join_in_slices_finds_the_same_groups(tiny_tables: dict[str, pl
     assert whole.groups.height > 0
     assert_frame_equal(sliced.groups, whole.groups)
     assert_frame_equal(sliced.features.sort("account_id"), whole.features.sort("account_id"))
+
+
+def test_a_new_family_is_its_module_and_one_entry_in_the_list(
+    tiny_tables: dict[str, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/features.md#a-new-family: a Family and its place in FAMILIES; the builder, the model
+    inputs, the ablations and the reasons of a score pick it up."""
+    from pipeline.features import families
+    from pipeline.features.family import Context, Family, share
+    from pipeline.models.evaluate import comparison_variants
+    from pipeline.models.train import feature_columns
+
+    def compute(ctx: Context) -> pl.DataFrame:
+        sql = (
+            "SELECT a.account_id, coalesce(avg((e.kind = 'comment')::DOUBLE), 0) AS text_comment_share "
+            "FROM accounts a LEFT JOIN engagements e ON e.actor_id = a.account_id GROUP BY 1"
+        )
+        return ctx.timed("text", lambda: ctx.con.sql(sql).pl())
+
+    text = Family("text_", "text", compute, {"text_comment_share": lambda v: f"{share(v)} of its actions are comments"})
+    before, _, _ = build_features(tiny_tables["accounts"], tiny_tables["engagements"], tiny_tables["targets"])
+    monkeypatch.setattr(families, "FAMILIES", (*families.FAMILIES[:2], text, *families.FAMILIES[2:]))
+    features, _, _ = build_features(tiny_tables["accounts"], tiny_tables["engagements"], tiny_tables["targets"])
+
+    assert features.columns == [*before.columns[: before.columns.index("graph_in_degree")], "text_comment_share",
+                                *before.columns[before.columns.index("graph_in_degree"):]]  # fmt: skip
+    assert_frame_equal(features.drop("text_comment_share"), before)
+    assert features["text_comment_share"].max() > 0  # type: ignore[operator]
+    assert "text_comment_share" in feature_columns(features)
+    names = [v.name for v in comparison_variants()]
+    assert names[:5] == ["full", "profile", "profile+beh", "profile+beh+text", "profile+beh+text+graph"]
+    assert families.describe("text_comment_share", 0.25) == "25% of its actions are comments"

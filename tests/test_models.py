@@ -292,7 +292,7 @@ def test_fresh_mass_follower_scores_higher_on_zombie_than_an_old_friend(default_
 
 
 def test_cohort_split_spreads_over_seeds(tiny_run: dict[str, Any]) -> None:
-    from pipeline.models.evaluate import VARIANTS, evaluate_task, summarise
+    from pipeline.models.evaluate import comparison_variants, evaluate_task, summarise
 
     features = pl.read_parquet(tiny_run["root"] / "features" / "features.parquet")
     tables = {"labels": pl.read_parquet(tiny_run["root"] / "split.parquet")}
@@ -305,7 +305,7 @@ def test_cohort_split_spreads_over_seeds(tiny_run: dict[str, Any]) -> None:
     split = make_split(tables["labels"], accounts, SplitParams(method="cohort", folds=3, cohort_cutoff=cutoff))
     data = split.join(features, on="account_id")
     p = train_stage.task_params(tiny_run["params"], "zombie")
-    results, predictions = evaluate_task("zombie", p, data, "cohort", variants=(VARIANTS[0],))
+    results, predictions = evaluate_task("zombie", p, data, "cohort", variants=(comparison_variants()[0],))
     assert summarise(results)["full"]["roc_auc"]["n_folds"] == 3
     assert predictions.height == (split["fold"] == 0).sum()
 

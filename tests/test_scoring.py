@@ -24,9 +24,10 @@ from polars.testing import assert_frame_equal
 from pipeline import tasks
 from pipeline.cli import main
 from pipeline.errors import ZombieScanError
+from pipeline.features.families import describe
 from pipeline.features.lockstep import LockstepParams
 from pipeline.models.train import write_untrained
-from pipeline.scoring import describe, load_models, lockstep_settings, score_features, score_warehouse, suspected_pages
+from pipeline.scoring import load_models, lockstep_settings, score_features, score_warehouse, suspected_pages
 from pipeline.warehouse import connect
 
 

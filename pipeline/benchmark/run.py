@@ -38,6 +38,7 @@ from pipeline.benchmark.protocol import Protocol, Variant, evaluate_dataset, out
 from pipeline.datasets.adapt import Dataset, load_dataset, write_warehouse
 from pipeline.datasets.spec import METRICS, DatasetSpec
 from pipeline.errors import ZombieScanError
+from pipeline.features import families as feature_families
 from pipeline.features.build import warehouse_features
 from pipeline.io import atomic_path, scratch_dir
 from pipeline.models.evaluate import FoldResult, summarise
@@ -45,7 +46,6 @@ from pipeline.models.train import TaskParams
 
 log = logging.getLogger(__name__)
 
-FAMILY_ORDER = ("profile_", "raw_", "beh_", "graph_", "lock_")
 SCORE_COLUMNS = {"lock_dense_block_score": "dense-block score (unsupervised, FRAUDAR-style)", "lock_share": "lockstep share (unsupervised)"}
 METRIC_NAMES = {"f1": "F1", "accuracy": "accuracy", "roc_auc": "ROC-AUC", "average_precision": "average precision"}
 
@@ -62,14 +62,14 @@ def task_params(spec: DatasetSpec, train: dict[str, Any]) -> TaskParams:
 
 def variants_for(features: pl.DataFrame) -> list[Variant]:
     """The full model first, then each family alone and each family left out, then unsupervised scores."""
-    present = [f for f in FAMILY_ORDER if any(c.startswith(f) for c in features.columns)]
-    out = [Variant("full", tuple(present))]
-    if len(present) > 1:
-        for family in present:
+    here = [f.prefix for f in feature_families.present(features.columns)]
+    out = [Variant("full", tuple(here))]
+    if len(here) > 1:
+        for family in here:
             out.append(Variant(f"{family.rstrip('_')} only", (family,)))
-        if len(present) > 2:
-            for family in present:
-                out.append(Variant(f"without {family.rstrip('_')}", tuple(f for f in present if f != family)))
+        if len(here) > 2:
+            for family in here:
+                out.append(Variant(f"without {family.rstrip('_')}", tuple(f for f in here if f != family)))
     out += [Variant(column, column=column) for column in SCORE_COLUMNS if column in features.columns]
     return out
 
@@ -134,7 +134,7 @@ def benchmark_dataset(spec: DatasetSpec, root: Path, plan: Plan, train: dict[str
         for column in SCORE_COLUMNS
         if column in labelled.columns
     }
-    families = {f.rstrip("_"): sum(c.startswith(f) for c in features.columns) for f in FAMILY_ORDER}
+    families = {f.name: sum(c.startswith(f.prefix) for c in features.columns) for f in feature_families.FAMILIES}
     if dataset.splits is not None:
         shipped = dataset.splits["split"].n_unique()
         used = min(shipped, protocol.fixed_splits or shipped)

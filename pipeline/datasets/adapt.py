@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -459,13 +458,3 @@ def write_warehouse(dataset: Dataset, db: Path, *, now: datetime | None = None) 
             finally:
                 con.close()
     return report
-
-
-def read_dataset_info(con: duckdb.DuckDBPyConnection, schema: str = "") -> dict[str, Any] | None:
-    """The dataset_info of a warehouse built from a dataset spec; None for any other warehouse."""
-    prefix = f"{schema}." if schema else ""
-    try:
-        rows = con.execute(f"SELECT info FROM {prefix}dataset_info").fetchall()
-    except duckdb.CatalogException:
-        return None
-    return json.loads(rows[0][0]) if rows else None

@@ -1,5 +1,8 @@
 """Feature families, one module each: profile_, beh_, graph_, lock_ (docs/features.md).
 
-Every function takes frames (polars or Arrow tables, contract column names) and returns a
-polars frame keyed by `account_id`; the stage, notebooks and batch scoring call the same code.
+`families.FAMILIES` lists them in column order; each module defines its `Family` (prefix,
+`compute`, analyst wording) beside its SQL or code, and `build` runs them all over a DuckDB
+connection that shows the warehouse cut at the reference time. Each module also has a function
+over polars frames (`profile_features(accounts, ...)`, `lockstep(engagements, ...)`) for
+notebooks and tests; `build.build_features` computes every family from frames the same way.
 """

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -14,18 +13,17 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline.datasets.adapt import read_dataset_info
 from pipeline.errors import ZombieScanError
-from pipeline.features.behaviour import EMPTY_TARGETS, behavioural_features
-from pipeline.features.graph import COENGAGER_COLUMNS, NEIGHBOUR_COLUMNS, graph_features
-from pipeline.features.lockstep import LockstepParams, dense_block_scores_sql, empty_groups, lockstep
-from pipeline.features.profile import _with_optional_columns, profile_features
+from pipeline.features import families
+from pipeline.features.behaviour import EMPTY_TARGETS
+from pipeline.features.family import Context
+from pipeline.features.lockstep import LockstepParams, empty_groups
+from pipeline.features.profile import _with_optional_columns
 from pipeline.features.sql import feature_connection
 from pipeline.io import atomic_path
-from pipeline.warehouse import attach
+from pipeline.warehouse import attach, read_dataset_info
 
 log = logging.getLogger(__name__)
-FEATURE_FAMILIES = ("profile_", "beh_", "graph_", "lock_")
 
 
 @dataclass
@@ -123,7 +121,7 @@ def warehouse_features(
             reference_time,
             lockstep_params,
             raw=raw,
-            families=FEATURE_FAMILIES if info["engagements"] else ("profile_",),
+            engagements_known=bool(info["engagements"]),
             progress=progress,
         )
         features = dataset_features(features, timed=info["timed"], created_known=info["created_known"])
@@ -169,14 +167,16 @@ def _build(
     lockstep_params: LockstepParams,
     *,
     raw: pl.DataFrame | None = None,
-    families: tuple[str, ...] = FEATURE_FAMILIES,
+    engagements_known: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, FeatureReport]:
-    """Show the inputs as views cut at the reference time, then compute every family on them.
+    """Show the inputs as views cut at the reference time, then compute every family on them
+    (pipeline.features.families).
 
     `raw` (account_id + raw_ columns from a dataset) joins the features and, with the behaviour
     counts and the dense-block score, is also averaged over each account's graph neighbours and
-    co-engagers. `families` leaves out families the data cannot support (no engagements).
+    co-engagers. Without engagements (`engagements_known` false: profile-only data) the families
+    that need them are left out.
     """
     if reference_time is None:
         reference_time = con.execute(f"SELECT max(ts) FROM {engagements}").fetchall()[0][0]
@@ -191,68 +191,10 @@ def _build(
         f"kind::VARCHAR AS kind, ts, weight FROM {engagements} WHERE ts <= {ref}"
     )
     con.execute(f"CREATE OR REPLACE TEMP VIEW targets AS SELECT target_id, created_at FROM {targets}")
-    seconds: dict[str, float] = {}
-
-    def timed(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if progress is not None:
-            progress(f"features: {name}", len(seconds), 0)
-        start = time.perf_counter()
-        result = fn(*args, **kwargs)
-        seconds[name] = round(time.perf_counter() - start, 2)
-        log.info("%s: %.1f s", name, seconds[name])
-        return result
-
-    features = timed("profile", profile_features, reference_time=reference_time, con=con)
-    if "beh_" in families:
-        features = features.join(
-            timed("behaviour", behavioural_features, reference_time=reference_time, con=con), on="account_id", how="left"
-        )
-    raw_columns: list[str] = []
-    if raw is not None:
-        raw_columns = [c for c in raw.columns if c.startswith("raw_")]
-        features = features.join(raw.select("account_id", *raw_columns), on="account_id", how="left")
-    groups, lock_timed, skipped = empty_groups(), False, 0
-    lock_features = None
-    if "lock_" in families:
-        kinds = list(lockstep_params.kinds)
-        kind_list = ", ".join("'" + k.replace("'", "''") + "'" for k in kinds)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW lock_input AS SELECT * FROM engagements WHERE kind IN ({kind_list})")
-        lock = timed("lockstep", lockstep, None, lockstep_params, con=con)
-        dense = timed("dense_block", dense_block_scores_sql, con, "lock_input")
-        groups, lock_timed, skipped = lock.groups, lock.timed, lock.skipped_cells
-        lock_features = (
-            features.select("account_id")
-            .join(lock.features, on="account_id", how="left")
-            .join(dense, on="account_id", how="left")
-            .with_columns(
-                pl.col("lock_group_size", "lock_partners").fill_null(0),
-                pl.col("lock_max_jaccard", "lock_mean_jaccard", "lock_share", "lock_dense_block_score").fill_null(0.0),
-                pl.col("lock_in_densest_block").fill_null(False).cast(pl.Int8),
-            )
-        )
-    if "graph_" in families:
-        # The simulator's inputs stay fixed (the shipped models' features); for a dataset, its raw_
-        # columns, the action count and the dense-block score are also averaged over neighbours
-        # and co-engagers.
-        base = features if lock_features is None else features.join(lock_features, on="account_id", how="left")
-        extra = [c for c in (*raw_columns, "beh_n_actions", "lock_dense_block_score") if c in base.columns] if raw is not None else []
-        graph = timed(
-            "graph",
-            graph_features,
-            base=base,
-            con=con,
-            neighbour_columns=(*NEIGHBOUR_COLUMNS, *raw_columns),
-            coengager_columns=(*COENGAGER_COLUMNS, *extra),
-            coengager_weighted=[
-                c for c in ("beh_n_actions", "lock_dense_block_score", "lock_in_densest_block") if c in extra or c in base.columns
-            ]
-            if raw is not None
-            else (),
-        )
-        features = features.join(graph, on="account_id", how="left")
-    if lock_features is not None:
-        features = features.join(lock_features, on="account_id", how="left")
-    features = features.sort("account_id")
+    ctx = Context(con, reference_time, lockstep_params, raw=raw, progress=progress)
+    wanted = [f for f in families.FAMILIES if (engagements_known or not f.engagements) and (f.prefix != "raw_" or raw is not None)]
+    features = families.build(ctx, wanted).sort("account_id")
+    groups = ctx.outputs.get("groups", empty_groups())
     grouped = groups["members"].explode().n_unique() if groups.height else 0
     report = FeatureReport(
         reference_time=reference_time.isoformat(),
@@ -260,9 +202,9 @@ def _build(
         features=len(features.columns) - 1,
         lockstep_groups=groups.height,
         lockstep_accounts=grouped,
-        lockstep_skipped_cells=skipped,
-        timed=lock_timed,
-        seconds=seconds,
+        lockstep_skipped_cells=ctx.outputs.get("skipped_cells", 0),
+        timed=ctx.outputs.get("timed", False),
+        seconds=ctx.seconds,
     )
     return features, groups, report
 

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from pipeline.features.family import Context, Family, count, share
 from pipeline.features.sql import Frame, feature_connection, number_ids
 
 NEIGHBOUR_COLUMNS = ("profile_age_days", "profile_username_digit_share", "profile_follow_ratio_log", "beh_n_actions", "beh_burstiness")
@@ -273,3 +274,36 @@ def _bipartite(
             con.execute(f"DROP TABLE IF EXISTS {name}")
         if columns or weighted:
             con.unregister("graph_base")
+
+
+def compute(ctx: Context) -> pl.DataFrame:
+    """The graph family over the families before it: the simulator's inputs stay fixed (the shipped
+    models' features); for a dataset, its raw_ columns, the action count and the dense-block score
+    are also averaged over neighbours and co-engagers."""
+    base = ctx.so_far()
+    raw_columns = [c for c in base.columns if c.startswith("raw_")]
+    extra = [c for c in (*raw_columns, "beh_n_actions", "lock_dense_block_score") if c in base.columns] if ctx.dataset else []
+    weighted = [c for c in ("beh_n_actions", "lock_dense_block_score", "lock_in_densest_block") if c in extra or c in base.columns]
+    return ctx.timed(
+        "graph",
+        graph_features,
+        base=base,
+        con=ctx.con,
+        neighbour_columns=(*NEIGHBOUR_COLUMNS, *raw_columns),
+        coengager_columns=(*COENGAGER_COLUMNS, *extra),
+        coengager_weighted=weighted if ctx.dataset else (),
+    )
+
+
+# How an analyst reads each value (the reasons of `zombiescan score`).
+DESCRIBE = {
+    "graph_in_degree": lambda v: f"followed by {count(v)} accounts",
+    "graph_out_degree": lambda v: f"follows {count(v)} accounts",
+    "graph_reciprocity": lambda v: f"{share(v)} of its follows are followed back",
+    "graph_pagerank": lambda v: f"follow-graph PageRank {v:.2f}x the average",
+    "graph_core": lambda v: f"in the {count(v)}-core of the follow graph",
+    "graph_clustering": lambda v: f"its follow neighbours are {share(v)} interconnected",
+    "graph_target_small_share": lambda v: f"{share(v)} of what it engaged with has 5 or fewer engagers",
+}
+
+FAMILY = Family("graph_", "graph", compute, DESCRIBE, role="relational", needs=("profile_", "beh_", "raw_", "lock_"))

@@ -20,6 +20,7 @@ returns no groups, and `dense_block_scores` (FRAUDAR-style, untimed) is the coor
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from scipy.sparse.csgraph import connected_components
 
 from pipeline import db
 from pipeline.errors import ZombieScanError
+from pipeline.features.family import Context, Family, count, share
 from pipeline.features.sql import Frame, feature_connection, number_ids
 
 log = logging.getLogger(__name__)
@@ -341,16 +343,26 @@ def dense_block_scores(engagements: Frame, *, c: float = 5.0, epsilon: float = 0
         con.close()
 
 
-def dense_block_scores_sql(con: duckdb.DuckDBPyConnection, engagements: str, *, c: float = 5.0, epsilon: float = 0.1) -> pl.DataFrame:
-    """`dense_block_scores` of the engagements relation `engagements` on `con`, without copying rows into polars.
+def dense_block_scores_sql(
+    con: duckdb.DuckDBPyConnection,
+    engagements: str,
+    *,
+    kinds: Sequence[str] | None = None,
+    c: float = 5.0,
+    epsilon: float = 0.1,
+) -> pl.DataFrame:
+    """`dense_block_scores` of the engagements relation `engagements` on `con` (only those of
+    `kinds`, when given), without copying rows into polars.
 
     The edge list is aggregated and numbered in DuckDB and reaches numpy as three flat arrays.
     """
+    where = "WHERE kind::VARCHAR IN (SELECT unnest($kinds::VARCHAR[]))" if kinds is not None else ""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE dense_edges AS
-        SELECT actor_id, target_id, sum(coalesce(weight, 1))::DOUBLE AS w FROM {engagements} GROUP BY ALL
-        """
+        SELECT actor_id, target_id, sum(coalesce(weight, 1))::DOUBLE AS w FROM {db.quote(engagements)} {where} GROUP BY ALL
+        """,
+        {"kinds": list(kinds)} if kinds is not None else None,
     )
     try:
         number_ids(con, "dense_actors", "actor_id", "dense_edges")
@@ -428,3 +440,36 @@ def peel_dense_blocks(
         remaining = np.r_[deg_r[alive_r], deg_c[alive_c]]
         level = max(level * (1.0 + epsilon), float(remaining.min())) if len(remaining) else level
     return score, score >= best_level
+
+
+def compute(ctx: Context) -> pl.DataFrame:
+    """Lockstep groups and the dense-block score over the engagements of `settings.kinds`; the
+    groups, whether the data was timed and the skipped cells go to `ctx.outputs`."""
+    params: LockstepParams = ctx.settings
+    lock = ctx.timed("lockstep", lockstep, None, params, con=ctx.con)
+    dense = ctx.timed("dense_block", dense_block_scores_sql, ctx.con, "engagements", kinds=params.kinds)
+    ctx.outputs.update(groups=lock.groups, timed=lock.timed, skipped_cells=lock.skipped_cells)
+    return (
+        ctx.accounts()
+        .join(lock.features, on="account_id", how="left")
+        .join(dense, on="account_id", how="left")
+        .with_columns(
+            pl.col("lock_group_size", "lock_partners").fill_null(0),
+            pl.col("lock_max_jaccard", "lock_mean_jaccard", "lock_share", "lock_dense_block_score").fill_null(0.0),
+            pl.col("lock_in_densest_block").fill_null(False).cast(pl.Int8),
+        )
+    )
+
+
+# How an analyst reads each value (the reasons of `zombiescan score`).
+DESCRIBE = {
+    "lock_group_size": lambda v: f"in a lockstep group of {count(v)} accounts" if v else "in no lockstep group",
+    "lock_partners": lambda v: f"liked the same targets in the same bursts as {count(v)} other accounts",
+    "lock_max_jaccard": lambda v: f"shares {share(v)} of its liked targets with its closest lockstep partner",
+    "lock_mean_jaccard": lambda v: f"shares {share(v)} of its liked targets with its lockstep partners on average",
+    "lock_share": lambda v: f"{share(v)} of its likes were in lockstep bursts",
+    "lock_dense_block_score": lambda v: f"sits in a dense block of accounts liking the same targets (score {v:.2f})",
+    "lock_in_densest_block": lambda v: "in the densest like block of the data" if v else "outside the densest like block",
+}
+
+FAMILY = Family("lock_", "lockstep", compute, DESCRIBE, role="relational", needs=("profile_",))

@@ -19,8 +19,9 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from pipeline.features.families import ablations, prefixes
 from pipeline.models.split import evaluation_folds, roles
-from pipeline.models.train import FAMILIES, Calibration, TaskModel, TaskParams, choose_threshold, feature_columns, fit_task, to_matrix
+from pipeline.models.train import Calibration, TaskModel, TaskParams, choose_threshold, feature_columns, fit_task, to_matrix
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,17 @@ class Variant:
     what: str = ""
 
 
-VARIANTS = (
-    Variant("full", "lightgbm", FAMILIES, what="LightGBM, all families (the shipped model)"),
-    Variant("profile", "lightgbm", ("profile_",), what="ablation: profile only"),
-    Variant("profile+beh", "lightgbm", ("profile_", "beh_"), what="ablation: profile + behaviour"),
-    Variant("profile+beh+graph", "lightgbm", ("profile_", "beh_", "graph_"), what="ablation: + graph"),
-    Variant("profile+beh+lock", "lightgbm", ("profile_", "beh_", "lock_"), what="ablation: + lockstep"),
+def comparison_variants() -> tuple[Variant, ...]:
+    """The comparison table's rows: the full model, the ablations (generated from the family list,
+    pipeline.features.families.ablations), then the baselines."""
+    return (
+        Variant("full", "lightgbm", prefixes(), what="LightGBM, all families (the shipped model)"),
+        *(Variant(name, "lightgbm", families, what=what) for name, families, what in ablations()),
+        *BASELINES,
+    )
+
+
+BASELINES = (
     Variant("logreg_profile", "logreg", ("profile_",), what="baseline: logistic regression on profile features"),
     Variant("dense_block_score", "score", column="lock_dense_block_score", what="baseline: unsupervised FRAUDAR-style score alone"),
     Variant("lockstep_share", "score", column="lock_share", what="baseline: unsupervised lockstep share alone"),
@@ -107,7 +113,7 @@ def evaluate_task(
     method: str,
     *,
     shipped: TaskModel | None = None,
-    variants: tuple[Variant, ...] = VARIANTS,
+    variants: tuple[Variant, ...] | None = None,
 ) -> tuple[list[FoldResult], pl.DataFrame]:
     """Results per variant and test fold (or seed, for the cohort split), and the `full` variant's test predictions.
 
@@ -121,13 +127,14 @@ def evaluate_task(
     data = data.filter(pl.col(p.label).is_not_null())
     results: list[FoldResult] = []
     out_of_fold: list[pl.DataFrame] = []
+    chosen = variants if variants is not None else comparison_variants()
     # A cohort split has one test fold: the spread then comes from 3 training seeds instead.
     runs = [(0, p.seed + i) for i in range(3)] if method == "cohort" else [(f, p.seed) for f in evaluation_folds(data, method)]
     for run, (fold, seed) in enumerate(runs):
         role = roles(data, fold)
         train, valid, test = (data.filter(pl.Series(role == r)) for r in ("train", "valid", "test"))
         y_va, y_te = (f[p.label].cast(pl.Int8).to_numpy() for f in (valid, test))
-        for variant in variants:
+        for variant in chosen:
             if variant.kind == "score" and variant.column not in data.columns:
                 continue
             if variant.name == "full" and run == 0 and shipped is not None:
@@ -206,7 +213,7 @@ def comparison_markdown(
     task: str, summary: dict[str, dict[str, dict[str, float]]], segments: dict[str, dict[str, float]], guard: dict[str, Any] | None = None
 ) -> str:
     """The side-by-side table a reader looks at first."""
-    what = {v.name: v.what for v in VARIANTS}
+    what = {v.name: v.what for v in comparison_variants()}
     n = next(iter(summary.values()))["roc_auc"]["n_folds"] if summary else 0
     lines = [
         f"# {task}: model, ablations and baselines",

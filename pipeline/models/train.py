@@ -22,12 +22,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve
 
 from pipeline.errors import ZombieScanError
+from pipeline.features.families import prefixes
 from pipeline.io import atomic_path
 from pipeline.models.files import check_meta, read_meta, read_model_text
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("profile_", "raw_", "beh_", "graph_", "lock_")  # raw_: a real dataset's pass-through columns
 MODEL_FORMAT = 1
 
 
@@ -119,9 +119,9 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, rule: str, target_precision: 
     return float(thresholds[int(np.argmax(f1))]), note
 
 
-def feature_columns(frame: pl.DataFrame, families: tuple[str, ...] = FAMILIES) -> list[str]:
-    """Model inputs: the columns of the given families, in the features table's order."""
-    return [c for c in frame.columns if c.startswith(families)]
+def feature_columns(frame: pl.DataFrame, families: tuple[str, ...] | None = None) -> list[str]:
+    """Model inputs: the columns of the given families (prefixes; default: every family), in the features table's order."""
+    return [c for c in frame.columns if c.startswith(families if families is not None else prefixes())]
 
 
 def to_matrix(frame: pl.DataFrame, features: list[str]) -> np.ndarray:

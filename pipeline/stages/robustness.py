@@ -20,10 +20,10 @@ import polars as pl
 
 from pipeline import tasks
 from pipeline.errors import ZombieScanError
+from pipeline.features.families import present
 from pipeline.features.lockstep import LockstepParams
 from pipeline.io import atomic_path
 from pipeline.models.split import SplitParams
-from pipeline.models.train import FAMILIES
 from pipeline.params import section
 from pipeline.simulate import KNOBS, from_params
 from pipeline.stages.common import stage_main
@@ -89,11 +89,10 @@ def run(params: dict[str, Any]) -> None:
 
 def _families(task: str, p: Any, data: pl.DataFrame, value: float) -> dict[str, Any]:
     """The like sellers' AP with each feature family alone, in the world with the most adaptive farms: who still catches them."""
-    present = [f for f in FAMILIES if any(c.startswith(f) for c in data.columns)]
     out: dict[str, Any] = {"adaptive_share": value, "families": {}}
-    for family in present:
-        result = cross_validated(task, p, data, families=(family,), segment="adaptive_farm")
-        out["families"][family.rstrip("_")] = {
+    for family in present(data.columns):
+        result = cross_validated(task, p, data, families=(family.prefix,), segment="adaptive_farm")
+        out["families"][family.name] = {
             "average_precision": result["average_precision"]["mean"],
             "adaptive_farm_average_precision": result.get("segment", {}).get("average_precision", float("nan")),
         }

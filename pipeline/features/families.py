@@ -1,0 +1,94 @@
+"""The feature families, in column order: the one list everything else reads.
+
+`build` computes them (the featurize stage, `zombiescan features` and `score`), the models select
+their columns by these prefixes (`prefixes`), the evaluate stage's ablations are generated from
+their roles (`ablations`), the benchmark leaves each out in turn, and `describe` words a value
+for the reasons of a score. A new family is a module with its `Family` and one entry here
+(docs/features.md#a-new-family).
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from pipeline.features import behaviour, graph, lockstep, profile
+from pipeline.features.family import Context, Family
+
+
+def _raw(ctx: Context) -> pl.DataFrame:
+    assert ctx.raw is not None
+    return ctx.raw.select("account_id", *[c for c in ctx.raw.columns if c.startswith("raw_")])
+
+
+RAW = Family("raw_", "raw", _raw, role="passthrough", engagements=False)  # a dataset's own columns (datasets/*.yaml `raw:`)
+
+FAMILIES: tuple[Family, ...] = (profile.FAMILY, behaviour.FAMILY, RAW, graph.FAMILY, lockstep.FAMILY)
+
+
+def prefixes() -> tuple[str, ...]:
+    return tuple(f.prefix for f in FAMILIES)
+
+
+def family_of(column: str) -> Family | None:
+    return next((f for f in FAMILIES if column.startswith(f.prefix)), None)
+
+
+def present(columns: list[str]) -> list[Family]:
+    """The families that have at least one column among `columns`, in column order."""
+    return [f for f in FAMILIES if any(c.startswith(f.prefix) for c in columns)]
+
+
+def ablations() -> list[tuple[str, tuple[str, ...], str]]:
+    """(name, prefixes, what) of each ablation: the account's own families added one at a time
+    ("profile", "profile+beh"), then each relational family added to all of them
+    ("profile+beh+graph", "profile+beh+lock"). Pass-through families are in the full model only."""
+    own = [f for f in FAMILIES if f.role == "own"]
+    out = []
+    for i, family in enumerate(own):
+        steps = own[: i + 1]
+        what = f"ablation: {family.title} only" if i == 0 else "ablation: " + " + ".join(f.title for f in steps)
+        out.append(("+".join(f.name for f in steps), tuple(f.prefix for f in steps), what))
+    for family in (f for f in FAMILIES if f.role == "relational"):
+        out.append(
+            ("+".join([*(f.name for f in own), family.name]), (*(f.prefix for f in own), family.prefix), f"ablation: + {family.title}")
+        )
+    return out
+
+
+def describe(feature: str, value: float | None) -> str:
+    """One feature's value in an analyst's words (the family's wording; a generic line without one)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"{feature} unknown"
+    family = family_of(feature)
+    fn = family.describe.get(feature) if family is not None else None
+    if fn is not None:
+        try:
+            return fn(float(value))
+        except (OverflowError, ValueError):
+            pass
+    return f"{feature} = {value:,.3g}"
+
+
+def build(ctx: Context, wanted: list[Family]) -> pl.DataFrame:
+    """Compute the `wanted` families (each after the families it `needs`) and join them in column order."""
+    done = ctx.computed
+
+    def run(family: Family) -> None:
+        if family.prefix in done:
+            return
+        for prefix in family.needs:
+            need = next((f for f in wanted if f.prefix == prefix), None)
+            if need is not None:
+                run(need)
+        assert family.compute is not None
+        done[family.prefix] = family.compute(ctx)
+
+    for family in wanted:
+        run(family)
+    ordered = [done[f.prefix] for f in FAMILIES if f.prefix in done]
+    out = ordered[0]
+    for frame in ordered[1:]:
+        out = out.join(frame, on="account_id", how="left")
+    return out

@@ -1,0 +1,111 @@
+"""What a feature family is: its column prefix, how it is computed, and how an analyst reads its values.
+
+Each family module (profile, behaviour, graph, lockstep) defines one `Family` beside its SQL or
+code and its wording; `pipeline.features.families.FAMILIES` lists them in column order. The
+feature builder, the models' feature selection, the ablation variants, the benchmark and the
+reasons printed by `zombiescan score` all read that list (docs/features.md#a-new-family).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+log = logging.getLogger(__name__)
+
+Describe = Callable[[float], str]
+"""One feature's value in an analyst's words ("account is 3 days old")."""
+
+
+@dataclass
+class Context:
+    """What a family's `compute` reads: a connection that shows `accounts`, `engagements` and
+    `targets` cut at the reference time, the settings, and the families computed before it."""
+
+    con: duckdb.DuckDBPyConnection
+    reference_time: datetime
+    settings: Any  # LockstepParams (the only settings a family takes today)
+    raw: pl.DataFrame | None = None  # account_id + raw_ columns of a dataset (None: the simulator)
+    progress: Callable[[str, int, int], None] | None = None
+    computed: dict[str, pl.DataFrame] = field(default_factory=dict)  # prefix -> its frame (account_id + columns)
+    outputs: dict[str, Any] = field(default_factory=dict)  # side results (the lockstep groups, ...)
+    seconds: dict[str, float] = field(default_factory=dict)  # per timed step; logged, never written
+
+    @property
+    def dataset(self) -> bool:
+        """Features for a real dataset (raw_ columns given), not the simulator's worlds."""
+        return self.raw is not None
+
+    def accounts(self) -> pl.DataFrame:
+        """The accounts described (the profile family's rows: created by the reference time)."""
+        return self.computed["profile_"].select("account_id")
+
+    def so_far(self) -> pl.DataFrame:
+        """Every family computed so far, joined on account_id."""
+        frames = list(self.computed.values())
+        out = frames[0]
+        for frame in frames[1:]:
+            out = out.join(frame, on="account_id", how="left")
+        return out
+
+    def timed(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one step, report it to `progress` ("features: NAME") and record its seconds."""
+        if self.progress is not None:
+            self.progress(f"features: {name}", len(self.seconds), 0)
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        self.seconds[name] = round(time.perf_counter() - start, 2)
+        log.info("%s: %.1f s", name, self.seconds[name])
+        return result
+
+
+@dataclass(frozen=True)
+class Family:
+    """One feature family.
+
+    Attributes:
+        prefix: Every column of the family starts with it ("beh_").
+        title: Its name in tables and ablation variants ("behaviour").
+        compute: Context -> frame (account_id + the family's columns); None for raw_, which a dataset brings.
+        describe: The analyst wording of each feature, for the reasons of a score.
+        role: "own" (what the account's own data says: the ablations add these one by one),
+            "relational" (what other accounts say: each is added to all own families), or
+            "passthrough" (a dataset's columns: only in the full model).
+        needs: Families whose columns `compute` reads: computed before it whatever the column order.
+        engagements: Needs engagements (left out for profile-only data).
+    """
+
+    prefix: str
+    title: str
+    compute: Callable[[Context], pl.DataFrame] | None
+    describe: Mapping[str, Describe] = field(default_factory=dict)
+    role: str = "own"
+    needs: tuple[str, ...] = ()
+    engagements: bool = True
+
+    @property
+    def name(self) -> str:
+        """The short name ("beh"): the prefix without its underscore."""
+        return self.prefix.rstrip("_")
+
+
+# Wording helpers for the families' `describe` entries.
+def count(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def share(v: float) -> str:
+    return f"{100 * v:.0f}%"
+
+
+def from_log1p(v: float) -> str:
+    """A count stored as ln(1 + n)."""
+    return count(math.expm1(v))
