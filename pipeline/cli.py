@@ -140,17 +140,20 @@ def features(
 ) -> None:
     """Compute profile, behavioural, graph and lockstep features for every account."""
     from pipeline.features.build import featurize_warehouse
+    from pipeline.features.lockstep import LockstepParams
     from pipeline.io import output_lock, refuse_overwriting_inputs
     from pipeline.params import load_params, parse_utc_time, section
-    from pipeline.stages.featurize import lockstep_params
 
     refuse_overwriting_inputs({"--out": out}, {"--db": db, "--params": params})
 
-    settings = section(load_params(params), "featurize").get("lockstep") if params else None
+    settings = LockstepParams.from_dict(section(load_params(params), "featurize").get("lockstep") if params else None, "featurize.lockstep")
     _check_reference_time(db, parse_utc_time(reference_time, "--reference-time"))
     with output_lock(out):  # from the start: a second run writing the same folder stops at once
         report = featurize_warehouse(
-            db, out, reference_time=parse_utc_time(reference_time, "--reference-time"), lockstep_params=lockstep_params(settings)
+            db,
+            out,
+            reference_time=parse_utc_time(reference_time, "--reference-time"),
+            lockstep_params=settings,
         )
     err.print(
         f"wrote {out}: {report.accounts:,} accounts x {report.features} features; "

@@ -18,6 +18,7 @@ from pipeline.errors import ZombieScanError
 from pipeline.models.guard import GuardLimits, giveaway_guard
 from pipeline.models.guard import check as guard_check
 from pipeline.models.split import SplitParams, groups_of, make_split, roles
+from pipeline.models.tracking import rows_hash
 from pipeline.models.train import Calibration, TaskModel, TaskParams, choose_threshold, fit_task
 from pipeline.params import DEFAULT_PARAMS
 from pipeline.stages import evaluate as evaluate_stage
@@ -491,4 +492,4 @@ def test_the_champion_is_chosen_on_validation_rows_not_on_the_test_fold(tiny_run
     on_test = average_precision_score(test["is_zombie"].cast(pl.Int8).to_numpy(), model.predict(test))
     assert float(tags["average_precision"]) == pytest.approx(on_valid, abs=1e-6)
     assert abs(on_valid - on_test) > 1e-6  # the two differ, so the check above tells them apart
-    assert tags["validation_rows"] == evaluate_stage.rows_hash(valid, "is_zombie")
+    assert tags["validation_rows"] == rows_hash(valid, "is_zombie")

@@ -209,6 +209,19 @@ def segment_metrics(predictions: pl.DataFrame, label: str) -> dict[str, dict[str
     return out
 
 
+def bootstrap_intervals(y: np.ndarray, p: np.ndarray, threshold: float, n: int, seed: int) -> dict[str, list[float]]:
+    """95% percentile bootstrap intervals of the test metrics of the shipped model."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(n):
+        idx = rng.integers(0, len(y), len(y))
+        if len(np.unique(y[idx])) < 2:
+            continue
+        for k, v in metrics(y[idx], p[idx], threshold).items():
+            draws.setdefault(k, []).append(v)
+    return {k: [float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975))] for k, v in draws.items()}
+
+
 def comparison_markdown(
     task: str, summary: dict[str, dict[str, dict[str, float]]], segments: dict[str, dict[str, float]], guard: dict[str, Any] | None = None
 ) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -28,6 +29,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from pipeline import tasks
 from pipeline.errors import ZombieScanError
+from pipeline.params import parse_utc_time
 
 METHODS = ("group", "cohort", "kfold")
 
@@ -38,6 +40,21 @@ class SplitParams:
     folds: int = 5
     seed: int = 42
     cohort_cutoff: datetime | None = None  # method cohort; None = the 80th percentile of creation times
+
+
+def split_params(values: dict[str, Any]) -> SplitParams:
+    if "time_cutoff" in values:
+        raise ZombieScanError("split.time_cutoff: renamed split.cohort_cutoff (the split is by creation cohort, not out of time)")
+    known = set(SplitParams.__dataclass_fields__) | {"out"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ZombieScanError(f"split: unknown setting(s) {', '.join(unknown)}: expected some of {', '.join(sorted(known))}")
+    return SplitParams(
+        method=str(values.get("method", "group")),
+        folds=int(values.get("folds", 5)),
+        seed=int(values.get("seed", 42)),
+        cohort_cutoff=parse_utc_time(values.get("cohort_cutoff"), "split.cohort_cutoff"),
+    )
 
 
 def groups_of(labels: pl.DataFrame) -> pl.Series:

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from pipeline import tasks
 
 log = logging.getLogger(__name__)
@@ -185,6 +187,12 @@ def mlflow_run(run_name: str, tags: dict[str, str]) -> Iterator[Tracker]:
 
 def _raise(exc: Exception) -> None:
     raise exc
+
+
+def rows_hash(frame: pl.DataFrame, label: str) -> str:
+    """Which rows, with which labels, a model was compared on: models compare only on the same ones."""
+    rows = frame.select("account_id", pl.col(label).cast(pl.Int8)).sort("account_id")
+    return hashlib.md5(rows.write_csv().encode(), usedforsecurity=False).hexdigest()
 
 
 def register_and_promote(task: str, model_uri: str | None, score: float, metric: str, rows: str, tracker: Tracker) -> str:

@@ -1,8 +1,9 @@
 """Train one task's LightGBM classifier: early stopping, calibration and threshold on validation data.
 
-Both tasks (`zombie`, `like_farm`) go through `fit_task`; they differ only in params
-(`train.<task>` in params.yaml). Nothing here reads files: frames in, a `TaskModel` out, so the
-evaluate stage, batch scoring and notebooks use exactly this code.
+Every task (pipeline.tasks) goes through `fit_task`; tasks differ only in params (`train.<task>`
+in params.yaml). Training takes frames and returns a `TaskModel`, so the evaluate stage, the
+benchmark and notebooks fit exactly this way; `TaskModel.save`/`load` write and read a model's
+folder (model.txt + model.json, checked by pipeline.models.files before LightGBM sees them).
 """
 
 from __future__ import annotations
@@ -313,3 +314,12 @@ def fit_task(
         params={**params, "num_boost_round": p.num_boost_round, "early_stopping_rounds": p.early_stopping_rounds},
         info={"best_iteration": int(booster.num_trees()), "train_rows": len(y_tr), "train_positives": int(y_tr.sum())},
     )
+
+
+def model_importance(model: TaskModel) -> pl.DataFrame:
+    """Gain importance per feature, largest first."""
+    booster = model.booster
+    assert booster is not None
+    return pl.DataFrame(
+        {"feature": booster.feature_name(), "gain": booster.feature_importance("gain"), "splits": booster.feature_importance("split")}
+    ).sort("gain", descending=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -16,14 +15,22 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from pipeline import tasks
 from pipeline.io import atomic_path
 from pipeline.models.card import model_card
-from pipeline.models.evaluate import comparison_markdown, evaluate_task, metrics, segment_metrics, single_feature_aucs, summarise
+from pipeline.models.evaluate import (
+    bootstrap_intervals,
+    comparison_markdown,
+    evaluate_task,
+    metrics,
+    segment_metrics,
+    single_feature_aucs,
+    summarise,
+)
 from pipeline.models.guard import GuardLimits, check, giveaway_guard
+from pipeline.models.inputs import load_data, model_dir, task_params
 from pipeline.models.split import roles
-from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run, register_and_promote
-from pipeline.models.train import TaskModel, untrained_reason
+from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run, register_and_promote, rows_hash
+from pipeline.models.train import TaskModel, model_importance, untrained_reason
 from pipeline.params import section
 from pipeline.stages.common import stage_main
-from pipeline.stages.train import load_data, model_dir, model_importance, task_params
 
 log = logging.getLogger(__name__)
 PLOT_HEADERS = {
@@ -141,25 +148,6 @@ def write_not_evaluated(task: str, reason: str, cfg: dict[str, Any], folder: Pat
     with atomic_path(pred_path) as tmp:
         pl.DataFrame(schema={"account_id": pl.String, "p": pl.Float64, "flagged": pl.Boolean}).write_parquet(tmp)
     log.warning("%s: not evaluated: %s", task, reason)
-
-
-def rows_hash(frame: pl.DataFrame, label: str) -> str:
-    """Which rows, with which labels, a model was compared on: models compare only on the same ones."""
-    rows = frame.select("account_id", pl.col(label).cast(pl.Int8)).sort("account_id")
-    return hashlib.md5(rows.write_csv().encode(), usedforsecurity=False).hexdigest()
-
-
-def bootstrap_intervals(y: np.ndarray, p: np.ndarray, threshold: float, n: int, seed: int) -> dict[str, list[float]]:
-    """95% percentile bootstrap intervals of the test metrics of the shipped model."""
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {}
-    for _ in range(n):
-        idx = rng.integers(0, len(y), len(y))
-        if len(np.unique(y[idx])) < 2:
-            continue
-        for k, v in metrics(y[idx], p[idx], threshold).items():
-            draws.setdefault(k, []).append(v)
-    return {k: [float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975))] for k, v in draws.items()}
 
 
 def write_plots(folder: Path, y: np.ndarray, p: np.ndarray, importance: pl.DataFrame) -> None:

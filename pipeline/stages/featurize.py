@@ -16,18 +16,13 @@ from pipeline.stages.common import stage_main
 log = logging.getLogger(__name__)
 
 
-def lockstep_params(values: dict[str, Any] | None) -> LockstepParams:
-    """LockstepParams from a params section, naming any unknown or ill-typed setting."""
-    return LockstepParams.from_dict(values, "featurize.lockstep")
-
-
 def run(params: dict[str, Any]) -> None:
     p = section(params, "featurize")
     report = featurize_warehouse(
         section(params, "ingest")["db"],
         p["out"],
         reference_time=parse_utc_time(p.get("reference_time"), "featurize.reference_time"),
-        lockstep_params=lockstep_params(p.get("lockstep")),
+        lockstep_params=LockstepParams.from_dict(p.get("lockstep"), "featurize.lockstep"),
     )
     with atomic_path(Path(p["report"])) as tmp:
         tmp.write_text(json.dumps(report.record(), indent=2, sort_keys=True) + "\n")

@@ -23,11 +23,11 @@ from pipeline.errors import ZombieScanError
 from pipeline.features.families import present
 from pipeline.features.lockstep import LockstepParams
 from pipeline.io import atomic_path
+from pipeline.models.inputs import simulated_tasks, task_params
 from pipeline.models.split import SplitParams
 from pipeline.params import section
 from pipeline.simulate import KNOBS, from_params
 from pipeline.stages.common import stage_main
-from pipeline.stages.train import simulated_tasks, task_params
 from pipeline.worlds import cross_validated, single_threaded, world_data
 
 log = logging.getLogger(__name__)

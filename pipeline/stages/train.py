@@ -8,91 +8,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from pipeline import tasks
-from pipeline.datasets.spec import find_spec, load_spec
-from pipeline.errors import ZombieScanError
 from pipeline.features.lockstep import LockstepParams
 from pipeline.io import scratch_dir
+from pipeline.models.inputs import load_data, model_dir, task_params, training_source, untrainable
 from pipeline.models.split import roles
 from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run
-from pipeline.models.train import TaskModel, TaskParams, fit_task, write_untrained
+from pipeline.models.train import fit_task, model_importance, write_untrained
 from pipeline.params import section
-from pipeline.simulate import describe, from_params
 from pipeline.stages.common import stage_main
 
 log = logging.getLogger(__name__)
-
-
-def simulated_tasks(params: dict[str, Any]) -> list[str]:
-    """The tasks this run trains whose labels the simulator draws (the transfer and robustness stages' subjects)."""
-    return [t.name for t in tasks.configured(params) if t.simulated]
-
-
-def task_params(params: dict[str, Any], task: str) -> TaskParams:
-    """train.<task>, with the dataset spec's `train` overrides when the pipeline runs on one (data.spec)."""
-    values = dict(section(params, "train")[task])
-    spec_path = (params.get("data") or {}).get("spec")
-    if spec_path:
-        spec = load_spec(find_spec(spec_path))
-        if spec.task == task:
-            values.update(spec.train)
-    return TaskParams.from_params(task, values)
-
-
-def training_source(params: dict[str, Any]) -> dict[str, Any]:
-    """What the model learned from, for model.json (`trained_on`): a simulated world (preset, seed,
-    full config and the style drawn for it) or a dataset spec. `zombiescan score` and the model card
-    say plainly when it is a simulated world."""
-    spec_path = (params.get("data") or {}).get("spec")
-    if spec_path:
-        spec = load_spec(find_spec(spec_path))
-        return {"kind": "dataset", "spec": str(spec_path), "name": spec.name, "task": spec.task}
-    return describe(*from_params(section(params, "simulate")))
-
-
-def load_data(params: dict[str, Any], label: str | None = None) -> tuple[pl.DataFrame, Path, Path]:
-    """Labelled accounts with their features and fold (only those whose `label` is known); and the two files they came from."""
-    features_path = Path(section(params, "featurize")["out"]) / "features.parquet"
-    split_path = Path(section(params, "split")["out"])
-    for path, how in ((features_path, "dvc repro featurize"), (split_path, "dvc repro split")):
-        if not path.is_file():
-            raise ZombieScanError(f"{path}: missing; run `{how}` first")
-    features = pl.read_parquet(features_path)
-    split = pl.read_parquet(split_path)
-    if label is not None and label not in split.columns:
-        raise ZombieScanError(f"{split_path}: no label column {label!r}; columns are {', '.join(split.columns)}")
-    data = split.join(features, on="account_id", how="inner").sort("account_id")
-    if label is not None:
-        data = data.filter(pl.col(label).is_not_null())
-    if data.is_empty():
-        raise ZombieScanError(f"{split_path} and {features_path}: no labelled account has features")
-    return data, features_path, split_path
-
-
-def model_dir(params: dict[str, Any], task: str) -> Path:
-    return Path(section(params, "train")["models"]) / task
-
-
-def untrainable(params: dict[str, Any], label: str) -> str | None:
-    """Why the data cannot train this task (no known labels, or one class only); None if it can.
-
-    A real dataset labels one task (docs/datasets.md): the other task is then skipped, not failed,
-    so `dvc repro` runs through on it.
-    """
-    split_path = Path(section(params, "split")["out"])
-    if not split_path.is_file():
-        return None  # load_data names the missing file
-    known = pl.read_parquet(split_path, columns=[label])[label].drop_nulls()
-    if known.is_empty():
-        return f"the data has no {label} labels"
-    if known.n_unique() < 2:
-        return f"every known {label} label is {known[0]}; nothing to learn"
-    return None
 
 
 def run(params: dict[str, Any], task: str) -> None:
@@ -125,15 +55,6 @@ def run(params: dict[str, Any], task: str) -> None:
             importance.write_csv(tmp / f"{task}-importance.csv")
             tracker.log_artifact(tmp / f"{task}-importance.csv", "importance")
         tracker.log_model(model.booster, train.select(model.features).head(5).cast(pl.Float64).to_pandas())
-
-
-def model_importance(model: TaskModel) -> pl.DataFrame:
-    """Gain importance per feature, largest first."""
-    booster = model.booster
-    assert booster is not None
-    return pl.DataFrame(
-        {"feature": booster.feature_name(), "gain": booster.feature_importance("gain"), "splits": booster.feature_importance("split")}
-    ).sort("gain", descending=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,11 +20,11 @@ import numpy as np
 from pipeline.errors import ZombieScanError
 from pipeline.features.lockstep import LockstepParams
 from pipeline.io import atomic_path
+from pipeline.models.inputs import load_data, simulated_tasks, task_params
+from pipeline.models.split import split_params
 from pipeline.params import section
 from pipeline.simulate import from_params
 from pipeline.stages.common import stage_main
-from pipeline.stages.split import split_params
-from pipeline.stages.train import load_data, simulated_tasks, task_params
 from pipeline.worlds import average_precision_by_fold, fit_across, pooled, world_data
 
 log = logging.getLogger(__name__)
