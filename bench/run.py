@@ -45,7 +45,7 @@ def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
         write_contract(tables, src, cfg, preset)
         rows = {k: v.height for k, v in tables.items()}
     elif stage == "ingest":
-        from pipeline.warehouse import ingest
+        from pipeline.ingest import ingest
 
         report = ingest(src, work / f"warehouse-{preset}.duckdb")
         rows = {k: t.rows_loaded for k, t in report.tables.items()}
@@ -77,7 +77,7 @@ def _ingest_csv(preset: str, work: Path) -> dict[str, object]:
     """The same ingest from CSV files (parsed by Python's csv module, record by record)."""
     import polars as pl
 
-    from pipeline.warehouse import ingest
+    from pipeline.ingest import ingest
 
     src, csv_dir = work / f"sim-{preset}", work / f"csv-{preset}"
     csv_dir.mkdir(exist_ok=True)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
-from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline import interrupt, tasks
+from pipeline import interrupt
 from pipeline.errors import ZombieScanError
-from pipeline.warehouse import DEFAULT_MAX_REJECT_SHARE
+from pipeline.ingest import DEFAULT_MAX_REJECT_SHARE
 
 app = typer.Typer(
     name="zombiescan",
@@ -112,8 +110,8 @@ def ingest(
     ] = None,
 ) -> None:
     """Validate a contract folder and load it into a warehouse (a .duckdb file, or a folder of Parquet tables)."""
+    from pipeline.ingest import ingest as run_ingest
     from pipeline.io import refuse_overwriting_inputs
-    from pipeline.warehouse import ingest as run_ingest
 
     refuse_overwriting_inputs({"--db": db}, {"--source": source})
 
@@ -139,7 +137,7 @@ def features(
     params: Annotated[Path | None, typer.Option(help="Take lockstep settings from 'featurize.lockstep' in this params file.")] = None,
 ) -> None:
     """Compute profile, behavioural, graph and lockstep features for every account."""
-    from pipeline.features.build import featurize_warehouse
+    from pipeline.features.build import check_reference_time, featurize_warehouse
     from pipeline.features.lockstep import LockstepParams
     from pipeline.io import output_lock, refuse_overwriting_inputs
     from pipeline.params import load_params, parse_utc_time, section
@@ -147,7 +145,7 @@ def features(
     refuse_overwriting_inputs({"--out": out}, {"--db": db, "--params": params})
 
     settings = LockstepParams.from_dict(section(load_params(params), "featurize").get("lockstep") if params else None, "featurize.lockstep")
-    _check_reference_time(db, parse_utc_time(reference_time, "--reference-time"))
+    check_reference_time(db, parse_utc_time(reference_time, "--reference-time"))
     with output_lock(out):  # from the start: a second run writing the same folder stops at once
         report = featurize_warehouse(
             db,
@@ -334,249 +332,43 @@ def score(
 ) -> None:
     """Score every account: p_zombie and p_like_farm, decisions, reasons, lockstep group; JSON summary on stdout."""
     import json
-    import time
 
-    from pipeline.db import check_memory_limit
-    from pipeline.io import output_lock, refuse_overwriting_inputs, scratch_dir
-    from pipeline.models.card import simulated, simulated_warning
     from pipeline.params import parse_utc_time
-    from pipeline.scoring import load_models, load_registered, score_warehouse, suspected_pages
+    from pipeline.progress import display
+    from pipeline.scoring.job import ScoreRequest
+    from pipeline.scoring.job import run as run_score
 
-    start = time.perf_counter()
-    model_files = _model_files(model_dir or Path("models")) if not model_uri else []
-    refuse_overwriting_inputs(
-        {"--out": out, "--pages-out": pages_out},
-        {"--accounts": accounts, "--engagements": engagements, "--targets": targets, "--model-dir": model_files},
+    request = ScoreRequest(
+        accounts=accounts,
+        out=out,
+        engagements=engagements,
+        targets=targets,
+        model_dir=model_dir,
+        model_uri=model_uri,
+        reference_time=parse_utc_time(reference_time, "--reference-time"),
+        chunk_size=chunk_size,
+        memory_limit=memory_limit,
+        explain=explain.value,
+        fmt=fmt.value,
+        pages_out=pages_out,
+        overwrite=overwrite,
     )
-    if pages_out is not None and pages_out.resolve() == out.resolve():
-        raise ZombieScanError(f"--pages-out {pages_out}: the same file as --out; give it another name")
-    if model_uri and model_dir:
-        raise ZombieScanError("--model-uri and --model-dir: give one of them")
-    check_memory_limit(memory_limit)
-    when = parse_utc_time(reference_time, "--reference-time")
     logger = logging.getLogger("pipeline")
     level = logger.level
     if quiet:
         logger.setLevel(logging.WARNING)
-    steps: dict[str, float] = {}  # seconds per step, for the summary
     try:
-        with contextlib.ExitStack() as outputs:
-            for option, path in (("--out", out), ("--pages-out", pages_out)):
-                if path is None:
-                    continue
-                if not path.parent.is_dir():
-                    raise ZombieScanError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
-                # held to the end: a second run writing the same file fails now instead of racing us;
-                # creating the lock file also proves, before minutes of work, that the folder is writable
-                outputs.enter_context(output_lock(path))
-                if path.is_dir():
-                    raise ZombieScanError(f"{option} {path}: is a folder; give a file name")
-                if path.exists() and not overwrite:
-                    raise ZombieScanError(f"{option} {path}: exists (it is not one of the inputs); pass --overwrite to replace it")
-            if model_dir is not None and not model_dir.is_dir():
-                raise ZombieScanError(f"--model-dir {model_dir}: no such folder (expected <task>/model.txt and model.json inside)")
-            with scratch_dir("zombiescan-score-") as scratch, _progress(quiet) as display:
-                progress = _timed_steps(display, steps)
-                if model_uri:
-                    models, versions = load_registered([u.strip() for u in model_uri.split(",") if u.strip()], scratch)
-                else:
-                    models, versions = load_models(model_dir or Path("models"))
-                seller = tasks.like_seller()
-                if pages_out is not None and (seller is None or seller.name not in models):
-                    raise ZombieScanError(f"--pages-out: needs a {seller.name if seller else 'like-selling'} model, and none was loaded")
-                if accounts.suffix == ".duckdb" or accounts.is_dir():
-                    if engagements is not None or targets is not None:
-                        raise ZombieScanError(
-                            f"--accounts {accounts}: is a warehouse, which holds the engagements and targets; drop --engagements/--targets"
-                        )
-                    db = accounts
-                    _accounts_in(db)  # a file that is no warehouse fails here, before any work
-                else:
-                    progress("validating and loading the input", 0, 0)
-                    db = _ingest_for_scoring(scratch, accounts, engagements, targets, memory_limit)
-                _check_reference_time(db, when)
-                scores, _ = score_warehouse(
-                    db,
-                    models,
-                    reference_time=when,
-                    explain=explain.value,
-                    versions=versions,
-                    chunk_size=chunk_size,
-                    memory_limit=memory_limit,
-                    progress=progress,
-                )
-                unscored = _accounts_in(db) - scores.height  # features describe accounts created by the reference time
-                if pages_out is not None:
-                    progress("pages", 0, 0)
-                pages = suspected_pages(db, scores, until=when) if pages_out is not None else None
-                progress("writing", 0, 0)
-                _write_tables([(scores, out), *([(pages, pages_out)] if pages is not None and pages_out is not None else [])], fmt.value)
-                progress("done", 0, 0)
+        with display(err, quiet) as progress:
+            result = run_score(request, progress)
     finally:
         logger.setLevel(level)
-    if unscored and not quiet:
-        err.print(f"note: {unscored:,} accounts were created after the reference time and are not scored", highlight=False)
-    warnings = [simulated_warning(task) for task, model in models.items() if simulated(model)]
     if not quiet:
-        for warning in warnings:
+        if result.unscored:
+            err.print(f"note: {result.unscored:,} accounts were created after the reference time and are not scored", highlight=False)
+        for warning in result.warnings:
             err.print(f"warning: {warning}", highlight=False)
-    summary = {
-        "accounts": scores.height,
-        "created_after_reference_time": unscored,
-        "flagged": {task: int(scores[f"flagged_{task}"].sum()) for task in models},
-        "no_engagements": int((~scores["has_engagements"]).sum()),
-        "seconds": round(time.perf_counter() - start, 1),
-        "steps": {name: round(v, 1) for name, v in steps.items()},
-        "out": str(out),
-        "warnings": warnings,
-    }
-    if not quiet:
         err.print(f"wrote {out}" + (f" and {pages_out}" if pages_out else ""), highlight=False)
-    typer.echo(json.dumps(summary))
-
-
-def _timed_steps(progress: Callable[[str, int, int], None], steps: dict[str, float]) -> Callable[[str, int, int], None]:
-    """Pass progress on, and add each step's seconds to `steps` (a step ends when the next begins; "done" ends the last)."""
-    import time
-
-    current: list[Any] = [None, time.perf_counter()]
-
-    def update(step: str, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if step != current[0]:
-            if current[0] is not None:
-                steps[current[0]] = steps.get(current[0], 0.0) + now - current[1]
-            current[:] = [step, now]
-        if step != "done":
-            progress(step, done, total)
-
-    return update
-
-
-@contextlib.contextmanager
-def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress display on stderr, fed by `(step, done, total)` calls (total 0: a spinner).
-
-    Each step's first word names its bar ("features: lockstep" updates the features bar). Off with
-    --quiet; on a terminal that is not interactive rich prints nothing until the end, so each new
-    step is also printed as a line."""
-    if quiet:
-        yield lambda step, done, total: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    bars: dict[str, Any] = {}
-    with Progress(*columns, console=err, transient=False) as display:
-
-        def update(step: str, done: int, total: int) -> None:
-            key = step.split(":")[0].split(" ")[0]
-            for other, bar in bars.items():  # a new step finishes the one before
-                if other != key and not display.tasks[bar].finished:
-                    display.update(bar, total=display.tasks[bar].total or 1, completed=display.tasks[bar].total or 1)
-            if key not in bars:
-                bars[key] = display.add_task(step, total=total or None)
-                if not err.is_terminal:
-                    err.print(step, highlight=False)
-            elif not err.is_terminal and display.tasks[bars[key]].description != step and total == 0:
-                err.print(step, highlight=False)
-            display.update(bars[key], description=step, completed=done, total=total or None)
-
-        yield update
-        for bar in bars.values():
-            task = display.tasks[bar]
-            display.update(bar, total=task.total or 1, completed=task.total or 1)
-
-
-def _check_reference_time(db: Path, when: Any) -> None:
-    """A reference time before every account's creation leaves nothing to describe: say so now."""
-    if when is None:
-        return
-    from pipeline.warehouse import connect
-
-    con = connect(db)
-    try:
-        first = con.execute("SELECT min(created_at) FROM accounts").fetchall()[0][0]
-    finally:
-        con.close()
-    if first is not None and when < first:
-        raise ZombieScanError(
-            f"--reference-time {when.isoformat()}: is before every account was created (the first on {first.isoformat()}); "
-            "there is nothing to score: give a later time, or leave it out (the last engagement)"
-        )
-
-
-def _model_files(model_dir: Path) -> list[Path]:
-    """The files `load_models` reads from a model folder (inputs that no output may replace)."""
-    return [model_dir / task / name for task in tasks.names() for name in ("model.txt", "model.json")]
-
-
-def _accounts_in(db: Path) -> int:
-    from pipeline.warehouse import connect
-
-    con = connect(db)
-    try:
-        return int(con.execute("SELECT count(*) FROM accounts").fetchall()[0][0])
-    finally:
-        con.close()
-
-
-def _ingest_for_scoring(scratch: Path, accounts: Path, engagements: Path | None, targets: Path | None, memory_limit: str) -> Path:
-    """Validate the inputs exactly as `zombiescan ingest` does, into a scratch warehouse; messages name the user's files."""
-    from pipeline.contract import FORMATS, file_format
-    from pipeline.errors import ContractError
-    from pipeline.warehouse import ingest as run_ingest
-
-    if engagements is None:
-        raise ZombieScanError("--engagements: missing; give the engagements file (or a DuckDB warehouse as --accounts)")
-    folder = scratch / "input"
-    folder.mkdir()
-    names = {}
-    for table, path in (("accounts", accounts), ("engagements", engagements), ("targets", targets)):
-        if path is None:
-            continue
-        if not path.is_file():
-            raise ZombieScanError(f"{path}: {table} file not found" + (" (it is a folder)" if path.is_dir() else ""))
-        fmt = file_format(path)
-        if not fmt:
-            raise ZombieScanError(
-                f"{path}: {table} file of an unknown kind; expected a name ending in {', '.join(FORMATS)} (or .duckdb for a warehouse)"
-            )
-        link = folder / f"{table}{fmt}{'.gz' if path.name.lower().endswith('.gz') else ''}"
-        link.symlink_to(path.resolve())
-        names[str(link)] = str(path)
-    try:
-        run_ingest(folder, scratch / "input.duckdb", memory_limit=memory_limit)
-    except ZombieScanError as exc:
-        if isinstance(exc, ContractError):
-            raise ContractError([_rename(p, names) for p in exc.problems]) from None
-        raise ZombieScanError(_rename(str(exc), names)) from None
-    return scratch / "input.duckdb"
-
-
-def _rename(problem: str, names: dict[str, str]) -> str:
-    for link, original in names.items():
-        problem = problem.replace(link, original)
-    return problem
-
-
-def _write_tables(tables: list[tuple[Any, Path]], fmt: str) -> None:
-    """Write each frame to a temporary file beside its path; rename them into place only when all
-    are written, so a crash or Ctrl-C leaves every output as it was."""
-    from pipeline.io import atomic_path
-    from pipeline.scoring import to_csv_frame
-
-    try:
-        with contextlib.ExitStack() as stack:
-            for frame, path in tables:
-                tmp = stack.enter_context(atomic_path(path))
-                if fmt == "csv":
-                    to_csv_frame(frame).write_csv(tmp)
-                else:
-                    frame.write_parquet(tmp)
-    except OSError as exc:
-        names = ", ".join(str(p) for _, p in tables)
-        raise ZombieScanError(f"{names}: cannot write ({exc.strerror or exc}); nothing was replaced") from None
+    typer.echo(json.dumps(result.summary))
 
 
 def main(argv: list[str] | None = None) -> int:

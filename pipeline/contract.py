@@ -1,6 +1,6 @@
 """The data contract: the canonical tables every source is mapped onto (docs/data-contract.md).
 
-This module only *describes* the tables; `pipeline.staging` (file structure, type conversion)
+This module only *describes* the tables; `pipeline.ingest.read` (file structure, type conversion)
 and `pipeline.warehouse` (row rules, loading) enforce it. Column names here are the names used
 everywhere else.
 """

@@ -19,11 +19,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from pipeline.features.build import featurize_warehouse
 from pipeline.features.lockstep import LockstepParams
+from pipeline.ingest import ingest
 from pipeline.io import scratch_dir
 from pipeline.models.split import SplitParams, make_split, roles
 from pipeline.models.train import TaskModel, TaskParams, feature_columns, fit_task, to_matrix
 from pipeline.simulate import SimConfig, WorldStyle, simulate, write_contract
-from pipeline.warehouse import ingest
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,13 @@ import polars as pl
 import pytest
 import yaml
 
+from pipeline.ingest import ingest
 from pipeline.params import DEFAULT_PARAMS
 from pipeline.simulate import make_config, simulate, write_contract
 from pipeline.stages import evaluate as evaluate_stage
 from pipeline.stages import featurize as featurize_stage
 from pipeline.stages import split as split_stage
 from pipeline.stages import train as train_stage
-from pipeline.warehouse import ingest
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ContractError, ZombieScanError
-from pipeline.warehouse import connect, ingest
+from pipeline.ingest import ingest
+from pipeline.warehouse import connect
 from tests.conftest import NOW
 
 

@@ -18,8 +18,8 @@ from pipeline.features.graph import follow_graph_networkx, graph_features
 from pipeline.features.lockstep import LockstepParams, dense_block_scores, dense_block_scores_sql, lockstep, peel_dense_blocks
 from pipeline.features.profile import profile_features
 from pipeline.features.sql import feature_connection
+from pipeline.ingest import ingest
 from pipeline.simulate import make_config, simulate, write_contract
-from pipeline.warehouse import ingest
 
 REF = datetime(2026, 6, 1, tzinfo=UTC)
 T0 = datetime(2026, 5, 1, tzinfo=UTC)

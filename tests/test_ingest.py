@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from pipeline.errors import ZombieScanError
-from pipeline.warehouse import connect, ingest
+from pipeline.ingest import ingest
+from pipeline.warehouse import connect
 from tests.conftest import NOW
 
 Tables = dict[str, pl.DataFrame]

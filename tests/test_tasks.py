@@ -19,12 +19,13 @@ import yaml
 from pipeline import tasks
 from pipeline.cli import main
 from pipeline.errors import ZombieScanError
+from pipeline.ingest import ingest
 from pipeline.params import DEFAULT_PARAMS
 from pipeline.stages import evaluate as evaluate_stage
 from pipeline.stages import featurize as featurize_stage
 from pipeline.stages import split as split_stage
 from pipeline.stages import train as train_stage
-from pipeline.warehouse import connect, ingest
+from pipeline.warehouse import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 DORMANT = tasks.Task(

@@ -24,9 +24,10 @@ from pipeline.datasets.read import ROW, read_file, read_masks
 from pipeline.datasets.spec import DatasetSpec, EngagementSpec, FileSpec, TableSpec, ValueSpec
 from pipeline.db import connect as db_connect
 from pipeline.errors import ContractError, ZombieScanError
+from pipeline.ingest import IngestReport, ingest
+from pipeline.ingest.read import BOOL_WORDS, conversion
 from pipeline.io import scratch_dir
-from pipeline.staging import BOOL_WORDS, conversion
-from pipeline.warehouse import IngestReport, ingest, warehouse_output
+from pipeline.warehouse import warehouse_output
 
 FILE = "__file"
 # Where a dataset has no time at all (no creation times, untimed engagements), everything is

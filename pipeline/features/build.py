@@ -21,7 +21,7 @@ from pipeline.features.lockstep import LockstepParams, empty_groups
 from pipeline.features.profile import _with_optional_columns
 from pipeline.features.sql import feature_connection
 from pipeline.io import atomic_path
-from pipeline.warehouse import attach, read_dataset_info
+from pipeline.warehouse import attach, connect, read_dataset_info
 
 log = logging.getLogger(__name__)
 
@@ -211,3 +211,19 @@ def _build(
 
 def _is_features_output(folder: Path) -> bool:
     return (folder / "features.parquet").is_file() or not any(folder.iterdir())
+
+
+def check_reference_time(db: Path | str, when: datetime | None, option: str = "--reference-time") -> None:
+    """A reference time before every account's creation leaves nothing to describe: say so before any work."""
+    if when is None:
+        return
+    con = connect(db)
+    try:
+        first = con.execute("SELECT min(created_at) FROM accounts").fetchall()[0][0]
+    finally:
+        con.close()
+    if first is not None and when < first:
+        raise ZombieScanError(
+            f"{option} {when.isoformat()}: is before every account was created (the first on {first.isoformat()}); "
+            "there is nothing to score: give a later time, or leave it out (the last engagement)"
+        )

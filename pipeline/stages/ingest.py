@@ -8,10 +8,10 @@ from typing import Any
 
 from pipeline.datasets.adapt import load_dataset, write_warehouse
 from pipeline.datasets.spec import data_root, find_spec, load_spec
+from pipeline.ingest import DEFAULT_MAX_REJECT_SHARE, ingest
 from pipeline.io import atomic_path
 from pipeline.params import section
 from pipeline.stages.common import stage_main
-from pipeline.warehouse import DEFAULT_MAX_REJECT_SHARE, ingest
 
 log = logging.getLogger(__name__)
 

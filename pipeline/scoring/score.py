@@ -1,6 +1,6 @@
-"""Batch scoring: every account's zombie and like-farm probability, decision, and reasons in words.
+"""Scores, decisions and reasons in words for every account, from features and the task models.
 
-`score_accounts` is what `zombiescan score` and notebooks call. It computes the features with the
+`score_accounts` (frames) and `score_warehouse` (a warehouse, out of core) compute the features with the
 pipeline's own code (`pipeline.features.build`), checks that each model was trained on exactly
 those features (names, order, dtypes), and scores all accounts with one `Booster.predict` per
 task on a contiguous float32 matrix. Reasons (LightGBM `pred_contrib`) are computed only for the
@@ -9,7 +9,6 @@ accounts that need them: the flagged ones, or all with `explain="all"`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,12 +18,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipeline import tasks
 from pipeline.errors import ZombieScanError
 from pipeline.features.build import build_features, warehouse_features
 from pipeline.features.families import describe
 from pipeline.features.lockstep import LockstepParams
-from pipeline.models.train import TaskModel, check_features, to_matrix, untrained_reason
+from pipeline.models.train import TaskModel, check_features, to_matrix
 
 EXPLAIN = ("flagged", "all", "none")
 TOP_REASONS = 3
@@ -175,78 +173,6 @@ def score_accounts(
     return _with_context(scores, active, groups)
 
 
-def load_models(model_dir: Path) -> tuple[dict[str, TaskModel], dict[str, str]]:
-    """The task models in `model_dir/<task>/` (model.txt + model.json), and a version string for each.
-
-    A task whose model.json says it was not trained (the data had no labels for it) is left out;
-    no trained model at all is an error.
-    """
-    models, versions, skipped = {}, {}, []
-    for task in tasks.names():
-        folder = model_dir / task
-        reason = untrained_reason(folder)
-        if reason is not None:
-            skipped.append(f"{task}: {reason}")
-            continue
-        models[task] = TaskModel.load(folder)
-        # the model file's MD5 (model.json records it too): the same text model, the same version
-        digest = hashlib.md5((folder / "model.txt").read_bytes(), usedforsecurity=False).hexdigest()
-        versions[task] = f"{folder}#{digest[:12]}"
-    if not models:
-        raise ZombieScanError(f"{model_dir}: no trained model ({'; '.join(skipped)})")
-    return models, versions
-
-
-def load_registered(uris: list[str], scratch: Path) -> tuple[dict[str, TaskModel], dict[str, str]]:
-    """Task models from the MLflow model registry, e.g. `models:/zombiescan-zombie@champion`.
-
-    The evaluate stage logs each model with its model.txt and model.json as extra files, so the
-    registered version carries the calibration, threshold and feature list; the task comes from
-    model.json. The tracking store is `MLFLOW_TRACKING_URI` (default `sqlite:///mlflow.db`).
-    The version string names the registered model and its version number.
-    """
-    import os
-
-    from pipeline.models.tracking import tracking_uri
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars on stderr
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    if not uris:
-        raise ZombieScanError("--model-uri: no URI given (models:/NAME@ALIAS, comma-separated)")
-    for uri in uris:  # before touching the store: a typo must not create an empty one
-        name, sep, _ = uri.removeprefix("models:/").partition("@")
-        if not uri.startswith("models:/") or not name or (not sep and "/" not in name):
-            raise ZombieScanError(f"--model-uri: {uri!r} is not a registry URI (models:/NAME@ALIAS or models:/NAME/VERSION)")
-    mlflow.set_tracking_uri(tracking_uri())
-    client = mlflow.MlflowClient()
-    models: dict[str, TaskModel] = {}
-    versions: dict[str, str] = {}
-    for i, uri in enumerate(uris):
-        name, sep, ref = uri.removeprefix("models:/").partition("@")  # checked above
-        try:
-            if sep:
-                number = client.get_model_version_by_alias(name, ref).version
-            else:
-                name, number = name.split("/", 1)
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{number}", dst_path=str(scratch / str(i))))
-        except MlflowException as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ZombieScanError(f"--model-uri {uri}: cannot load it from {tracking_uri()} ({first})") from None
-        if not (local / "extra_files" / "model.json").is_file():
-            raise ZombieScanError(
-                f"--model-uri {uri}: version {number} was registered without model.json (threshold, calibration, features); "
-                "run `dvc repro` to register a version that has it, or score with --model-dir"
-            )
-        model = TaskModel.load(local / "extra_files")
-        if model.task in models:
-            raise ZombieScanError(f"--model-uri: two models for the task {model.task} ({versions[model.task]} and {uri})")
-        models[model.task] = model
-        versions[model.task] = f"models:/{name}/{number}"
-    return models, versions
-
-
 def score_warehouse(
     db: Path,
     models: dict[str, TaskModel],
@@ -294,61 +220,6 @@ def with_lockstep_groups(scores: pl.DataFrame, groups: pl.DataFrame) -> pl.DataF
 def _with_context(scores: pl.DataFrame, active: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
     with_activity = scores.join(active, on="account_id", how="left", maintain_order="left")
     return with_lockstep_groups(with_activity, groups).with_columns(pl.col("has_engagements").fill_null(False))
-
-
-def suspected_pages(db: Path, scores: pl.DataFrame, *, until: datetime | None = None, task: str | None = None) -> pl.DataFrame:
-    """Targets ranked by suspected bought likes: likes from accounts over the like-farm threshold,
-    beyond what the target's popularity explains.
-
-    Farm accounts also like popular pages to look real, so a raw count of their likes ranks the
-    most popular pages first. The expected number is the target's likes times the share of all
-    likes that farm accounts give; what exceeds it is the suspected bought likes. One row per
-    target with a farm like: farm likes, all likes, share, expected, excess, the lockstep groups of
-    the liking accounts, and the window in which the farm likes came. `until`: only likes up to
-    that time (the reference time the scores' features describe). `task`: whose flags mark the
-    like sellers (default: the registry's like-selling task, like_farm).
-    """
-    from pipeline.warehouse import connect
-
-    if task is None:
-        seller = tasks.like_seller()
-        if seller is None:
-            raise ZombieScanError("pages: no task is marked as selling likes (pipeline/tasks.py)")
-        task = seller.name
-
-    con = connect(db)
-    try:
-        con.register("scores_in", scores.select("account_id", pl.col(f"flagged_{task}").alias("farm"), "lockstep_group"))
-        return con.sql(
-            """
-            WITH likes AS (
-                SELECT e.target_id, e.target_type::VARCHAR AS target_type, e.ts, coalesce(e.weight, 1) AS w,
-                       s.farm, s.lockstep_group
-                FROM engagements e JOIN scores_in s ON s.account_id = e.actor_id
-                WHERE e.kind = 'like' AND ($until IS NULL OR e.ts <= $until)
-            ),
-            base AS (SELECT sum(w) FILTER (WHERE farm) / sum(w) AS rate FROM likes),
-            per_target AS (
-                SELECT target_id, any_value(target_type) AS target_type,
-                       CAST(sum(w) FILTER (WHERE farm) AS BIGINT) AS farm_likes,
-                       CAST(sum(w) AS BIGINT) AS all_likes,
-                       list_sort(list(DISTINCT lockstep_group) FILTER (WHERE farm AND lockstep_group IS NOT NULL)) AS lockstep_groups,
-                       min(ts) FILTER (WHERE farm) AS first_farm_like,
-                       max(ts) FILTER (WHERE farm) AS last_farm_like
-                FROM likes GROUP BY target_id
-                HAVING sum(w) FILTER (WHERE farm) > 0
-            )
-            SELECT target_id, target_type, farm_likes, all_likes, farm_likes / all_likes AS farm_share,
-                   all_likes * base.rate AS expected_farm_likes,
-                   greatest(farm_likes - all_likes * base.rate, 0) AS suspected_bought_likes,
-                   lockstep_groups, first_farm_like, last_farm_like
-            FROM per_target, base
-            ORDER BY suspected_bought_likes DESC, farm_share DESC, target_id
-            """,
-            params={"until": until},
-        ).pl()
-    finally:
-        con.close()
 
 
 def to_csv_frame(frame: pl.DataFrame) -> pl.DataFrame:

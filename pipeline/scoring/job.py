@@ -1,0 +1,222 @@
+"""`zombiescan score` as a job: check the request, read the inputs, score, write the outputs.
+
+The command line parses the options into a `ScoreRequest`, shows progress and prints the
+summary; everything in between is here. Outputs are locked from the start (a second run writing
+the same file stops at once) and written under temporary names, renamed into place only when
+all are written: a failure or Ctrl-C leaves every output as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline import tasks
+from pipeline.db import check_memory_limit
+from pipeline.errors import ZombieScanError
+from pipeline.features.build import check_reference_time
+from pipeline.io import atomic_path, output_lock, refuse_overwriting_inputs, scratch_dir
+from pipeline.models.card import simulated, simulated_warning
+from pipeline.scoring.models import load_models, load_registered
+from pipeline.scoring.pages import suspected_pages
+from pipeline.scoring.score import CHUNK_SIZE, Progress, score_warehouse, to_csv_frame
+from pipeline.warehouse import connect
+
+DEFAULT_MODEL_DIR = Path("models")
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What `zombiescan score` was asked to do (its options, parsed)."""
+
+    accounts: Path  # a contract file, or a warehouse (.duckdb file or Parquet folder)
+    out: Path
+    engagements: Path | None = None
+    targets: Path | None = None
+    model_dir: Path | None = None  # default: models/
+    model_uri: str | None = None  # registered models, comma-separated, instead of model_dir
+    reference_time: datetime | None = None
+    chunk_size: int = CHUNK_SIZE
+    memory_limit: str = "5GB"
+    explain: str = "flagged"
+    fmt: str = "parquet"  # or csv
+    pages_out: Path | None = None
+    overwrite: bool = False
+
+
+@dataclass
+class ScoreResult:
+    summary: dict[str, Any]  # the JSON line `zombiescan score` prints
+    unscored: int  # accounts created after the reference time
+    warnings: list[str]
+
+
+def run(request: ScoreRequest, progress: Progress | None = None) -> ScoreResult:
+    """Score every account of the request's inputs and write the outputs; `progress(step, done, total)`."""
+    start = time.perf_counter()
+    r = request
+    model_files = _model_files(r.model_dir or DEFAULT_MODEL_DIR) if not r.model_uri else []
+    refuse_overwriting_inputs(
+        {"--out": r.out, "--pages-out": r.pages_out},
+        {"--accounts": r.accounts, "--engagements": r.engagements, "--targets": r.targets, "--model-dir": model_files},
+    )
+    if r.pages_out is not None and r.pages_out.resolve() == r.out.resolve():
+        raise ZombieScanError(f"--pages-out {r.pages_out}: the same file as --out; give it another name")
+    if r.model_uri and r.model_dir:
+        raise ZombieScanError("--model-uri and --model-dir: give one of them")
+    check_memory_limit(r.memory_limit)
+    steps: dict[str, float] = {}  # seconds per step, for the summary
+    step = timed_steps(progress or (lambda step, done, total: None), steps)
+    with contextlib.ExitStack() as outputs:
+        for option, path in (("--out", r.out), ("--pages-out", r.pages_out)):
+            if path is None:
+                continue
+            if not path.parent.is_dir():
+                raise ZombieScanError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
+            # held to the end: a second run writing the same file fails now instead of racing us;
+            # creating the lock file also proves, before minutes of work, that the folder is writable
+            outputs.enter_context(output_lock(path))
+            if path.is_dir():
+                raise ZombieScanError(f"{option} {path}: is a folder; give a file name")
+            if path.exists() and not r.overwrite:
+                raise ZombieScanError(f"{option} {path}: exists (it is not one of the inputs); pass --overwrite to replace it")
+        if r.model_dir is not None and not r.model_dir.is_dir():
+            raise ZombieScanError(f"--model-dir {r.model_dir}: no such folder (expected <task>/model.txt and model.json inside)")
+        with scratch_dir("zombiescan-score-") as scratch:
+            if r.model_uri:
+                models, versions = load_registered([u.strip() for u in r.model_uri.split(",") if u.strip()], scratch)
+            else:
+                models, versions = load_models(r.model_dir or DEFAULT_MODEL_DIR)
+            seller = tasks.like_seller()
+            if r.pages_out is not None and (seller is None or seller.name not in models):
+                raise ZombieScanError(f"--pages-out: needs a {seller.name if seller else 'like-selling'} model, and none was loaded")
+            if r.accounts.suffix == ".duckdb" or r.accounts.is_dir():
+                if r.engagements is not None or r.targets is not None:
+                    raise ZombieScanError(
+                        f"--accounts {r.accounts}: is a warehouse, which holds the engagements and targets; drop --engagements/--targets"
+                    )
+                db = r.accounts
+                _accounts_in(db)  # a file that is no warehouse fails here, before any work
+            else:
+                step("validating and loading the input", 0, 0)
+                db = ingest_inputs(scratch, r.accounts, r.engagements, r.targets, r.memory_limit)
+            check_reference_time(db, r.reference_time)
+            scores, _ = score_warehouse(
+                db,
+                models,
+                reference_time=r.reference_time,
+                explain=r.explain,
+                versions=versions,
+                chunk_size=r.chunk_size,
+                memory_limit=r.memory_limit,
+                progress=step,
+            )
+            unscored = _accounts_in(db) - scores.height  # features describe accounts created by the reference time
+            if r.pages_out is not None:
+                step("pages", 0, 0)
+            pages = suspected_pages(db, scores, until=r.reference_time) if r.pages_out is not None else None
+            step("writing", 0, 0)
+            write_tables([(scores, r.out), *([(pages, r.pages_out)] if pages is not None and r.pages_out is not None else [])], r.fmt)
+            step("done", 0, 0)
+    warnings = [simulated_warning(task) for task, model in models.items() if simulated(model)]
+    summary = {
+        "accounts": scores.height,
+        "created_after_reference_time": unscored,
+        "flagged": {task: int(scores[f"flagged_{task}"].sum()) for task in models},
+        "no_engagements": int((~scores["has_engagements"]).sum()),
+        "seconds": round(time.perf_counter() - start, 1),
+        "steps": {name: round(v, 1) for name, v in steps.items()},
+        "out": str(r.out),
+        "warnings": warnings,
+    }
+    return ScoreResult(summary, unscored, warnings)
+
+
+def timed_steps(progress: Progress, steps: dict[str, float]) -> Progress:
+    """Pass progress on, and add each step's seconds to `steps` (a step ends when the next begins; "done" ends the last)."""
+    current: list[Any] = [None, time.perf_counter()]
+
+    def update(step: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if step != current[0]:
+            if current[0] is not None:
+                steps[current[0]] = steps.get(current[0], 0.0) + now - current[1]
+            current[:] = [step, now]
+        if step != "done":
+            progress(step, done, total)
+
+    return update
+
+
+def ingest_inputs(scratch: Path, accounts: Path, engagements: Path | None, targets: Path | None, memory_limit: str) -> Path:
+    """Validate the input files exactly as `zombiescan ingest` does, into a scratch warehouse; messages name the user's files."""
+    from pipeline.contract import FORMATS, file_format
+    from pipeline.errors import ContractError
+    from pipeline.ingest import ingest
+
+    if engagements is None:
+        raise ZombieScanError("--engagements: missing; give the engagements file (or a DuckDB warehouse as --accounts)")
+    folder = scratch / "input"
+    folder.mkdir()
+    names = {}
+    for table, path in (("accounts", accounts), ("engagements", engagements), ("targets", targets)):
+        if path is None:
+            continue
+        if not path.is_file():
+            raise ZombieScanError(f"{path}: {table} file not found" + (" (it is a folder)" if path.is_dir() else ""))
+        fmt = file_format(path)
+        if not fmt:
+            raise ZombieScanError(
+                f"{path}: {table} file of an unknown kind; expected a name ending in {', '.join(FORMATS)} (or .duckdb for a warehouse)"
+            )
+        link = folder / f"{table}{fmt}{'.gz' if path.name.lower().endswith('.gz') else ''}"
+        link.symlink_to(path.resolve())
+        names[str(link)] = str(path)
+    try:
+        ingest(folder, scratch / "input.duckdb", memory_limit=memory_limit)
+    except ZombieScanError as exc:
+        if isinstance(exc, ContractError):
+            raise ContractError([_rename(p, names) for p in exc.problems]) from None
+        raise ZombieScanError(_rename(str(exc), names)) from None
+    return scratch / "input.duckdb"
+
+
+def _rename(problem: str, names: dict[str, str]) -> str:
+    for link, original in names.items():
+        problem = problem.replace(link, original)
+    return problem
+
+
+def write_tables(tables: list[tuple[pl.DataFrame, Path]], fmt: str) -> None:
+    """Write each frame to a temporary file beside its path; rename them into place only when all
+    are written, so a crash or Ctrl-C leaves every output as it was."""
+    try:
+        with contextlib.ExitStack() as stack:
+            for frame, path in tables:
+                tmp = stack.enter_context(atomic_path(path))
+                if fmt == "csv":
+                    to_csv_frame(frame).write_csv(tmp)
+                else:
+                    frame.write_parquet(tmp)
+    except OSError as exc:
+        names = ", ".join(str(p) for _, p in tables)
+        raise ZombieScanError(f"{names}: cannot write ({exc.strerror or exc}); nothing was replaced") from None
+
+
+def _model_files(model_dir: Path) -> list[Path]:
+    """The files `load_models` reads from a model folder (inputs that no output may replace)."""
+    return [model_dir / task / name for task in tasks.names() for name in ("model.txt", "model.json")]
+
+
+def _accounts_in(db: Path) -> int:
+    con = connect(db)
+    try:
+        return int(con.execute("SELECT count(*) FROM accounts").fetchall()[0][0])
+    finally:
+        con.close()
