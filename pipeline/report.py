@@ -1,9 +1,10 @@
 """`zombiescan report`: one self-contained HTML page summarising a pipeline run for a reader.
 
-The world or dataset, both models' metrics with intervals, the ablation table, the top lockstep
-groups and the pages that bought likes, the real-data benchmark and the model cards. Figures are
-PNGs embedded in the page (no files beside it), drawn by `pipeline.figures` from
-`pipeline.explore` tables: the notebooks show the same numbers.
+The world or dataset, each model's metrics with intervals, the ablation table, the top lockstep
+groups and the pages that bought likes, the real-data benchmark and the model cards. The page is
+the template pipeline/templates/summary.html (words and layout); this module gathers what it
+shows. Figures are PNGs embedded in the page (no files beside it), drawn by `pipeline.figures`
+from `pipeline.explore` tables: the notebooks show the same numbers.
 """
 
 from __future__ import annotations
@@ -13,40 +14,28 @@ import html
 import io
 import logging
 from datetime import datetime
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from jinja2 import Environment, Template
+from markupsafe import Markup
 
 from pipeline import explore, figures, tasks
 from pipeline.errors import ZombieScanError
+from pipeline.models.train import TaskModel
 from pipeline.params import section
 
 log = logging.getLogger(__name__)
 
 
-CSS = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
-       color: #222; line-height: 1.45; }
-h1 { margin-bottom: 0.1em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
-.meta { color: #666; margin-top: 0; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
-th, td { border: 1px solid #ddd; padding: 0.3em 0.7em; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-th { background: #f4f4f4; }
-img { max-width: 100%; margin: 0.5em 0; }
-nav a { margin-right: 1em; }
-.note { color: #555; font-size: 0.92em; }
-.card { background: #fafafa; border: 1px solid #e4e4e4; padding: 0.2em 1.2em; margin: 1em 0; }
-.missed { color: #b00; font-weight: bold; } .met { color: #070; }
-"""
-
-
 def _png(fig: Any) -> str:
+    """A figure as a PNG data URI: the page holds its images, nothing is fetched."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     figures.close(fig)
-    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+    return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"
 
 
 def _cell(value: Any) -> str:
@@ -86,195 +75,176 @@ def _markdown(text: str, shift: int = 0) -> str:
 
 
 def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
-    """The HTML page for the run that `params` describes; its relative paths are read from `base`
-    (the params file's folder; default: the current folder, where `dvc repro` runs)."""
-    from pipeline.scoring import load_models, score_features, suspected_pages, with_lockstep_groups
+    """The HTML page for the run that `params` describes, from pipeline/templates/summary.html;
+    its relative paths are read from `base` (the params file's folder; default: the current
+    folder, where `dvc repro` runs)."""
+    from pipeline.scoring import load_models
 
     base = (base or Path.cwd()).resolve()
     run = explore.RunPaths.from_dict(params, base).check()
-    db, models_dir, metrics_dir, predictions_dir = run.db, run.models, run.metrics, run.predictions
-    # relative to the run's folder: the page (a tracked output) must not depend on where the repo is cloned
-    shown_db = str(db.relative_to(base)) if db.is_relative_to(base) else str(db)
     data = params.get("data") or {}
     source = (
         f"dataset spec {data['spec']}"
         if data.get("spec")
         else f"simulated world ({section(params, 'simulate').get('preset', 'default')} preset)"
     )
-
-    sections: list[tuple[str, str, str]] = []  # (anchor, title, body)
-
-    # --- the data
-    activity = explore.account_activity(db)
-    body = table_html(explore.overview(db))
-    body += _png(figures.age_histogram(activity)) + _png(figures.activity_ccdf(activity))
-    hours = explore.hour_of_day(db)
-    if hours.height:
-        body += _png(figures.hour_heatmap(hours))
-    sections.append(("data", "The data", body))
-
-    # --- the models
-    models, _ = load_models(models_dir)
-    for task, title in ((t.name, t.title) for t in tasks.configured(params)):
-        if task not in models:
-            sections.append((task, title, f"<p>Not trained: {html.escape(_untrained(models_dir, task))}</p>"))
-            continue
-        m = explore.load_metrics(metrics_dir, task)
-        model = models[task]
-        body = (
-            f"<p>Split: {html.escape(str(m.get('split')))}; the shipped model flags at "
-            f"{model.threshold:.3f} ({html.escape(model.threshold_note)}).</p>"
-        )
-        body += "<h3>Metrics (mean ± std over the evaluation folds; 95% bootstrap interval on test fold 0)</h3>"
-        body += table_html(explore.metrics_table(m), {"ci_low": "fold 0: 95% low", "ci_high": "fold 0: 95% high"})
-        bars = m.get("quality_bars", {})
-        if bars:
-            body += "<p>" + "; ".join(_bar(name, bar) for name, bar in bars.items()) + "</p>"
-        pred_path = predictions_dir / f"{task}.parquet"
-        if pred_path.is_file():
-            pred = pl.read_parquet(pred_path)
-            body += _png(figures.model_curves(pred, tasks.get(task).label, task, models[task].threshold))
-        body += (
-            "<h3>Ablation: what each feature family adds (average precision)</h3><p class='note'>The same LightGBM "
-            "on the families added one at a time (profile, +beh behaviour, +graph, +lock lockstep; full is the shipped "
-            "model), then the baselines: logistic regression on the profile, and single scores used as they are.</p>"
-        )
-        ablation = explore.ablation_table(m)
-        body += table_html(ablation)
-        body += _png(
-            figures.bar_table(
-                ablation,
-                "variant",
-                "average_precision",
-                f"{task}: average precision by variant",
-                "average precision",
-                err="average_precision_std",
-            )
-        )
-        if m.get("guard"):
-            body += (
-                "<h3>Giveaway guard: can a shallow rule tell the classes apart?</h3><p class='note'>Decision trees of "
-                "depth 1-3 over all features, out of fold; the stage fails on a simulated world when a tree passes its "
-                "limit or a feature is absent in one class and common in the other (flagged: "
-                f"{html.escape(', '.join(m['guard'].get('flagged') or []) or 'none')}).</p>"
-            )
-            body += table_html(explore.guard_table(m)) + table_html(explore.presence_table(m))
-        sections.append((task, title, body))
-
-    # --- beyond this world: transfer and robustness
-    body = ""
-    try:
-        transfer = explore.load_json(run.transfer, "transfer")
-        if transfer.get("applicable"):
-            body += (
-                f"<h3>Transfer</h3><p class='note'>The model's recipe trained on the worlds of seeds "
-                f"{', '.join(map(str, transfer['train_seeds']))} (each its own platform style) and scored on this world's "
-                "test folds, beside the in-world model on the same folds.</p>"
-            )
-            body += table_html(explore.transfer_table(transfer))
-    except ZombieScanError as exc:
-        log.info("report: no transfer section (%s)", exc)
-    try:
-        robust = explore.load_json(run.robustness, "robustness")
-        if robust.get("applicable"):
-            body += (
-                "<h3>Robustness</h3><p class='note'>Average precision in worlds that change one knob of this one "
-                f"({robust['world']['accounts'] or 'preset-size'} accounts each; details in reports/robustness/).</p>"
-            )
-            body += _png(figures.robustness_curves(robust["curves"]))
-            families = explore.adaptive_family_table(robust)
-            if families.height:
-                best = robust["adaptive_families"]["best_family"]
-                body += (
-                    f"<p>Adaptive farms spread their likes past the published lockstep windows; alone, the "
-                    f"<b>{html.escape(str(best))}</b> family catches them best:</p>"
-                )
-                body += table_html(families)
-    except ZombieScanError as exc:
-        log.info("report: no robustness section (%s)", exc)
-    if body:
-        sections.append(("beyond", "Beyond this world: transfer and robustness", body))
-
-    # --- lockstep groups and pages
-    groups = pl.read_parquet(run.groups) if run.groups.is_file() else pl.DataFrame()
-    if groups.height:
-        top = explore.top_groups(groups, db, top=10)
-        body = (
-            f"<p>{groups.height:,} lockstep groups found; the 10 largest. The farm share counts only members with a "
-            "like-farm label; a group with a low share is one a reviewer should look at before acting.</p>"
-        )
-        body += table_html(
-            top, {"n_targets": "targets", "first_ts": "first like", "last_ts": "last like", "mean_common": "mean shared targets"}
-        )
-        largest = top["group_id"][0]
-        members = groups.filter(pl.col("group_id") == largest)["members"][0].to_list()
-        likes = explore.group_likes(db, members)
-        body += _png(figures.group_matrix(likes, f"Lockstep group {largest}: accounts × targets they liked"))
-    else:
-        body = "<p>No lockstep groups: the data has no engagement times, or no coordinated bursts.</p>"
-    seller = tasks.like_seller()
-    if seller is not None and seller.name in models:
-        features = pl.read_parquet(run.features)
-        scores = with_lockstep_groups(score_features(features, {seller.name: models[seller.name]}, explain="none"), groups)
-        pages = suspected_pages(db, scores, task=seller.name).head(15)
-        body += (
-            "<h3>Pages that bought likes (suspected)</h3><p class='note'>Likes from accounts over the like-farm "
-            "threshold, beyond what each target's popularity explains (the same table as "
-            "<code>zombiescan score --pages-out</code>).</p>"
-        )
-        body += table_html(
-            pages.select(
-                "target_id",
-                "target_type",
-                "farm_likes",
-                "all_likes",
-                "farm_share",
-                "suspected_bought_likes",
-                "lockstep_groups",
-                "first_farm_like",
-                "last_farm_like",
-            )
-        )
-    sections.append(("farms", "Lockstep groups and pages that bought likes", body))
-
-    # --- the real-data benchmark
-    try:
-        bench = explore.benchmark_table(run.benchmark)
-        body = (
-            "<p>Our model on public labelled datasets (fresh folds: repeated stratified 5-fold × 3 seeds drawn after "
-            "the design was frozen, or the shipped splits), beside the best published result for the metric. Most "
-            "published results come from another protocol (another subset or split, or unsupervised on all users): "
-            "<code>published_protocol</code> says how. Details, tuning folds and group-aware folds: "
-            "<code>reports/benchmark.md</code>.</p>"
-        )
-        body += table_html(bench)
-        sections.append(("benchmark", "Real data", body))
-    except ZombieScanError as exc:
-        log.info("report: no benchmark section (%s)", exc)
-
-    # --- model cards
-    cards = ""
-    for task in (t.name for t in tasks.configured(params)):
-        card = models_dir / task / "MODEL_CARD.md"
-        if card.is_file():
-            cards += f'<div class="card">{_markdown(card.read_text(), shift=2)}</div>'
-    if cards:
-        sections.append(("cards", "Model cards", cards))
-
-    nav = "".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t, _ in sections)
-    content = "".join(f'<h2 id="{a}">{html.escape(t)}</h2>{b}' for a, t, b in sections)
-    # No wall-clock time on the page: the same run must give the same bytes (dvc.lock records its hash).
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>ZombieScan summary</title>"
-        f"<style>{CSS}</style></head><body><h1>ZombieScan summary</h1>"
-        f"<p class='meta'>{html.escape(source)} · warehouse {html.escape(shown_db)}</p>"
-        f"<nav>{nav}</nav>{content}</body></html>\n"
+    loaded, _ = load_models(run.models)
+    models = _models(params, run, loaded)
+    beyond = _transfer(run), _robustness(run)
+    groups = _groups(run)
+    pages = _pages(run, groups, loaded)
+    benchmark = _benchmark(run)
+    cards = [Markup(_markdown(p.read_text(), shift=2)) for t in models if (p := run.models / t["name"] / "MODEL_CARD.md").is_file()]
+    sections = [
+        ("data", "The data"),
+        *((t["name"], t["title"]) for t in models),
+        *([("beyond", "Beyond this world: transfer and robustness")] if any(beyond) else []),
+        ("farms", "Lockstep groups and pages that bought likes"),
+        *([("benchmark", "Real data")] if benchmark is not None else []),
+        *([("cards", "Model cards")] if cards else []),
+    ]
+    return _template().render(
+        source=source,
+        # relative to the run's folder: the page (a tracked output) must not depend on where the repo is cloned
+        warehouse=str(run.db.relative_to(base)) if run.db.is_relative_to(base) else str(run.db),
+        sections=sections,
+        data=_data(run.db),
+        models=models,
+        transfer=beyond[0],
+        robustness=beyond[1],
+        groups=groups,
+        pages=pages,
+        benchmark=benchmark,
+        cards=cards,
     )
 
 
-def _bar(name: str, bar: dict[str, Any]) -> str:
-    status = '<span class="met">met</span>' if bar.get("met") else '<span class="missed">missed</span>'
-    return f"{html.escape(name.replace('_', ' '))} {bar['value']:.3f} against a bar of {bar['bar']:.2f}: {status}"
+def _template() -> Template:
+    """pipeline/templates/summary.html, with the `table` filter (a polars frame as an HTML table)."""
+    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["table"] = lambda frame, headers=None: Markup(table_html(frame, headers))
+    return env.from_string(files("pipeline.templates").joinpath("summary.html").read_text(encoding="utf-8"))
+
+
+def _data(db: Path) -> dict[str, Any]:
+    activity = explore.account_activity(db)
+    pngs = [_png(figures.age_histogram(activity)), _png(figures.activity_ccdf(activity))]
+    hours = explore.hour_of_day(db)
+    if hours.height:
+        pngs.append(_png(figures.hour_heatmap(hours)))
+    return {"overview": explore.overview(db), "figures": pngs}
+
+
+def _models(params: dict[str, Any], run: explore.RunPaths, loaded: dict[str, TaskModel]) -> list[dict[str, Any]]:
+    """One entry per task the run trains: its metrics, bars, curves, ablations and guard."""
+    out = []
+    for task in tasks.configured(params):
+        entry: dict[str, Any] = {"name": task.name, "title": task.title, "trained": task.name in loaded}
+        if task.name not in loaded:
+            entry["reason"] = _untrained(run.models, task.name)
+            out.append(entry)
+            continue
+        m = explore.load_metrics(run.metrics, task.name)
+        model = loaded[task.name]
+        pred_path = run.predictions / f"{task.name}.parquet"
+        ablation = explore.ablation_table(m)
+        entry.update(
+            split=str(m.get("split")),
+            threshold=model.threshold,
+            threshold_note=model.threshold_note,
+            metrics=explore.metrics_table(m),
+            bars=[{"name": name.replace("_", " "), **bar} for name, bar in m.get("quality_bars", {}).items()],
+            curves=_png(figures.model_curves(pl.read_parquet(pred_path), task.label, task.name, model.threshold))
+            if pred_path.is_file()
+            else None,
+            ablation=ablation,
+            ablation_figure=_png(
+                figures.bar_table(
+                    ablation,
+                    "variant",
+                    "average_precision",
+                    f"{task.name}: average precision by variant",
+                    "average precision",
+                    err="average_precision_std",
+                )
+            ),
+            guard={
+                "flagged": m["guard"].get("flagged") or [],
+                "trees": explore.guard_table(m),
+                "presence": explore.presence_table(m),
+            }
+            if m.get("guard")
+            else None,
+        )
+        out.append(entry)
+    return out
+
+
+def _transfer(run: explore.RunPaths) -> dict[str, Any] | None:
+    try:
+        transfer = explore.load_json(run.transfer, "transfer")
+    except ZombieScanError as exc:
+        log.info("report: no transfer section (%s)", exc)
+        return None
+    if not transfer.get("applicable"):
+        return None
+    return {"seeds": [str(s) for s in transfer["train_seeds"]], "table": explore.transfer_table(transfer)}
+
+
+def _robustness(run: explore.RunPaths) -> dict[str, Any] | None:
+    try:
+        robust = explore.load_json(run.robustness, "robustness")
+    except ZombieScanError as exc:
+        log.info("report: no robustness section (%s)", exc)
+        return None
+    if not robust.get("applicable"):
+        return None
+    families = explore.adaptive_family_table(robust)
+    return {
+        "accounts": robust["world"]["accounts"],
+        "curves": _png(figures.robustness_curves(robust["curves"])),
+        "families": families if families.height else None,
+        "best_family": str(robust["adaptive_families"]["best_family"]) if families.height else None,
+    }
+
+
+def _groups(run: explore.RunPaths) -> dict[str, Any] | None:
+    groups = pl.read_parquet(run.groups) if run.groups.is_file() else pl.DataFrame()
+    if not groups.height:
+        return None
+    top = explore.top_groups(groups, run.db, top=10)
+    largest = top["group_id"][0]
+    members = groups.filter(pl.col("group_id") == largest)["members"][0].to_list()
+    likes = explore.group_likes(run.db, members)
+    return {
+        "frame": groups,
+        "count": groups.height,
+        "top": top,
+        "largest": _png(figures.group_matrix(likes, f"Lockstep group {largest}: accounts × targets they liked")),
+    }
+
+
+def _pages(run: explore.RunPaths, groups: dict[str, Any] | None, models: dict[str, TaskModel]) -> pl.DataFrame | None:
+    """The pages that bought likes, by the like-selling task's model (None without one)."""
+    from pipeline.scoring import score_features, suspected_pages, with_lockstep_groups
+
+    seller = tasks.like_seller()
+    if seller is None or seller.name not in models:
+        return None
+    features = pl.read_parquet(run.features)
+    frame = groups["frame"] if groups is not None else pl.DataFrame()
+    scores = with_lockstep_groups(score_features(features, {seller.name: models[seller.name]}, explain="none"), frame)
+    pages = suspected_pages(run.db, scores, task=seller.name).head(15)
+    columns = ("target_id", "target_type", "farm_likes", "all_likes", "farm_share", "suspected_bought_likes", "lockstep_groups")
+    return pages.select(*columns, "first_farm_like", "last_farm_like")
+
+
+def _benchmark(run: explore.RunPaths) -> pl.DataFrame | None:
+    try:
+        return explore.benchmark_table(run.benchmark)
+    except ZombieScanError as exc:
+        log.info("report: no benchmark section (%s)", exc)
+        return None
 
 
 def _untrained(models_dir: Path, task: str) -> str:
