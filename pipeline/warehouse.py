@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 
 from pipeline.db import connect as db_connect
-from pipeline.db import quote
+from pipeline.db import literal, quote
 from pipeline.errors import ZombieScanError
 from pipeline.io import atomic_path
 
@@ -64,8 +64,8 @@ def attach(con: duckdb.DuckDBPyConnection, db: Path | str, alias: str) -> None:
         return
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(alias)}")
     for path in sorted(Path(db).glob("*.parquet")):
-        literal = "'" + str(path.resolve()).replace("'", "''") + "'"  # a view cannot take a parameter
-        con.execute(f"CREATE VIEW {quote(alias)}.{quote(path.stem)} AS SELECT * FROM read_parquet({literal})")
+        # a view cannot take a bound parameter: the path goes in as an escaped literal
+        con.execute(f"CREATE VIEW {quote(alias)}.{quote(path.stem)} AS SELECT * FROM read_parquet({literal(str(path.resolve()))})")
 
 
 def connect(db: Path | str) -> duckdb.DuckDBPyConnection:
@@ -117,7 +117,7 @@ def warehouse_output(db: Path | str) -> Iterator[Path]:
 
 def read_dataset_info(con: duckdb.DuckDBPyConnection, schema: str = "") -> dict[str, Any] | None:
     """The dataset_info of a warehouse built from a dataset spec; None for any other warehouse."""
-    prefix = f"{schema}." if schema else ""
+    prefix = f"{quote(schema)}." if schema else ""
     try:
         rows = con.execute(f"SELECT info FROM {prefix}dataset_info").fetchall()
     except duckdb.CatalogException:

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from pipeline.db import literal
 from pipeline.errors import ZombieScanError
 from pipeline.features import families
 from pipeline.features.behaviour import EMPTY_TARGETS
@@ -183,8 +184,8 @@ def _build(
     if reference_time is None:
         raise ZombieScanError("features: there are no engagements to compute features from")
     # Views, not copies: nothing after the reference time is visible to any feature. (A view
-    # cannot take a bound parameter; the literal comes from a datetime, not from user text.)
-    ref = f"TIMESTAMPTZ '{reference_time.isoformat()}'"
+    # cannot take a bound parameter: the time goes in as an escaped literal of its ISO text.)
+    ref = f"TIMESTAMPTZ {literal(reference_time.isoformat())}"
     con.execute(f"CREATE OR REPLACE TEMP VIEW accounts AS SELECT * FROM {accounts} WHERE created_at <= {ref}")
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW engagements AS SELECT actor_id, target_id, target_type::VARCHAR AS target_type, "

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from pipeline.db import quote
 from pipeline.features.family import Context, Family, count, share
 from pipeline.features.sql import Frame, feature_connection, number_ids
 
@@ -211,12 +212,6 @@ def _exact(expr: str) -> str:
     return f"CAST(least(greatest({expr}, -1e18), 1e18) AS DECIMAL(38, 12))"
 
 
-def _quoted(prefix: str, column: str) -> str:
-    """`co.m_<column>` as a quoted SQL reference: `co."m_<column>"`."""
-    table, name = prefix.split(".")
-    return f'{table}."{name}{column}"'
-
-
 def _bipartite(
     con: duckdb.DuckDBPyConnection, base: pl.DataFrame | None, columns: Sequence[str], weighted: Sequence[str] = ()
 ) -> pl.DataFrame:
@@ -241,21 +236,22 @@ def _bipartite(
             con.register("graph_base", base.select("account_id", *used))  # type: ignore[union-attr]
 
             def value(c: str) -> str:
-                return f'CASE WHEN isnan(b."{c}") THEN NULL ELSE b."{c}" END'
+                return f"CASE WHEN isnan(b.{quote(c)}) THEN NULL ELSE b.{quote(c)} END"
 
-            per_target = [f'avg({_exact(value(c))}) AS "m_{c}"' for c in columns]
+            per_target = [f"avg({_exact(value(c))}) AS {quote('m_' + c)}" for c in columns]
             per_target += [
-                f'sum({_exact(f"bp.w * {value(c)}")}) / sum(bp.w) FILTER (WHERE {value(c)} IS NOT NULL) AS "w_{c}"' for c in weighted
+                f"sum({_exact(f'bp.w * {value(c)}')}) / sum(bp.w) FILTER (WHERE {value(c)} IS NOT NULL) AS {quote('w_' + c)}"
+                for c in weighted
             ]
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE graph_co AS SELECT bp.target_id, {', '.join(per_target)} "
                 "FROM graph_bp bp LEFT JOIN graph_base b ON b.account_id = bp.actor_id GROUP BY bp.target_id"
             )
-            co_select = "".join(f', avg({_exact(_quoted("co.m_", c))}) AS "graph_coengager_{c}_mean"' for c in columns)
+            co_select = "".join(f", avg({_exact('co.' + quote('m_' + c))}) AS {quote(f'graph_coengager_{c}_mean')}" for c in columns)
             co_select += "".join(
-                f', sum({_exact("bp.w * " + _quoted("co.w_", c))}) / sum(bp.w) FILTER (WHERE co."w_{c}" IS NOT NULL) '
-                f'AS "graph_coengager_{c}_wmean"'
-                f', max(co."w_{c}") AS "graph_coengager_{c}_max"'
+                f", sum({_exact('bp.w * co.' + quote('w_' + c))}) / sum(bp.w) FILTER (WHERE co.{quote('w_' + c)} IS NOT NULL) "
+                f"AS {quote(f'graph_coengager_{c}_wmean')}"
+                f", max(co.{quote('w_' + c)}) AS {quote(f'graph_coengager_{c}_max')}"
                 for c in weighted
             )
             co_join = "JOIN graph_co co ON co.target_id = bp.target_id"

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.contract import Column, Table, file_format
+from pipeline.db import literal
 from pipeline.errors import ZombieScanError
 
 ROW = "__row"  # 1-based data row number; the header of a CSV is row 0
@@ -30,11 +31,6 @@ INT_TYPES = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "
 FLOAT_TYPES = {"DOUBLE", "FLOAT", "REAL"}
 ID_COLUMNS = {"account_id", "actor_id", "target_id", "owner_id", "campaign_id", "farm_id"}
 BOOL_WORDS = {"true": True, "t": True, "yes": True, "y": True, "1": True, "false": False, "f": False, "no": False, "n": False, "0": False}
-
-
-def _literal(text: str) -> str:
-    """An SQL string literal (file paths cannot be bound as parameters inside a view)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -216,7 +212,7 @@ def stage(con: duckdb.DuckDBPyConnection, table: Table, path: Path, scratch: Pat
         except Exception as exc:  # pyarrow raises several types for a broken file
             raise ZombieScanError(f"{path}: cannot be read as Parquet: {_first_line(exc)}") from None
         _check_names(path, table, columns)
-        scan = f"read_parquet({_literal(str(path))}, file_row_number = true, binary_as_string = true)"
+        scan = f"read_parquet({literal(str(path))}, file_row_number = true, binary_as_string = true)"
         source = f"(SELECT file_row_number + 1 AS {ROW}, * EXCLUDE (file_row_number) FROM {scan})"
     else:
         staged = scratch / f"{table.name}.staged.parquet"
@@ -224,7 +220,7 @@ def stage(con: duckdb.DuckDBPyConnection, table: Table, path: Path, scratch: Pat
             columns = _stage_csv(path, table, staged) if fmt == ".csv" else _stage_jsonl(path, table, staged)
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise ZombieScanError(f"{path}: cannot be read as gzip-compressed {FORMAT_NAMES[fmt]}: {_first_line(exc)}") from None
-        source = f"read_parquet({_literal(str(staged))})"
+        source = f"read_parquet({literal(str(staged))})"
     view = f"raw_{table.name}"
     try:
         con.execute(f"CREATE TEMP VIEW {view} AS SELECT * FROM {source}")
@@ -280,7 +276,7 @@ def conversion(col: Column, source_type: str, src: str) -> tuple[str, bool]:
         if source_type in INT_TYPES or source_type in FLOAT_TYPES:
             return f"CASE WHEN {src} = 1 THEN true WHEN {src} = 0 THEN false END", True
         if text:
-            cases = " ".join(f"WHEN {_literal(word)} THEN {str(value).lower()}" for word, value in BOOL_WORDS.items())
+            cases = " ".join(f"WHEN {literal(word)} THEN {str(value).lower()}" for word, value in BOOL_WORDS.items())
             return f"CASE lower(trim({src})) {cases} END", True
         return "NULL", True
     if col.dtype == "timestamp":
