@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 
-.PHONY: venv repro test test-slow lint bench notebooks notebooks-strip report lock clean
+.PHONY: venv repro test test-slow lint perf notebooks notebooks-strip report lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,8 +30,8 @@ lint: $(STAMP)
 	ruff format --check .
 	mypy
 
-bench: $(STAMP)
-	python -m bench.run
+perf: $(STAMP)
+	python -m perf.run
 
 # Execute every notebook in place on the run `make repro` made (outputs stay in the files for
 # reading; `make notebooks-strip` clears them again before a commit).

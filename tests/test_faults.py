@@ -2,7 +2,7 @@
 inputs and options. Every case asserts what a user relies on: the exit code, a one-line message
 naming the bad thing, no traceback, inputs byte-identical afterwards, and nothing left beside the
 output or in the temp folder. Slower cases (kill -9 and SIGTERM at many points on bigger worlds)
-run in `python -m bench.faults`.
+run in `python -m perf.faults`.
 """
 
 from __future__ import annotations

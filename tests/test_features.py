@@ -276,7 +276,7 @@ def test_build_features_on_a_tiny_world(tiny_tables: dict[str, pl.DataFrame]) ->
 def test_lockstep_groups_find_bursty_farms() -> None:
     """Farm members fill the groups far beyond their share of accounts (not all of them: live-event
     fans form genuine groups by design, docs/simulator.md). Only bursty farms here: stealthy and
-    adaptive ones are built to slip past the windows (bench.quality measures each style)."""
+    adaptive ones are built to slip past the windows (perf.quality measures each style)."""
     t = simulate(make_config("tiny", seed=3, stealth_share=0.0, heavy_share=0.0, adaptive_share=0.0))
     _, groups, _ = build_features(t["accounts"], t["engagements"], t["targets"])
     members = groups["members"].explode()

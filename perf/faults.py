@@ -1,9 +1,9 @@
 """Fault injection at size: kill -9, SIGTERM and Ctrl-C at several points of each writer, and two
 writers of one output at once, on a simulated world; prints a Markdown table and the counts.
 
-    python -m bench.faults                      # the `default` world (about 15 minutes on 2 cores)
-    python -m bench.faults --preset tiny        # the same cases in about 3 minutes
-    python -m bench.faults --writers score --points 0.2 0.5
+    python -m perf.faults                      # the `default` world (about 15 minutes on 2 cores)
+    python -m perf.faults --preset tiny        # the same cases in about 3 minutes
+    python -m perf.faults --writers score --points 0.2 0.5
 
 For each writer (ingest, features, score, benchmark) the clean run is timed first and leaves the
 output a fault must not damage; then each fault is sent at each point (a share of the clean run's
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                     "refused, first finished" if ok else f"PROBLEM: {err2.strip()[-200:]}",
                 )
             )
-    print(f"# fault injection, preset {a.preset}: `python -m bench.faults --preset {a.preset}`\n")
+    print(f"# fault injection, preset {a.preset}: `python -m perf.faults --preset {a.preset}`\n")
     print("| writer | fault | at | exit | outcome |\n|---|---|---|---:|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")

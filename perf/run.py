@@ -3,9 +3,9 @@
 Each (stage, preset) runs in a fresh Python process so its peak RSS is its own. Stages run in
 pipeline order on the same working folder, so `ingest` loads what `simulate` just wrote.
 
-    python -m bench.run                          # simulate, ingest, index at default and large
-    python -m bench.run --presets tiny --stages simulate
-    python -m bench.run --presets default --stages realdata   # the real-data benchmark (tiny: its --fast subset)
+    python -m perf.run                          # simulate, ingest, index at default and large
+    python -m perf.run --presets tiny --stages simulate
+    python -m perf.run --presets default --stages realdata   # the real-data benchmark (tiny: its --fast subset)
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ def _index(preset: str, work: Path) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m perf.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), help="size presets to run (tiny, default, large)")
     parser.add_argument("--stages", nargs="+", default=list(DEFAULT_STAGES), choices=STAGES, help="stages to run, in pipeline order")
     parser.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one, removed after)")
@@ -263,23 +263,23 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_one(stage, preset, Path(work))))
         return 0
 
-    tmp = None if args.work else tempfile.TemporaryDirectory(prefix="zombiescan-bench-")
+    tmp = None if args.work else tempfile.TemporaryDirectory(prefix="zombiescan-perf-")
     work = args.work or Path(tmp.name)  # type: ignore[union-attr]
     work.mkdir(parents=True, exist_ok=True)
     results = []
     for preset in args.presets:
         for stage in args.stages:
-            done = subprocess.run([sys.executable, "-m", "bench.run", "--one", stage, preset, str(work)], capture_output=True, text=True)
+            done = subprocess.run([sys.executable, "-m", "perf.run", "--one", stage, preset, str(work)], capture_output=True, text=True)
             if done.returncode != 0:
                 print(done.stderr, file=sys.stderr)
-                raise SystemExit(f"bench: {stage} at {preset} failed (exit {done.returncode}); its stderr is above")
+                raise SystemExit(f"perf: {stage} at {preset} failed (exit {done.returncode}); its stderr is above")
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
             r = results[-1]
             print(f"  {stage:<9} {preset:<8} {r['seconds']:8.1f} s {r['peak_mib']:9.0f} MiB", file=sys.stderr, flush=True)
     if tmp:
         tmp.cleanup()
 
-    cmd = "python -m bench.run " + " ".join(["--presets", *args.presets, "--stages", *args.stages])
+    cmd = "python -m perf.run " + " ".join(["--presets", *args.presets, "--stages", *args.stages])
     print(f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}; command: `{cmd}`\n")
     print("| stage | preset | rows | seconds | peak RSS (MiB) | note |")
     print("|---|---|---|---:|---:|---|")

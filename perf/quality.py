@@ -1,7 +1,7 @@
 """Quality of the lockstep detector on a simulated world, per farm style; and of the dense-block score on Weibo-S.
 
-    python -m bench.quality --sim data/raw/sim            # lockstep recall/precision per farm style
-    python -m bench.quality --weibo ../shared/data/weibo-s  # dense-block ROC-AUC beside shipped baselines
+    python -m perf.quality --sim data/raw/sim            # lockstep recall/precision per farm style
+    python -m perf.quality --weibo ../shared/data/weibo-s  # dense-block ROC-AUC beside shipped baselines
 
 Prints Markdown tables. Labels are used here to *measure*, never by the detectors.
 """
@@ -84,7 +84,7 @@ def weibo_quality(folder: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.quality", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m perf.quality", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sim", type=Path, help="a simulated contract folder (with labels and campaigns)")
     parser.add_argument("--weibo", type=Path, help="the weibo-s folder of ../shared/data")

@@ -1,1 +1,0 @@
-"""The benchmark: `python -m bench.run` (or `make bench`)."""
