@@ -17,7 +17,7 @@ from pipeline.features.build import build_features, featurize_warehouse
 from pipeline.features.graph import follow_graph_networkx, graph_features
 from pipeline.features.lockstep import LockstepParams, dense_block_scores, dense_block_scores_sql, lockstep, peel_dense_blocks
 from pipeline.features.profile import profile_features
-from pipeline.features.sql import feature_connection
+from pipeline.features.query import feature_connection
 from pipeline.ingest import ingest
 from pipeline.simulate import make_config, simulate, write_contract
 

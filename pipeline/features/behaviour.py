@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 
 from pipeline.features.family import Context, Family, count, share
-from pipeline.features.sql import Frame, query
+from pipeline.features.query import Frame, query
 
 EMPTY_TARGETS = pl.DataFrame(schema={"target_id": pl.String, "target_type": pl.String, "created_at": pl.Datetime("us", "UTC")})
 

@@ -20,7 +20,7 @@ from pipeline.features.behaviour import EMPTY_TARGETS
 from pipeline.features.family import Context
 from pipeline.features.lockstep import LockstepParams, empty_groups
 from pipeline.features.profile import _with_optional_columns
-from pipeline.features.sql import feature_connection
+from pipeline.features.query import feature_connection
 from pipeline.io import atomic_path
 from pipeline.warehouse import attach, connect, read_dataset_info
 

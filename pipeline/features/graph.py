@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from pipeline.db import quote
 from pipeline.features.family import Context, Family, count, share
-from pipeline.features.sql import Frame, feature_connection, number_ids
+from pipeline.features.query import Frame, feature_connection, number_ids
 
 NEIGHBOUR_COLUMNS = ("profile_age_days", "profile_username_digit_share", "profile_follow_ratio_log", "beh_n_actions", "beh_burstiness")
 COENGAGER_COLUMNS = ("profile_age_days", "beh_burstiness")

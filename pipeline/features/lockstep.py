@@ -33,7 +33,7 @@ from scipy.sparse.csgraph import connected_components
 from pipeline import db
 from pipeline.errors import ZombieScanError
 from pipeline.features.family import Context, Family, count, share
-from pipeline.features.sql import Frame, feature_connection, number_ids
+from pipeline.features.query import Frame, feature_connection, number_ids
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 
 from pipeline.features.family import Context, Family, count, from_log1p, share
-from pipeline.features.sql import Frame, query
+from pipeline.features.query import Frame, query
 
 
 def profile_features(

@@ -1,4 +1,4 @@
-"""Run the feature SQL (DuckDB) over frames: the definitions stay SQL so another engine can run them."""
+"""Run the feature SQL in `sql/` (DuckDB) over a connection or frames: the definitions stay SQL so another engine can run them."""
 
 from __future__ import annotations
 
