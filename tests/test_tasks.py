@@ -57,7 +57,7 @@ def dormant_run(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> dic
     params["featurize"].update(out=str(root / "features"), report=str(root / "featurize.json"))
     params["split"].update(out=str(root / "split.parquet"), folds=3)
     params["train"]["models"] = str(root / "models")
-    params["train"]["dormant"] = {**params["train"]["zombie"], "label": "is_dormant", "quality_bars": {}}  # the params entry
+    params["train"]["dormant"] = {**params["train"]["zombie"], "quality_bars": {}}  # the params entry (the label is the task's)
     params["evaluate"].update(metrics=str(root / "metrics"), reports=str(root / "reports"), predictions=str(root / "pred"), bootstrap=20)
     params["evaluate"]["guard"]["enforce"] = False  # as in the tiny_run fixture: the tiny world is for mechanics
     params["report"]["out"] = str(root / "summary.html")
@@ -150,3 +150,11 @@ def test_dvc_yaml_names_the_built_in_tasks_in_each_foreach() -> None:
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name in ("train", "evaluate"):
         assert stages[name]["foreach"] == list(tasks.names()), f"dvc.yaml {name}: foreach must list pipeline.tasks.names()"
+
+
+def test_the_label_column_is_the_tasks_not_a_second_setting() -> None:
+    from pipeline.models.train import TaskParams
+
+    assert TaskParams.from_params("like_farm", {}).label == "is_like_farm"
+    with pytest.raises(ZombieScanError, match=r"train\.zombie\.label: 'is_like_farm', but the task reads 'is_zombie'"):
+        TaskParams.from_params("zombie", {"label": "is_like_farm"})

@@ -22,6 +22,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve
 
+from pipeline import tasks
 from pipeline.errors import ZombieScanError
 from pipeline.features.families import prefixes
 from pipeline.io import atomic_path
@@ -34,7 +35,7 @@ MODEL_FORMAT = 1
 
 @dataclass(frozen=True)
 class TaskParams:
-    """Settings of one task (params.yaml: train.<task>)."""
+    """Settings of one task (params.yaml: train.<task>); the label column is the task's (pipeline.tasks)."""
 
     label: str
     num_leaves: int = 31
@@ -60,9 +61,12 @@ class TaskParams:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ZombieScanError(f"train.{task}: unknown setting(s) {', '.join(unknown)}: expected some of {', '.join(known)}")
-        if "label" not in values:
-            raise ZombieScanError(f"train.{task}.label: missing (the label column, e.g. is_zombie)")
-        p = cls(**values)
+        label = tasks.get(task).label
+        if values.get("label", label) != label:
+            raise ZombieScanError(
+                f"train.{task}.label: {values['label']!r}, but the task reads {label!r} (pipeline/tasks.py); leave the setting out"
+            )
+        p = cls(**{**values, "label": label})
         for name, value, allowed in (
             ("class_weight", p.class_weight, ("balanced", "none")),
             ("calibration", p.calibration, ("isotonic", "platt", "none")),
