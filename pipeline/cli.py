@@ -317,7 +317,7 @@ def score(
         str | None,
         typer.Option(
             "--model-uri",
-            help="Registered models instead of --model-dir, comma-separated: "
+            help="Registered models instead of --model-dir, comma-separated, one per task (pipeline/tasks.py), e.g. "
             "models:/zombiescan-zombie@champion,models:/zombiescan-like-farm@champion (store: MLFLOW_TRACKING_URI).",
         ),
     ] = None,
@@ -330,7 +330,7 @@ def score(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output; only the JSON summary line.")] = False,
 ) -> None:
-    """Score every account: p_zombie and p_like_farm, decisions, reasons, lockstep group; JSON summary on stdout."""
+    """Score every account: p_<task> for each task (p_zombie, p_like_farm), decisions, reasons, lockstep group; JSON summary on stdout."""
     import json
 
     from pipeline.params import parse_utc_time

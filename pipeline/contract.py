@@ -1,7 +1,7 @@
 """The data contract: the canonical tables every source is mapped onto (docs/data-contract.md).
 
 This module only *describes* the tables; `pipeline.ingest.read` (file structure, type conversion)
-and `pipeline.warehouse` (row rules, loading) enforce it. Column names here are the names used
+and `pipeline.ingest.load` (row rules, loading) enforce it. Column names here are the names used
 everywhere else.
 """
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import tasks
+from pipeline.db import literal
 from pipeline.errors import ZombieScanError
 
 TARGET_TYPES = ("post", "page", "account")
@@ -58,7 +59,7 @@ class Column:
     @property
     def sql_type(self) -> str:
         if self.allowed is not None:
-            return f"ENUM({', '.join(repr(v) for v in self.allowed)})"
+            return f"ENUM({', '.join(literal(v) for v in self.allowed)})"
         return SQL_TYPES[self.dtype]
 
 
@@ -133,13 +134,14 @@ TARGETS = Table(
 
 
 def labels_table() -> Table:
-    """The labels table: one nullable bool column per task (pipeline.tasks), then the optional
+    """The labels table: one nullable bool column per task (pipeline.tasks; a built-in task's must
+    be present, a registered task's may be absent and then reads as unknown), then the optional
     grouping columns the split keeps whole (farm_id, batch_id) and the simulator's segment."""
     return Table(
         "labels",
         (
             Column("account_id", "string"),
-            *(Column(label, "bool", nullable=True) for label in tasks.label_columns()),
+            *(Column(t.label, "bool", nullable=True, required=t in tasks.BUILT_IN) for t in tasks.all_tasks()),
             Column("farm_id", "string", nullable=True, required=False),
             Column("batch_id", "string", nullable=True, required=False),
             Column("segment", "string", nullable=True, required=False),

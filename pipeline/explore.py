@@ -439,7 +439,9 @@ def transfer_table(transfer: dict[str, Any]) -> pl.DataFrame:
 
 
 def adaptive_family_table(robustness: dict[str, Any]) -> pl.DataFrame:
-    """like_farm AP of one-family models in the world with the most adaptive farms."""
+    """The like sellers' AP (like_farm) of one-family models in the world with the most adaptive farms."""
     families = (robustness.get("adaptive_families") or {}).get("families") or {}
     rows = [(name, r["average_precision"], r["adaptive_farm_average_precision"]) for name, r in families.items()]
-    return pl.DataFrame(rows, schema={"family": pl.String, "like_farm AP": pl.Float64, "adaptive-farm AP": pl.Float64}, orient="row")
+    seller = tasks.like_seller()
+    ap = f"{seller.name if seller else 'like seller'} AP"
+    return pl.DataFrame(rows, schema={"family": pl.String, ap: pl.Float64, "adaptive-farm AP": pl.Float64}, orient="row")

@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 from pipeline import explore, figures, tasks
 from pipeline.errors import ZombieScanError
+from pipeline.features import families
 from pipeline.models.train import TaskModel
 from pipeline.params import section
 
@@ -116,7 +117,16 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
         pages=pages,
         benchmark=benchmark,
         cards=cards,
+        ablation_steps=_ablation_steps(),
+        seller=(tasks.like_seller() or tasks.BUILT_IN[-1]).positive.replace(" ", "-"),  # "like-farm label"
     )
+
+
+def _ablation_steps() -> str:
+    """How the ablations add the families, in words: "profile, +beh behaviour, +graph, +lock lockstep"."""
+    own = [f for f in families.FAMILIES if f.role == "own"]
+    added = [*own[1:], *(f for f in families.FAMILIES if f.role == "relational")]
+    return ", ".join([own[0].name, *(f"+{f.name}" + (f" {f.title}" if f.title != f.name else "") for f in added)])
 
 
 def _template() -> Template:

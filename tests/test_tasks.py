@@ -158,3 +158,23 @@ def test_the_label_column_is_the_tasks_not_a_second_setting() -> None:
     assert TaskParams.from_params("like_farm", {}).label == "is_like_farm"
     with pytest.raises(ZombieScanError, match=r"train\.zombie\.label: 'is_like_farm', but the task reads 'is_zombie'"):
         TaskParams.from_params("zombie", {"label": "is_like_farm"})
+
+
+def test_data_without_the_new_tasks_labels_still_runs(tiny_dir: Path, tmp_path: Path) -> None:
+    """The simulator (and any source) knows nothing of a registered task: its label reads as
+    unknown, the split works, and the task is skipped as untrainable rather than failing the run."""
+    from pipeline.models.inputs import untrainable
+    from pipeline.models.split import SplitParams, make_split
+
+    with tasks.registered(DORMANT):
+        ingest(tiny_dir, tmp_path / "w.duckdb")
+        con = connect(tmp_path / "w.duckdb")
+        try:
+            labels = con.sql("SELECT * FROM labels").pl()
+            accounts = con.sql("SELECT account_id, created_at FROM accounts").pl()
+        finally:
+            con.close()
+        assert labels["is_dormant"].null_count() == labels.height
+        split = make_split(labels, accounts, SplitParams(folds=3))
+        split.write_parquet(tmp_path / "split.parquet")
+        assert untrainable({"split": {"out": str(tmp_path / "split.parquet")}}, "is_dormant") == "the data has no is_dormant labels"

@@ -193,7 +193,11 @@ def _build(
     )
     con.execute(f"CREATE OR REPLACE TEMP VIEW targets AS SELECT target_id, created_at FROM {targets}")
     ctx = Context(con, reference_time, lockstep_params, raw=raw, progress=progress)
-    wanted = [f for f in families.FAMILIES if (engagements_known or not f.engagements) and (f.prefix != "raw_" or raw is not None)]
+    wanted = [
+        f
+        for f in families.FAMILIES
+        if (engagements_known or not f.engagements) and (f.role != "passthrough" or raw is not None)  # raw_: a dataset's own
+    ]
     features = families.build(ctx, wanted).sort("account_id")
     groups = ctx.outputs.get("groups", empty_groups())
     grouped = groups["members"].explode().n_unique() if groups.height else 0
@@ -214,7 +218,7 @@ def _is_features_output(folder: Path) -> bool:
     return (folder / "features.parquet").is_file() or not any(folder.iterdir())
 
 
-def check_reference_time(db: Path | str, when: datetime | None, option: str = "--reference-time") -> None:
+def check_reference_time(db: Path | str, when: datetime | None) -> None:
     """A reference time before every account's creation leaves nothing to describe: say so before any work."""
     if when is None:
         return
@@ -225,6 +229,6 @@ def check_reference_time(db: Path | str, when: datetime | None, option: str = "-
         con.close()
     if first is not None and when < first:
         raise ZombieScanError(
-            f"{option} {when.isoformat()}: is before every account was created (the first on {first.isoformat()}); "
-            "there is nothing to score: give a later time, or leave it out (the last engagement)"
+            f"--reference-time {when.isoformat()}: is before every account was created (the first on {first.isoformat()}); "
+            "there is nothing to describe: give a later time, or leave it out (the last engagement)"
         )

@@ -14,7 +14,7 @@ import math
 import polars as pl
 
 from pipeline.features import behaviour, graph, lockstep, profile
-from pipeline.features.family import Context, Family
+from pipeline.features.family import Context, Family, joined
 
 
 def _raw(ctx: Context) -> pl.DataFrame:
@@ -82,13 +82,8 @@ def build(ctx: Context, wanted: list[Family]) -> pl.DataFrame:
             need = next((f for f in wanted if f.prefix == prefix), None)
             if need is not None:
                 run(need)
-        assert family.compute is not None
         done[family.prefix] = family.compute(ctx)
 
     for family in wanted:
         run(family)
-    ordered = [done[f.prefix] for f in FAMILIES if f.prefix in done]
-    out = ordered[0]
-    for frame in ordered[1:]:
-        out = out.join(frame, on="account_id", how="left")
-    return out
+    return joined([done[f.prefix] for f in FAMILIES if f.prefix in done])

@@ -50,11 +50,7 @@ class Context:
 
     def so_far(self) -> pl.DataFrame:
         """Every family computed so far, joined on account_id."""
-        frames = list(self.computed.values())
-        out = frames[0]
-        for frame in frames[1:]:
-            out = out.join(frame, on="account_id", how="left")
-        return out
+        return joined(list(self.computed.values()))
 
     def timed(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one step, report it to `progress` ("features: NAME") and record its seconds."""
@@ -74,18 +70,18 @@ class Family:
     Attributes:
         prefix: Every column of the family starts with it ("beh_").
         title: Its name in tables and ablation variants ("behaviour").
-        compute: Context -> frame (account_id + the family's columns); None for raw_, which a dataset brings.
+        compute: Context -> frame (account_id + the family's columns).
         describe: The analyst wording of each feature, for the reasons of a score.
         role: "own" (what the account's own data says: the ablations add these one by one),
             "relational" (what other accounts say: each is added to all own families), or
-            "passthrough" (a dataset's columns: only in the full model).
+            "passthrough" (a dataset's own columns, computed only when it brings them: only in the full model).
         needs: Families whose columns `compute` reads: computed before it whatever the column order.
         engagements: Needs engagements (left out for profile-only data).
     """
 
     prefix: str
     title: str
-    compute: Callable[[Context], pl.DataFrame] | None
+    compute: Callable[[Context], pl.DataFrame]
     describe: Mapping[str, Describe] = field(default_factory=dict)
     role: str = "own"
     needs: tuple[str, ...] = ()
@@ -95,6 +91,14 @@ class Family:
     def name(self) -> str:
         """The short name ("beh"): the prefix without its underscore."""
         return self.prefix.rstrip("_")
+
+
+def joined(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Frames keyed by account_id, left-joined onto the first (the profile family's rows)."""
+    out = frames[0]
+    for frame in frames[1:]:
+        out = out.join(frame, on="account_id", how="left")
+    return out
 
 
 # Wording helpers for the families' `describe` entries.

@@ -20,7 +20,7 @@ import duckdb
 
 from pipeline.contract import EXPECTED, Column, Table, find_table_files, table_by_name, tables
 from pipeline.db import connect as db_connect
-from pipeline.db import quote
+from pipeline.db import literal, quote
 from pipeline.errors import ContractError, ZombieScanError
 from pipeline.ingest import read as staging
 from pipeline.warehouse import warehouse_output
@@ -194,10 +194,10 @@ def _find_problems(con: duckdb.DuckDBPyConnection, table: Table, checks: list[_C
     parts = []
     for i, ch in enumerate(checks):
         parts.append(
-            f"SELECT '{table.name}' AS tbl, t._row, {i} AS check_id, {ch.value} AS value "
+            f"SELECT {literal(table.name)} AS tbl, t._row, {i} AS check_id, {ch.value} AS value "
             f"FROM typed_{table.name} t JOIN raw_{table.name} r ON r.{staging.ROW} = t._row {ch.join} WHERE {ch.where}"
             if "r." in ch.value
-            else f"SELECT '{table.name}' AS tbl, t._row, {i} AS check_id, {ch.value} AS value "
+            else f"SELECT {literal(table.name)} AS tbl, t._row, {i} AS check_id, {ch.value} AS value "
             f"FROM typed_{table.name} t {ch.join} WHERE {ch.where}"
         )
     if parts:
@@ -332,10 +332,10 @@ def ingest(
                 all_checks[table.name] = checks
                 _find_problems(con, table, checks, now)
                 row_problems += _describe_problems(con, table, path, checks, now)
-                has_problems = _scalar(con, f"SELECT count(*) FROM problems WHERE tbl = '{table.name}'") > 0
+                has_problems = _scalar(con, f"SELECT count(*) FROM problems WHERE tbl = {literal(table.name)}") > 0
                 con.execute(
                     f"CREATE TEMP TABLE accepted_{table.name} AS SELECT * FROM typed_{table.name} t "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM problems p WHERE p.tbl = '{table.name}' AND p._row = t._row)"
+                    f"WHERE NOT EXISTS (SELECT 1 FROM problems p WHERE p.tbl = {literal(table.name)} AND p._row = t._row)"
                     if has_problems
                     else f"CREATE TEMP VIEW accepted_{table.name} AS SELECT * FROM typed_{table.name}"
                 )

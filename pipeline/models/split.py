@@ -89,9 +89,11 @@ def make_split(labels: pl.DataFrame, accounts: pl.DataFrame, params: SplitParams
     if params.folds < 3:
         raise ZombieScanError(f"split.folds: expected at least 3 (test, validation and training folds), got {params.folds}")
     label_columns = tasks.label_columns()
-    missing = [c for c in ("account_id", *label_columns) if c not in labels.columns]
+    missing = [c for c in ("account_id", *(t.label for t in tasks.BUILT_IN)) if c not in labels.columns]
     if missing:
         raise ZombieScanError(f"labels: missing column(s) {', '.join(missing)}")
+    # a registered task's label the data does not carry is unknown for every account
+    labels = labels.with_columns(pl.lit(None, pl.Boolean).alias(c) for c in label_columns if c not in labels.columns)
     labels = labels.sort("account_id")
     if labels.is_empty():
         raise ZombieScanError("labels: no labelled accounts to split")
