@@ -1,5 +1,7 @@
 -- profile_ features: one row per account, from the accounts table alone (docs/features.md).
--- Parameter $ref: the reference time. Plain SQL over contract columns (DuckDB dialect).
+-- Parameter $ref: the reference time. Plain SQL over contract columns, in DuckDB's dialect and
+-- written so that sqlglot transpiles it to Spark SQL with the same values (pipeline.spark): fractions
+-- are DOUBLE (a literal like 1.0 is a DECIMAL in Spark), characters are taken by position.
 WITH base AS (
     SELECT
         account_id,
@@ -8,13 +10,16 @@ WITH base AS (
         coalesce(display_name, '') AS display_name,
         bio, url, has_profile_photo, is_verified,
         followers_count, following_count, posts_count,
-        greatest(date_diff('second', created_at, $ref::TIMESTAMPTZ) / 86400.0, 0.0) AS age_days
+        greatest(date_diff('second', created_at, $ref::TIMESTAMPTZ) / CAST(86400 AS DOUBLE), CAST(0 AS DOUBLE)) AS age_days
     FROM accounts
     WHERE created_at <= $ref::TIMESTAMPTZ
 ),
 chars AS (
-    SELECT account_id, unnest(string_split(username, '')) AS ch, length(username) AS len
-    FROM base WHERE length(username) > 0
+    SELECT account_id, substring(username, i, 1) AS ch, len
+    FROM (
+        SELECT account_id, username, length(username) AS len, unnest(generate_series(1, length(username))) AS i
+        FROM base WHERE length(username) > 0
+    )
 ),
 entropy AS (
     -- summed as exact decimals: a parallel float sum adds in a varying order, and the same
