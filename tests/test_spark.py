@@ -1,0 +1,63 @@
+"""The Spark engine computes the same features as the DuckDB engine (P10, first part: profile_).
+
+Needs the `spark` extra (pyspark) and Java 17+. `.ci/run` installs the extra and sets
+ZOMBIESCAN_REQUIRE_SPARK=1, so in CI a missing pyspark fails these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipeline.features.profile import profile_features
+
+if os.environ.get("ZOMBIESCAN_REQUIRE_SPARK") != "1":
+    pytest.importorskip("pyspark", reason="the Spark engine needs the 'spark' extra (pip install -e '.[spark]')")
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    from pipeline.spark.session import spark_session
+
+    with spark_session("local[2]") as session:
+        yield session
+
+
+def _same(duck: pl.DataFrame, spark_frame: pl.DataFrame) -> None:
+    """Same rows, same columns, values equal to 1e-9 relative (integers and flags exactly)."""
+    assert spark_frame.columns == duck.columns, f"columns on one engine only: {set(spark_frame.columns) ^ set(duck.columns)}"
+    other = spark_frame.sort("account_id")
+    assert other["account_id"].to_list() == duck["account_id"].to_list()
+    for column in duck.columns[1:]:
+        a = duck[column].cast(pl.Float64).to_numpy()
+        b = other[column].cast(pl.Float64).to_numpy()
+        assert (np.isnan(a) == np.isnan(b)).all(), f"{column}: null on one engine only"
+        known = ~np.isnan(a)
+        np.testing.assert_allclose(b[known], a[known], rtol=1e-9, atol=0, err_msg=column)
+
+
+def test_profile_features_equal_on_spark_and_duckdb(spark: Any, tiny_tables: dict[str, pl.DataFrame]) -> None:
+    from pipeline.features.profile import _with_optional_columns
+    from pipeline.spark.sql import run_feature_sql
+
+    accounts = _with_optional_columns(tiny_tables["accounts"])
+    reference = tiny_tables["engagements"]["ts"].max()
+    spark.createDataFrame(accounts.to_arrow()).createOrReplaceTempView("accounts")
+    on_spark = pl.from_arrow(run_feature_sql(spark, "profile.sql", {"ref": reference}).toArrow())
+    assert isinstance(on_spark, pl.DataFrame)
+    _same(profile_features(accounts, reference_time=reference), on_spark)
+
+
+def test_a_reference_time_without_a_zone_is_refused() -> None:
+    from datetime import datetime
+
+    from pipeline.errors import ZombieScanError
+    from pipeline.spark.sql import spark_sql
+
+    with pytest.raises(ZombieScanError, match="needs a time zone"):
+        spark_sql("profile.sql", {"ref": datetime(2026, 1, 1)})
