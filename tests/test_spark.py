@@ -1,4 +1,4 @@
-"""The Spark engine computes the same features as the DuckDB engine (P10, first part: profile_).
+"""The Spark engine computes the same features as the DuckDB engine (P10, first part: profile_ and beh_).
 
 Needs the `spark` extra (pyspark) and Java 17+. `.ci/run` installs the extra and sets
 ZOMBIESCAN_REQUIRE_SPARK=1, so in CI a missing pyspark fails these tests instead of skipping them.
@@ -61,3 +61,20 @@ def test_a_reference_time_without_a_zone_is_refused() -> None:
 
     with pytest.raises(ZombieScanError, match="needs a time zone"):
         spark_sql("profile.sql", {"ref": datetime(2026, 1, 1)})
+
+
+def test_behaviour_features_equal_on_spark_and_duckdb(spark: Any, tiny_tables: dict[str, pl.DataFrame]) -> None:
+    from pipeline.features.behaviour import behavioural_features
+    from pipeline.features.profile import _with_optional_columns
+    from pipeline.spark.sql import run_feature_sql
+
+    accounts = _with_optional_columns(tiny_tables["accounts"])
+    engagements, targets = tiny_tables["engagements"], tiny_tables["targets"]
+    if "weight" not in engagements.columns:
+        engagements = engagements.with_columns(weight=pl.lit(1, pl.Int64))
+    reference = engagements["ts"].max()
+    for name, frame in (("accounts", accounts), ("engagements", engagements), ("targets", targets)):
+        spark.createDataFrame(frame.to_arrow()).createOrReplaceTempView(name)
+    on_spark = pl.from_arrow(run_feature_sql(spark, "behaviour.sql", {"ref": reference, "young_hours": 24.0}).toArrow())
+    assert isinstance(on_spark, pl.DataFrame)
+    _same(behavioural_features(accounts, engagements, reference_time=reference, targets=targets), on_spark)

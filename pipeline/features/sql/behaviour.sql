@@ -40,10 +40,10 @@ FROM (SELECT DISTINCT k, target_id FROM beh_ev) GROUP BY k;
 CREATE OR REPLACE TEMP TABLE beh_gaps AS
 SELECT k, list_median(d) AS gap_median, list_avg(d) AS gap_mean, list_stddev_pop(d) AS gap_std
 FROM (
-    SELECT k, list_transform(range(1, len(ts)), lambda i: ts[i + 1] - ts[i]) AS d
+    SELECT k, list_transform(range(1, array_length(ts)), lambda i: ts[i + 1] - ts[i]) AS d
     FROM (SELECT k, list(t ORDER BY t) AS ts FROM beh_ev GROUP BY k)
 )
-WHERE len(d) > 0;
+WHERE array_length(d) > 0;
 
 -- Actions per clock minute; hours, hours of the day and days are rolled up from it, so the
 -- 20M+ events are grouped once for all four.
@@ -54,8 +54,9 @@ CREATE OR REPLACE TEMP TABLE beh_clock_hours AS
 SELECT k, m // 60 AS ch, sum(n) AS n FROM beh_minutes GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE beh_peaks AS
-SELECT k, max(n) AS busiest_hour, (SELECT max(n) FROM beh_minutes bm WHERE bm.k = ch.k) AS busiest_minute
-FROM beh_clock_hours ch GROUP BY k;
+SELECT k, h.busiest_hour, m.busiest_minute
+FROM (SELECT k, max(n) AS busiest_hour FROM beh_clock_hours GROUP BY k) h
+JOIN (SELECT k, max(n) AS busiest_minute FROM beh_minutes GROUP BY k) m USING (k);
 
 CREATE OR REPLACE TEMP TABLE beh_days AS
 SELECT k, count(DISTINCT ch // 24) AS active_days FROM beh_clock_hours GROUP BY k;
@@ -94,7 +95,7 @@ SELECT
     p.busiest_hour / nullif(c.n_actions, 0) AS beh_busiest_hour_share,
     p.busiest_minute / nullif(c.n_actions, 0) AS beh_busiest_minute_share,
     coalesce(ad.active_days, 0) AS beh_active_days,
-    date_diff('second', a.created_at, c.first_ts) / 86400.0 AS beh_first_action_delay_days,
+    date_diff('second', a.created_at, c.first_ts) / CAST(86400 AS DOUBLE) AS beh_first_action_delay_days,
     coalesce(c.n_like, 0) / nullif(ad.active_days, 0) AS beh_likes_per_active_day,
     c.young_share AS beh_young_target_like_share,
     coalesce(hs.night_share, CASE WHEN hs.k IS NOT NULL THEN 0.0 END) AS beh_night_share
