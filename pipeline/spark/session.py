@@ -32,6 +32,10 @@ def _pyspark() -> Any:
 def spark_session(master: str = "local[2]", conf: dict[str, str] | None = None, app: str = "zombiescan") -> Iterator[SparkSession]:
     """A Spark session for the block, stopped at its end (timestamps in UTC, as the contract stores them)."""
     sql = _pyspark()
+    active = sql.SparkSession.getActiveSession()
+    if active is not None and active.sparkContext.master != master:
+        # getOrCreate would hand back that session, silently on the wrong master
+        raise ZombieScanError(f"a Spark session on {active.sparkContext.master} is running in this process; stop it before using {master}")
     local = master.startswith("local")
     if local:
         os.environ["SPARK_LOCAL_IP"] = LOOPBACK  # the JVM Spark starts binds here, not to the machine's address
