@@ -10,6 +10,7 @@ for the reasons of a score. A new family is a module with its `Family` and one e
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import polars as pl
 
@@ -59,16 +60,25 @@ def ablations() -> list[tuple[str, tuple[str, ...], str]]:
 
 def describe(feature: str, value: float | None) -> str:
     """One feature's value in an analyst's words (the family's wording; a generic line without one)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return f"{feature} unknown"
+    return wording(feature)(value)
+
+
+def wording(feature: str) -> Callable[[float | None], str]:
+    """`describe` for one feature, its family looked up once: scoring words many values of few features."""
     family = family_of(feature)
     fn = family.describe.get(feature) if family is not None else None
-    if fn is not None:
-        try:
-            return fn(float(value))
-        except (OverflowError, ValueError):
-            pass
-    return f"{feature} = {value:,.3g}"
+
+    def words(value: float | None) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return f"{feature} unknown"
+        if fn is not None:
+            try:
+                return fn(float(value))
+            except (OverflowError, ValueError):
+                pass
+        return f"{feature} = {value:,.3g}"
+
+    return words
 
 
 def build(ctx: Context, wanted: list[Family]) -> pl.DataFrame:

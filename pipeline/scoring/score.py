@@ -20,7 +20,7 @@ import polars as pl
 
 from pipeline.errors import ZombieScanError
 from pipeline.features.build import build_features, warehouse_features
-from pipeline.features.families import describe
+from pipeline.features.families import wording
 from pipeline.features.lockstep import LockstepParams
 from pipeline.models.train import TaskModel, check_features, to_matrix
 
@@ -118,10 +118,11 @@ def _reasons(model: TaskModel, x: np.ndarray, need: np.ndarray, features: pl.Dat
     value = exact[np.repeat(np.arange(len(rows)), k), feature]
     keep = c > 0
     row, feature, c, value = row[keep], feature[keep], c[keep], value[keep]
-    names = np.asarray(model.features, dtype=object)[feature]
-    texts = [describe(f, v) for f, v in zip(names.tolist(), value.tolist(), strict=True)]
+    names = np.asarray(model.features, dtype=object)[feature].tolist()
+    words = {f: wording(f) for f in model.features}  # each feature's family looked up once, not per account
+    texts = [words[f](v) for f, v in zip(names, value.tolist(), strict=True)]
     flat = pl.DataFrame(
-        {"row": row, "feature": names.tolist(), "value": value, "contribution": c, "text": texts},
+        {"row": row, "feature": names, "value": value, "contribution": c, "text": texts},
         schema={"row": pl.Int64, "feature": pl.String, "value": pl.Float64, "contribution": pl.Float64, "text": pl.String},
     ).with_columns(pl.col("value").fill_nan(None))
     grouped = flat.group_by("row", maintain_order=True).agg(pl.struct("feature", "value", "contribution", "text").alias("r"))

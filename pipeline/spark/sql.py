@@ -38,10 +38,12 @@ _WELFORD = (
 LIST_FUNCTIONS = {
     "LIST_AVG": _MEAN,
     "LIST_STDDEV_POP": _WELFORD,
-    "LIST_MEDIAN": (  # the mean of the two middle values for an even count, as DuckDB's median
-        "CASE WHEN size({a}) % 2 = 1 THEN CAST(element_at(array_sort({a}), CAST((size({a}) + 1) DIV 2 AS INT)) AS DOUBLE) "
-        "ELSE (element_at(array_sort({a}), CAST(size({a}) DIV 2 AS INT)) "
-        "+ element_at(array_sort({a}), CAST(size({a}) DIV 2 + 1 AS INT))) / 2 END"
+    # the mean of the two middle values for an even count, as DuckDB's median; the array is sorted
+    # once and bound to `s` by a one-element transform (Spark SQL has no let)
+    "LIST_MEDIAN": (
+        "element_at(transform(array(array_sort({a})), s -> CASE WHEN size(s) % 2 = 1 "
+        "THEN CAST(element_at(s, CAST((size(s) + 1) DIV 2 AS INT)) AS DOUBLE) "
+        "ELSE (element_at(s, CAST(size(s) DIV 2 AS INT)) + element_at(s, CAST(size(s) DIV 2 + 1 AS INT))) / 2 END), 1)"
     ),
 }
 
