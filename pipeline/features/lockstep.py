@@ -20,6 +20,7 @@ returns no groups, and `dense_block_scores` (FRAUDAR-style, untimed) is the coor
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -315,19 +316,81 @@ def empty_groups() -> pl.DataFrame:
     return pl.DataFrame(schema=GROUP_SCHEMA)
 
 
+# The dense-block peel counts in fixed point: an edge value v is kept as the integer
+# round(v * DENSE_SCALE). Integer degree sums are exact, so they do not depend on the order in
+# which an engine adds (Spark's differs from numpy's, and equal degrees are common: a value one
+# ulp off would move a node to the next pass). 2**24 keeps every value to ~7 digits, and a degree
+# sum far below 2**63: a value is at most w / ln(6) < 0.56 w, so 20B engagements of weight 1 sum
+# to under 2**58.
+DENSE_SCALE = 2**24
+
+
+def fraudar_logs(degrees: Sequence[int], c: float) -> list[float]:
+    """ln(c + d) for each target degree d: the denominator of FRAUDAR's column weight.
+
+    Both engines take it from here, Python's math.log once per distinct degree: numpy's vectorised
+    log and the JVM's StrictMath.log may differ in the last bit, and a value one bit off can round
+    to another quantum.
+    """
+    return [math.log(c + d) for d in degrees]
+
+
+class PeelSchedule:
+    """The levels of the parallel dense-block peel, decided in one place for both engines.
+
+    An engine only counts: per pass it reports the remaining graph's row degree sum and node count,
+    and after the removal its smallest degree, all exact integers. The level (a float64, compared
+    with the integer degrees as floor(level)), the densest block and the bound on the passes are
+    decided here, in the driver's Python, so the engines cannot disagree on them.
+    """
+
+    def __init__(self, min_degree: int, max_degree: int, epsilon: float) -> None:
+        if not epsilon > 0:
+            raise ZombieScanError(f"dense-block peel: epsilon {epsilon}: expected a number > 0 (the level's growth per pass)")
+        self.epsilon = epsilon
+        self.level = float(min_degree)
+        self.levels: list[float] = []  # the level of each pass so far, in quanta
+        self.best_level = self.level
+        self._best = (-1, 1)  # (row degree sum, nodes) of the densest remaining graph so far
+        # After the first pass the level is >= 1 quantum and grows by (1 + epsilon) a pass; a pass
+        # whose level reaches the largest degree removes everything (one pass of slack for rounding).
+        self.max_passes = 3 + math.ceil(math.log(max(max_degree, 1)) / math.log(1.0 + epsilon))
+
+    @property
+    def passes(self) -> int:
+        return len(self.levels)
+
+    def start_pass(self, row_degree_sum: int, nodes: int) -> int:
+        """Open a pass over the remaining graph: note its density (FRAUDAR's block is the densest
+        remaining graph); every remaining node of degree <= the returned threshold goes in this pass."""
+        if self.passes == self.max_passes:
+            raise RuntimeError(f"dense-block peel: more than {self.max_passes} passes, which the level's growth rules out")
+        if row_degree_sum * self._best[1] > self._best[0] * nodes:  # a higher density, compared exactly
+            self._best, self.best_level = (row_degree_sum, nodes), self.level
+        self.levels.append(self.level)
+        return math.floor(self.level)
+
+    def end_pass(self, min_degree: int) -> None:
+        """The next pass's level: up by (1 + epsilon), or to the smallest remaining degree if higher,
+        and never under one quantum (zero-valued edges cannot hold the level at 0 pass after pass)."""
+        self.level = max(self.level * (1.0 + self.epsilon), float(min_degree), 1.0)
+
+
 def dense_block_scores(engagements: Frame, *, c: float = 5.0, epsilon: float = 0.1) -> pl.DataFrame:
     """FRAUDAR-style dense-block suspicion for every actor, untimed (works on weight-only data).
 
     The account x target graph (an edge per account and target, valued by how many times the
-    account engaged: the summed `weight`) gets FRAUDAR's column weights, 1 / log(c + target
-    degree), so that edges into popular targets count for little
-    (camouflage resistance, Hooi et al., KDD 2016). FRAUDAR then peels the graph greedily, node by
-    node with the smallest weighted degree, and reports the densest block it passed through. We
-    keep the whole peeling rather than one block: an account's score is the weighted-degree level
-    at which it was peeled (its weighted core number), so every dense block, not only the densest,
-    ranks its members high. Peeling goes by levels: all nodes at or below the current level go
-    at once (and those their removal pushes below it), and the level rises by a factor
-    (1 + epsilon) when none is left, an epsilon-approximate core decomposition in O(edges) work.
+    account engaged: the summed `weight`) gets FRAUDAR's column weights, 1 / ln(c + target
+    degree), so that edges into popular targets count for little (camouflage resistance, Hooi et
+    al., KDD 2016). FRAUDAR peels the graph greedily, node by node with the smallest weighted
+    degree, and reports the densest block it passed through; that is one node per step, a chain
+    of steps no cluster can shorten. We peel in parallel instead (Bahmani, Kumar & Vassilvitskii,
+    VLDB 2012): each pass removes at once every node at or below a level that rises by a factor
+    (1 + epsilon) a pass, so there are O(log n) passes (`peel_dense_blocks` gives the definition
+    and the argument; pipeline/spark/dense.py runs the same passes on Spark). We keep the whole
+    peeling rather than one block: an account's score is the level at which it was peeled (an
+    approximate weighted core number), so every dense block, not only the densest, ranks its
+    members high.
 
     Returns columns account_id, lock_dense_block_score and lock_in_densest_block (the accounts of
     the densest block met during the peeling, FRAUDAR's own output).
@@ -354,7 +417,8 @@ def dense_block_scores_sql(
     """`dense_block_scores` of the engagements relation `engagements` on `con` (only those of
     `kinds`, when given), without copying rows into polars.
 
-    The edge list is aggregated and numbered in DuckDB and reaches numpy as three flat arrays.
+    The edge list is aggregated and numbered in DuckDB and reaches numpy as three flat arrays, in
+    no particular order: the peel's integer degree sums do not depend on it.
     """
     where = "WHERE kind::VARCHAR IN (SELECT unnest($kinds::VARCHAR[]))" if kinds is not None else ""
     con.execute(
@@ -370,8 +434,7 @@ def dense_block_scores_sql(
         n_targets = con.execute("SELECT count(*) FROM dense_targets").fetchall()[0][0]
         arrays = con.execute(
             "SELECT da.i AS row, dt.i AS col, e.w FROM dense_edges e "
-            "JOIN dense_actors da USING (actor_id) JOIN dense_targets dt USING (target_id) "
-            "ORDER BY row, col"  # the peel sums degrees in edge order: a fixed order gives the same bytes every run
+            "JOIN dense_actors da USING (actor_id) JOIN dense_targets dt USING (target_id)"
         ).fetchnumpy()
         actors = con.sql("SELECT actor_id FROM dense_actors ORDER BY i").pl()["actor_id"]
         score, densest = peel_dense_blocks(arrays["row"], arrays["col"], arrays["w"], len(actors), n_targets, c=c, epsilon=epsilon)
@@ -391,55 +454,72 @@ def _members(ptr: np.ndarray, nodes: np.ndarray) -> np.ndarray:
     return offsets + np.arange(total)
 
 
+def _segment_sums(ptr: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Exact int64 sums of each segment ptr[i]:ptr[i + 1] of `values` (empty segments sum to 0)."""
+    total = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(values, out=total[1:])
+    return total[ptr[1:]] - total[ptr[:-1]]
+
+
 def peel_dense_blocks(
     rows: np.ndarray, cols: np.ndarray, w: np.ndarray, n_rows: int, n_cols: int, *, c: float = 5.0, epsilon: float = 0.1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """FRAUDAR-weighted level peeling of a bipartite edge list; per row: (peel level, in densest block).
+    """FRAUDAR-weighted parallel peeling of a bipartite edge list; per row: (peel level, in densest block).
 
-    Degrees are updated incrementally from the edges of the nodes just removed, and within a
-    level only their neighbours are re-checked, so the whole peel touches each edge a few times.
+    `rows` and `cols` number each edge's actor and target (each pair once), `w` is its summed
+    weight. The definition, the same on Spark (pipeline/spark/dense.py):
+
+    1. An edge's value is v = w / ln(c + target degree), the target degree being its number of
+       actors, kept as the integer q = round(v * DENSE_SCALE); a node's degree is the sum of its
+       edges' q (rows and columns alike).
+    2. The level starts at the smallest degree. Each pass notes the density of the remaining
+       graph (row degree sum / remaining rows and columns), removes at once every remaining node
+       of degree <= floor(level) (a row removed scores level / DENSE_SCALE), takes their edges off
+       their neighbours' degrees, and sets level = max(level * (1 + epsilon), smallest remaining
+       degree, 1 quantum). A node that a removal pushes under the level waits for the next pass.
+    3. The densest block is the remaining graph of the densest pass: the rows scoring at least
+       that pass's level.
+
+    Why O(log n) passes: degrees only fall, the level grows by (1 + epsilon) a pass, and a pass
+    whose level reaches the largest starting degree D removes everything left; from the smallest
+    starting degree m > 0 there are at most 1 + ceil(log_{1+epsilon}(D / m)) passes. With weights
+    polynomial in n, so is D / m (D <= n max(w) / ln(c + 1), m >= min(w) / ln(c + n)): O(log n /
+    epsilon) passes. Whatever the weights, the level is >= 1 quantum after the first pass and
+    D < 2**63, so there are at most ~460 passes at epsilon = 0.1; `PeelSchedule` enforces the
+    bound. No pass waits on a chain of removals, as a peel that cascades within a level would.
+
+    Degrees are updated from the removed nodes' edges only and each pass scans the remaining
+    nodes: O(edges + nodes x passes) work. The number of passes is logged at debug level.
     """
     rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
     if len(rows) == 0:
         return np.zeros(n_rows), np.zeros(n_rows, dtype=bool)
-    values = np.asarray(w, dtype=np.float64) / np.log(c + np.bincount(cols, minlength=n_cols)[cols])
-    csr = sp.csr_matrix((values, (rows, cols)), shape=(n_rows, n_cols))
+    target_degrees, which = np.unique(np.bincount(cols, minlength=n_cols), return_inverse=True)
+    col_log = np.array(fraudar_logs(target_degrees.tolist(), c))[which]
+    q = np.rint(np.asarray(w, dtype=np.float64) / col_log[cols] * DENSE_SCALE).astype(np.int64)
+    csr = sp.csr_matrix((q, (rows, cols)), shape=(n_rows, n_cols))
     csc = csr.tocsc()
     ptr_r, nbr_r, val_r = csr.indptr.astype(np.int64), csr.indices, csr.data  # a row's edges: its columns and values
     ptr_c, nbr_c, val_c = csc.indptr.astype(np.int64), csc.indices, csc.data
-    deg_r = np.bincount(rows, values, minlength=n_rows)
-    deg_c = np.bincount(cols, values, minlength=n_cols)
-    alive_r, alive_c = np.ones(n_rows, dtype=bool), np.ones(n_cols, dtype=bool)
+    deg_r, deg_c = _segment_sums(ptr_r, val_r), _segment_sums(ptr_c, val_c)
+    schedule = PeelSchedule(int(min(deg_r.min(), deg_c.min())), int(max(deg_r.max(), deg_c.max())), epsilon)
+    live_r, live_c = np.arange(n_rows), np.arange(n_cols)  # the remaining nodes
     score = np.zeros(n_rows)
-    level = min(deg_r.min(), deg_c.min())
-    best_density, best_level = -1.0, 0.0
-    n_alive = n_rows + n_cols
-    while n_alive and alive_r.any():
-        # FRAUDAR's block: the remaining subgraph with the highest weight per node.
-        density = float(deg_r[alive_r].sum()) / n_alive
-        if density > best_density:
-            best_density, best_level = density, level
-        cand_r, cand_c = np.flatnonzero(alive_r), np.flatnonzero(alive_c)
-        while len(cand_r) or len(cand_c):
-            # candidates may repeat (neighbours of several removed nodes); each node goes once
-            drop_r = np.unique(cand_r[alive_r[cand_r] & (deg_r[cand_r] <= level)])
-            drop_c = np.unique(cand_c[alive_c[cand_c] & (deg_c[cand_c] <= level)])
-            if not len(drop_r) and not len(drop_c):
-                break
-            score[drop_r] = level
-            alive_r[drop_r] = False
-            alive_c[drop_c] = False
-            n_alive -= len(drop_r) + len(drop_c)
-            # Removing a row lowers its columns' degrees and vice versa (edges to nodes removed
-            # earlier were already subtracted from nodes that are gone: harmless, never read).
-            e_r, e_c = _members(ptr_r, drop_r), _members(ptr_c, drop_c)
-            np.subtract.at(deg_c, nbr_r[e_r], val_r[e_r])
-            np.subtract.at(deg_r, nbr_c[e_c], val_c[e_c])
-            cand_r, cand_c = nbr_c[e_c], nbr_r[e_r]
-        # Next level: up by (1 + epsilon), or straight to the lowest remaining degree if higher.
-        remaining = np.r_[deg_r[alive_r], deg_c[alive_c]]
-        level = max(level * (1.0 + epsilon), float(remaining.min())) if len(remaining) else level
-    return score, score >= best_level
+    while len(live_r):
+        threshold = schedule.start_pass(int(deg_r[live_r].sum()), len(live_r) + len(live_c))
+        out_r, out_c = deg_r[live_r] <= threshold, deg_c[live_c] <= threshold
+        drop_r, drop_c = live_r[out_r], live_c[out_c]
+        live_r, live_c = live_r[~out_r], live_c[~out_c]
+        score[drop_r] = schedule.level / DENSE_SCALE
+        # Removing a row lowers its columns' degrees and vice versa (edges to nodes removed
+        # earlier were already subtracted from nodes that are gone: harmless, never read).
+        e_r, e_c = _members(ptr_r, drop_r), _members(ptr_c, drop_c)
+        np.subtract.at(deg_c, nbr_r[e_r], val_r[e_r])
+        np.subtract.at(deg_r, nbr_c[e_c], val_c[e_c])
+        if len(live_r):
+            schedule.end_pass(int(min(deg_r[live_r].min(), deg_c[live_c].min(initial=np.iinfo(np.int64).max))))
+    log.debug("dense blocks: %d rows, %d columns, %d edges peeled in %d passes", n_rows, n_cols, len(rows), schedule.passes)
+    return score, score >= schedule.best_level / DENSE_SCALE
 
 
 def compute(ctx: Context) -> pl.DataFrame:
@@ -472,4 +552,4 @@ DESCRIBE = {
     "lock_in_densest_block": lambda v: "in the densest like block of the data" if v else "outside the densest like block",
 }
 
-FAMILY = Family("lock_", "lockstep", compute, DESCRIBE, role="relational", needs=("profile_",))
+FAMILY = Family("lock_", "lockstep", compute, DESCRIBE, role="relational", needs=("profile_",), spark="pipeline.spark.features:lockstep")
