@@ -6,6 +6,12 @@ pipeline order on the same working folder, so `ingest` loads what `simulate` jus
     python -m perf.run                          # simulate, ingest, index at default and large
     python -m perf.run --presets tiny --stages simulate
     python -m perf.run --presets default --stages realdata   # the real-data benchmark (tiny: its --fast subset)
+    python -m perf.run --presets large@250000 large@500000 large \
+        --stages simulate features_cli spark_features score_cli spark_score   # both engines' cost growth
+
+A preset `NAME@N` is preset NAME resized to N accounts (farms and communities scale with it).
+With three or more sizes of one stage, the table is followed by the exponent of a log-log fit of
+its time against the number of engagements (1.0: linear).
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-STAGES = ("simulate", "ingest", "index", "ingest_csv", "featurize", "graphlib", "realdata", "score", "score_cli", "score_cli_2gb")
+STAGES = (
+    "simulate", "ingest", "index", "ingest_csv", "featurize", "graphlib", "realdata", "score", "score_cli", "score_cli_2gb",
+    "features_cli", "spark_features", "spark_score",
+)  # fmt: skip
 DEFAULT_STAGES = ("simulate", "ingest", "index", "featurize", "graphlib")
 PRESETS = ("default", "large")
 
@@ -40,7 +49,8 @@ def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
     if stage == "simulate":
         from pipeline.simulate import make_config, simulate, write_contract
 
-        cfg = make_config(preset)
+        name, _, size = preset.partition("@")
+        cfg = make_config(name, accounts=int(size) if size else None)
         tables = simulate(cfg)
         write_contract(tables, src, cfg, preset)
         rows = {k: v.height for k, v in tables.items()}
@@ -68,6 +78,10 @@ def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
         return _score(preset, work)
     elif stage in ("score_cli", "score_cli_2gb"):
         return _score_cli(preset, work, "2GB" if stage == "score_cli_2gb" else "5GB")
+    elif stage in ("features_cli", "spark_features"):
+        return _features_cli(preset, work, "spark" if stage == "spark_features" else "duckdb")
+    elif stage == "spark_score":
+        return _score_cli(preset, work, "5GB", engine="spark")
     else:
         raise SystemExit(f"unknown stage {stage}")
     return _result(stage, preset, time.perf_counter() - start, rows)
@@ -196,30 +210,108 @@ def _score(preset: str, work: Path) -> dict[str, object]:
     return _result("score", preset, seconds, {"accounts": features.height}, note)
 
 
-def _score_cli(preset: str, work: Path, memory_limit: str) -> dict[str, object]:
-    """`zombiescan score` as a platform team runs it: the simulator's Parquet files in, input
-    validation (the ingest), features, both models, reasons for the flagged, the pages report."""
+# Spark on one machine (local[2]): the JVM runs the driver and both executor threads. Its heap is
+# set here; Spark spills to disk past its share of it instead of failing.
+SPARK_CONF = ["spark.driver.memory=6g", "spark.sql.shuffle.partitions=16"]
+
+
+def _engine_args(engine: str) -> list[str]:
+    if engine == "duckdb":
+        return []
+    return ["--engine", "spark", "--master", "local[2]", *[x for c in SPARK_CONF for x in ("--spark-conf", c)]]
+
+
+def _jvm_peak_mib() -> float:
+    """Peak RSS (VmHWM) of the Java processes this process started (Spark's JVM), 0 without one."""
+    me, peak = os.getpid(), 0.0
+    children = {me}
+    for _ in range(3):  # spark-submit -> spark-class -> java
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) in children:
+                    children.add(int(stat.parent.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    for pid in children - {me}:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]) / 1024)
+    return peak
+
+
+def _cli(args: list[str]) -> tuple[float, list[str]]:
+    """Run `zombiescan ARGS` in this process; seconds and what it printed on stdout."""
     import contextlib
     import io
 
     from pipeline.cli import main as cli
 
-    src, out = work / f"sim-{preset}", work / f"scores-{preset}"
-    out.mkdir(exist_ok=True)
-    args = ["score", "--accounts", str(src / "accounts.parquet"), "--engagements", str(src / "engagements.parquet")]
-    args += ["--targets", str(src / "targets.parquet"), "--out", str(out / "scores.parquet"), "--pages-out", str(out / "pages.parquet")]
-    args += ["--memory-limit", memory_limit, "--overwrite", "--quiet"]
     start = time.perf_counter()
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         code = cli(args)
     seconds = time.perf_counter() - start
     if code != 0:
-        raise SystemExit(f"zombiescan score exited {code}")
-    summary = json.loads(stdout.getvalue().strip().splitlines()[-1])
+        raise SystemExit(f"zombiescan {args[0]} exited {code}")
+    return seconds, stdout.getvalue().strip().splitlines()
+
+
+def _memory_note(engine: str) -> str:
+    if engine == "duckdb":
+        return ""
+    python = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return f"; driver: Python {python:,.0f} MiB, JVM (driver + local executors, heap 6g) peak {_jvm_peak_mib():,.0f} MiB"
+
+
+def _features_cli(preset: str, work: Path, engine: str) -> dict[str, object]:
+    """`zombiescan features` from the simulator's Parquet files on one engine: checks, every family, the write."""
+    src, out = work / f"sim-{preset}", work / f"features-{engine}-{preset}"
+    args = ["features", "--accounts", str(src / "accounts.parquet"), "--engagements", str(src / "engagements.parquet")]
+    args += ["--targets", str(src / "targets.parquet"), "--out", str(out), *_engine_args(engine)]
+    if engine == "spark":
+        args.append("--overwrite")
+    seconds, _ = _cli(args)
+    report = json.loads((out / "report.json").read_text())
+    engagements = _engagements(src)
+    result = _result(f"features_{engine}", preset, seconds, {"accounts": report["accounts"], "engagements": engagements})
+    groups = report["lockstep_groups"]
+    result["note"] = f"`zombiescan features --engine {engine}` from Parquet; {groups} lockstep groups" + _memory_note(engine)
+    if engine == "spark":
+        result["peak_mib"] = max(float(result["peak_mib"]), _jvm_peak_mib())  # type: ignore[arg-type]
+    return result
+
+
+def _engagements(src: Path) -> int:
+    import polars as pl
+
+    return int(pl.scan_parquet(src / "engagements.parquet").select(pl.len()).collect().item())
+
+
+def _score_cli(preset: str, work: Path, memory_limit: str, engine: str = "duckdb") -> dict[str, object]:
+    """`zombiescan score` as a platform team runs it: the simulator's Parquet files in, input
+    validation, features, both models, reasons for the flagged, the pages report."""
+    src, out = work / f"sim-{preset}", work / f"scores-{engine}-{preset}"
+    out.mkdir(exist_ok=True)
+    args = ["score", "--accounts", str(src / "accounts.parquet"), "--engagements", str(src / "engagements.parquet")]
+    args += ["--targets", str(src / "targets.parquet"), "--out", str(out / "scores.parquet"), "--pages-out", str(out / "pages.parquet")]
+    args += ["--overwrite", "--quiet", *_engine_args(engine)]
+    if engine == "duckdb":
+        args += ["--memory-limit", memory_limit]
+    seconds, lines = _cli(args)
+    summary = json.loads(lines[-1])
     steps = ", ".join(f"{k.removeprefix('features: ')} {v:.0f} s" for k, v in summary["steps"].items())
-    note = f"`zombiescan score` from Parquet, DuckDB memory limit {memory_limit}: {steps}; flagged {summary['flagged']}"
-    return _result("score_cli", preset, seconds, {"accounts": summary["accounts"]}, note)
+    where = f"DuckDB memory limit {memory_limit}" if engine == "duckdb" else "Spark local[2]"
+    note = f"`zombiescan score --engine {engine}` from Parquet, {where}: {steps}; flagged {summary['flagged']}" + _memory_note(engine)
+    stage = "score_cli" if engine == "duckdb" else "spark_score"
+    result = _result(stage, preset, seconds, {"accounts": summary["accounts"], "engagements": _engagements(src)}, note)
+    if engine == "spark":
+        result["peak_mib"] = max(float(result["peak_mib"]), _jvm_peak_mib())  # type: ignore[arg-type]
+    return result
 
 
 def _lookup_ms(con: object, ids: list[tuple[str, str]]) -> float:
@@ -287,7 +379,27 @@ def main(argv: list[str] | None = None) -> int:
         rows: dict[str, int] = r["rows"]  # type: ignore[assignment]
         size = ", ".join(f"{rows[k]:,} {k}" for k in ("accounts", "engagements") if k in rows)
         print(f"| {r['stage']} | {r['preset']} | {size} | {r['seconds']:.1f} | {r['peak_mib']:,.0f} | {r['note']} |")
+    growth = _growth(results)
+    if growth:
+        print("\nCost growth (exponent of a log-log fit of seconds against engagements; 1.0 is linear):\n")
+        for stage, (slope, sizes) in growth.items():
+            print(f"- {stage}: {slope:.2f} over {sizes}")
     return 0
+
+
+def _growth(results: list[dict[str, object]]) -> dict[str, tuple[float, str]]:
+    """Per stage with three or more sizes: the slope of log(seconds) against log(engagements)."""
+    import numpy as np
+
+    out = {}
+    for stage in dict.fromkeys(str(r["stage"]) for r in results):
+        rows = [r for r in results if r["stage"] == stage and "engagements" in r["rows"]]  # type: ignore[operator]
+        if len(rows) < 3:
+            continue
+        x = np.log([r["rows"]["engagements"] for r in rows])  # type: ignore[index]
+        y = np.log([float(r["seconds"]) for r in rows])  # type: ignore[arg-type]
+        out[stage] = (float(np.polyfit(x, y, 1)[0]), ", ".join(f"{r['rows']['engagements']:,}" for r in rows))  # type: ignore[index]
+    return out
 
 
 if __name__ == "__main__":

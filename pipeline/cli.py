@@ -121,13 +121,42 @@ def ingest(
     err.print(f"wrote {db}")
 
 
+class Engine(StrEnum):
+    """Where features and scores are computed: DuckDB on this machine, or Apache Spark (the `spark` extra)."""
+
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    Engine, typer.Option("--engine", help="duckdb (this machine) or spark (local[N] or a cluster; pip install 'zombiescan[spark]').")
+]
+MasterOption = Annotated[
+    str | None,
+    typer.Option("--master", help="Spark master with --engine spark: local[N] (default local[2]), spark://HOST:PORT, yarn, k8s://..."),
+]
+SparkConfOption = Annotated[
+    list[str] | None,
+    typer.Option("--spark-conf", help="Spark setting KEY=VALUE with --engine spark (repeatable), e.g. spark.executor.memory=8g."),
+]
+
+
 @app.command()
 def features(
-    db: Annotated[Path, typer.Option("--db", help="DuckDB warehouse written by `zombiescan ingest`.")],
     out: Annotated[
         Path,
-        typer.Option("--out", help="Folder for features.parquet (one row per account) and lockstep_groups.parquet; replaced atomically."),
+        typer.Option(
+            "--out", help="Folder for features.parquet (one row per account), lockstep_groups.parquet and report.json; written whole."
+        ),
     ],
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Warehouse written by `zombiescan ingest` (Spark: a Parquet-folder warehouse).")
+    ] = None,
+    accounts: Annotated[
+        str | None, typer.Option("--accounts", help="Instead of --db: the accounts table as Parquet (a file, a folder of parts or a glob).")
+    ] = None,
+    engagements: Annotated[str | None, typer.Option("--engagements", help="With --accounts: the engagements as Parquet.")] = None,
+    targets: Annotated[str | None, typer.Option("--targets", help="With --accounts: the optional targets table as Parquet.")] = None,
     reference_time: Annotated[
         str | None,
         typer.Option(
@@ -135,30 +164,81 @@ def features(
         ),
     ] = None,
     params: Annotated[Path | None, typer.Option(help="Take lockstep settings from 'featurize.lockstep' in this params file.")] = None,
+    engine: EngineOption = Engine.duckdb,
+    master: MasterOption = None,
+    spark_conf: SparkConfOption = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output folder (Spark engine; DuckDB replaces it).")
+    ] = False,
 ) -> None:
     """Compute profile, behavioural, graph and lockstep features for every account."""
-    from pipeline.features.build import check_reference_time, featurize_warehouse
     from pipeline.features.lockstep import LockstepParams
-    from pipeline.io import output_lock, refuse_overwriting_inputs
+    from pipeline.io import refuse_overwriting_inputs
     from pipeline.params import load_params, parse_utc_time, section
 
-    refuse_overwriting_inputs({"--out": out}, {"--db": db, "--params": params})
-
+    if (db is None) == (accounts is None):
+        raise ZombieScanError("give the input as --db WAREHOUSE, or as --accounts and --engagements (Parquet)")
+    if accounts is not None and engagements is None:
+        raise ZombieScanError("--accounts: needs --engagements beside it")
+    refuse_overwriting_inputs(
+        {"--out": out},
+        {
+            "--db": db,
+            "--params": params,
+            **{
+                o: Path(p)
+                for o, p in (("--accounts", accounts), ("--engagements", engagements), ("--targets", targets))
+                if p and "*" not in p
+            },
+        },
+    )
     settings = LockstepParams.from_dict(section(load_params(params), "featurize").get("lockstep") if params else None, "featurize.lockstep")
-    check_reference_time(db, parse_utc_time(reference_time, "--reference-time"))
-    with output_lock(out):  # from the start: a second run writing the same folder stops at once
-        report = featurize_warehouse(
-            db,
-            out,
-            reference_time=parse_utc_time(reference_time, "--reference-time"),
+    when = parse_utc_time(reference_time, "--reference-time")
+    if engine is Engine.spark:
+        from pipeline.spark.job import features_job
+        from pipeline.spark.read import Inputs, warehouse_inputs
+        from pipeline.spark.session import SparkSettings
+
+        inputs = warehouse_inputs(db) if db is not None else Inputs(str(accounts), engagements, targets)
+        report = features_job(
+            inputs,
+            str(out),
+            settings=SparkSettings.parse(master, spark_conf),
+            reference_time=when,
             lockstep_params=settings,
+            overwrite=overwrite,
         )
+    else:
+        if master or spark_conf:
+            raise ZombieScanError("--master and --spark-conf: only with --engine spark")
+        report = _duckdb_features(db, accounts, engagements, targets, out, when, settings)
     err.print(
         f"wrote {out}: {report.accounts:,} accounts x {report.features} features; "
         f"{report.lockstep_groups} lockstep groups ({report.lockstep_accounts:,} accounts)"
     )
     if not report.timed:
         err.print("note: the engagements carry no time information, so no lockstep groups; lock_dense_block_score still applies")
+
+
+def _duckdb_features(
+    db: Path | None, accounts: str | None, engagements: str | None, targets: str | None, out: Path, when: Any, settings: Any
+) -> Any:
+    """`features` on DuckDB: from the warehouse, or from contract files checked into a scratch warehouse."""
+    from pipeline.features.build import check_reference_time, featurize_warehouse
+    from pipeline.io import output_lock, scratch_dir
+    from pipeline.scoring.job import ingest_inputs
+
+    with (
+        output_lock(out),
+        scratch_dir("zombiescan-features-") as scratch,
+    ):  # from the start: a second run writing the same folder stops at once
+        if db is None:
+            assert accounts is not None
+            db = ingest_inputs(
+                scratch, Path(accounts), Path(engagements) if engagements else None, Path(targets) if targets else None, "5GB"
+            )
+        check_reference_time(db, when)
+        return featurize_warehouse(db, out, reference_time=when, lockstep_params=settings)
 
 
 datasets_app = typer.Typer(help="Real datasets described by YAML specs (datasets/*.yaml; docs/datasets.md).", no_args_is_help=True)
@@ -329,6 +409,9 @@ def score(
     pages_out: Annotated[Path | None, typer.Option("--pages-out", help="Also write the targets ranked by suspected bought likes.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output; only the JSON summary line.")] = False,
+    engine: EngineOption = Engine.duckdb,
+    master: MasterOption = None,
+    spark_conf: SparkConfOption = None,
 ) -> None:
     """Score every account: p_<task> for each task (p_zombie, p_like_farm), decisions, reasons, lockstep group; JSON summary on stdout."""
     import json
@@ -337,6 +420,28 @@ def score(
     from pipeline.progress import display
     from pipeline.scoring.job import ScoreRequest
     from pipeline.scoring.job import run as run_score
+
+    if engine is Engine.spark:
+        summary = _spark_score(
+            accounts,
+            out,
+            engagements,
+            targets,
+            model_dir,
+            model_uri,
+            reference_time,
+            explain,
+            fmt,
+            pages_out,
+            overwrite,
+            quiet,
+            master,
+            spark_conf,
+        )
+        typer.echo(json.dumps(summary))
+        return
+    if master or spark_conf:
+        raise ZombieScanError("--master and --spark-conf: only with --engine spark")
 
     request = ScoreRequest(
         accounts=accounts,
@@ -369,6 +474,72 @@ def score(
             err.print(f"warning: {warning}", highlight=False)
         err.print(f"wrote {out}" + (f" and {pages_out}" if pages_out else ""), highlight=False)
     typer.echo(json.dumps(result.summary))
+
+
+def _spark_score(
+    accounts: Path,
+    out: Path,
+    engagements: Path | None,
+    targets: Path | None,
+    model_dir: Path | None,
+    model_uri: str | None,
+    reference_time: str | None,
+    explain: Explain,
+    fmt: OutputFormat,
+    pages_out: Path | None,
+    overwrite: bool,
+    quiet: bool,
+    master: str | None,
+    spark_conf: list[str] | None,
+) -> dict[str, Any]:
+    """`score --engine spark`: the inputs are Parquet (files, folders of parts, globs) or a Parquet-folder
+    warehouse; the scores and pages are Parquet datasets."""
+    from pipeline.io import refuse_overwriting_inputs, scratch_dir
+    from pipeline.params import parse_utc_time
+    from pipeline.progress import display
+    from pipeline.scoring.job import DEFAULT_MODEL_DIR
+    from pipeline.scoring.models import load_models, load_registered
+    from pipeline.spark.job import SparkScoreRequest, score_job
+    from pipeline.spark.read import Inputs, warehouse_inputs
+    from pipeline.spark.session import SparkSettings
+
+    if fmt is not OutputFormat.parquet:
+        raise ZombieScanError("--format csv: the Spark engine writes Parquet datasets; convert a part with any Parquet reader")
+    if model_uri and model_dir:
+        raise ZombieScanError("--model-uri and --model-dir: give one of them")
+    local = {o: p for o, p in (("--accounts", accounts), ("--engagements", engagements), ("--targets", targets)) if p and "*" not in str(p)}
+    refuse_overwriting_inputs({"--out": out, "--pages-out": pages_out}, local)
+    if engagements is None and accounts.suffix != ".duckdb" and accounts.is_dir() and (accounts / "accounts.parquet").exists():
+        inputs = warehouse_inputs(accounts)
+    else:
+        inputs = Inputs(str(accounts), str(engagements) if engagements else None, str(targets) if targets else None)
+    logger = logging.getLogger("pipeline")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        with scratch_dir("zombiescan-score-") as scratch:
+            if model_uri:
+                models, versions = load_registered([u.strip() for u in model_uri.split(",") if u.strip()], scratch)
+            else:
+                models, versions = load_models(model_dir or DEFAULT_MODEL_DIR)
+            request = SparkScoreRequest(
+                inputs=inputs,
+                out=str(out),
+                reference_time=parse_utc_time(reference_time, "--reference-time"),
+                explain=explain.value,
+                pages_out=str(pages_out) if pages_out else None,
+                overwrite=overwrite,
+            )
+            with display(err, quiet) as progress:
+                summary = score_job(request, models, versions, SparkSettings.parse(master, spark_conf), progress)
+    finally:
+        logger.setLevel(level)
+    if not quiet:
+        for warning in summary["warnings"]:
+            err.print(f"warning: {warning}", highlight=False)
+        err.print(f"wrote {out}" + (f" and {pages_out}" if pages_out else ""), highlight=False)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:

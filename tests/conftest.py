@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,21 @@ from pipeline.stages import split as split_stage
 from pipeline.stages import train as train_stage
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local[2] Spark session for every Spark test (a session costs 15-30 s to start).
+
+    Skipped without the `spark` extra, except in CI (ZOMBIESCAN_REQUIRE_SPARK=1), where a missing
+    pyspark fails instead.
+    """
+    if os.environ.get("ZOMBIESCAN_REQUIRE_SPARK") != "1":
+        pytest.importorskip("pyspark", reason="the Spark engine needs the 'spark' extra (pip install -e '.[spark]')")
+    from pipeline.spark.session import spark_session
+
+    with spark_session("local[2]") as session:
+        yield session
 
 
 @pytest.fixture(scope="session")

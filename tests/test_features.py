@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 
 import networkx as nx
@@ -171,14 +174,19 @@ def test_lockstep_without_timestamps_degrades_and_says_so(caplog: pytest.LogCapt
 
 
 def test_dense_block_score_finds_a_planted_block_without_time() -> None:
+    scores = dense_block_scores(_planted_block())
+    top = scores.sort("lock_dense_block_score", descending=True)["account_id"].head(10)
+    assert set(top) == {f"f{m}" for m in range(10)}
+    assert scores.filter(pl.col("lock_in_densest_block"))["account_id"].sort().to_list() == [f"f{m}" for m in range(10)]
+
+
+def _planted_block() -> pl.DataFrame:
+    """200 accounts liking 5 random pages of 500 and one hub; 10 farm accounts liking the same 15 shops."""
     rng = np.random.default_rng(1)
     rows = [(f"g{i}", f"page{rng.integers(0, 500)}") for i in range(200) for _ in range(5)]
     rows += [(f"g{i}", "mega") for i in range(200)]  # camouflage-proof: a hub counts for little
     rows += [(f"f{m}", f"shop{c}") for m in range(10) for c in range(15)]
-    scores = dense_block_scores(pl.DataFrame(rows, schema=["actor_id", "target_id"], orient="row"))
-    top = scores.sort("lock_dense_block_score", descending=True)["account_id"].head(10)
-    assert set(top) == {f"f{m}" for m in range(10)}
-    assert scores.filter(pl.col("lock_in_densest_block"))["account_id"].sort().to_list() == [f"f{m}" for m in range(10)]
+    return pl.DataFrame(rows, schema=["actor_id", "target_id"], orient="row")
 
 
 def test_dense_block_score_uses_weights() -> None:
@@ -187,37 +195,77 @@ def test_dense_block_score_uses_weights() -> None:
     assert s["a"] > s["b"]
 
 
-def _reference_peel(rows: np.ndarray, cols: np.ndarray, w: np.ndarray, n_r: int, n_c: int, epsilon: float) -> np.ndarray:
-    """The same level peeling, recomputing every degree from scratch after each removal."""
-    values = w / np.log(5.0 + np.bincount(cols, minlength=n_c)[cols])
+def _reference_peel(
+    rows: np.ndarray, cols: np.ndarray, w: np.ndarray, n_r: int, n_c: int, epsilon: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The parallel peel as defined, every degree recomputed from the remaining edges each pass:
+    (score, in densest block, passes)."""
+    q = np.rint(w / np.array([math.log(5.0 + d) for d in np.bincount(cols, minlength=n_c)])[cols] * 2**24).astype(np.int64)
     alive_r, alive_c, score = np.ones(n_r, bool), np.ones(n_c, bool), np.zeros(n_r)
 
     def degrees() -> tuple[np.ndarray, np.ndarray]:
         live = alive_r[rows] & alive_c[cols]
-        return np.bincount(rows, values * live, n_r), np.bincount(cols, values * live, n_c)
+        deg_r, deg_c = np.zeros(n_r, np.int64), np.zeros(n_c, np.int64)
+        np.add.at(deg_r, rows, q * live)
+        np.add.at(deg_c, cols, q * live)
+        return deg_r, deg_c
 
     deg_r, deg_c = degrees()
-    level = min(deg_r.min(), deg_c.min())
+    level, best, best_level, passes = float(min(deg_r.min(), deg_c.min())), Fraction(-1), 0.0, 0
     while alive_r.any():
-        while True:
-            drop_r, drop_c = alive_r & (deg_r <= level), alive_c & (deg_c <= level)
-            if not drop_r.any() and not drop_c.any():
-                break
-            score[drop_r], alive_r[drop_r], alive_c[drop_c] = level, False, False
-            deg_r, deg_c = degrees()
+        density = Fraction(int(deg_r[alive_r].sum()), int(alive_r.sum() + alive_c.sum()))
+        if density > best:
+            best, best_level = density, level
+        drop_r, drop_c = alive_r & (deg_r <= math.floor(level)), alive_c & (deg_c <= math.floor(level))
+        score[drop_r], alive_r[drop_r], alive_c[drop_c] = level / 2**24, False, False
+        passes += 1
+        deg_r, deg_c = degrees()
         rest = np.r_[deg_r[alive_r], deg_c[alive_c]]
-        level = max(level * (1 + epsilon), rest.min()) if len(rest) else level
-    return score
+        level = max(level * (1 + epsilon), float(rest.min()), 1.0) if len(rest) else level
+    return score, score >= best_level / 2**24, passes
 
 
-def test_incremental_peeling_matches_recomputing_every_degree() -> None:
-    rng = np.random.default_rng(11)
-    n_r, n_c = 300, 120
-    pairs = np.unique(np.c_[rng.integers(0, n_r, 3000), rng.zipf(1.6, 3000) % n_c], axis=0)
-    rows, cols = pairs[:, 0], pairs[:, 1]
-    w = rng.integers(1, 4, len(rows)).astype(float)
-    score, _ = peel_dense_blocks(rows, cols, w, n_r, n_c, epsilon=0.05)
-    np.testing.assert_allclose(score, _reference_peel(rows, cols, w, n_r, n_c, 0.05), rtol=1e-9)
+Graph = tuple[np.ndarray, np.ndarray, np.ndarray, int, int]  # rows, cols, weights, n_rows, n_cols
+
+
+def _random_graph(seed: int, max_weight: int) -> Graph:
+    """300 accounts, 120 targets of Zipf-distributed popularity, ~2,000 edges."""
+    rng = np.random.default_rng(seed)
+    pairs = np.unique(np.c_[rng.integers(0, 300, 3000), rng.zipf(1.6, 3000) % 120], axis=0)
+    return pairs[:, 0], pairs[:, 1], rng.integers(1, max_weight + 1, len(pairs)).astype(float), 300, 120
+
+
+def _chain(n: int) -> Graph:
+    """A path r0 - c0 - r1 - c1 - ... - r(n-1) - c(n-1) of unit weights: all degrees tied but the ends'."""
+    return np.r_[np.arange(n), np.arange(1, n)], np.r_[np.arange(n), np.arange(n - 1)], np.ones(2 * n - 1), n, n
+
+
+def _logged_passes(caplog: pytest.LogCaptureFixture) -> int:
+    return int(re.findall(r"peeled in (\d+) passes", caplog.text)[-1])
+
+
+@pytest.mark.parametrize(
+    ("graph", "epsilon"),
+    [
+        pytest.param(_random_graph(11, max_weight=3), 0.05, id="weights 1-3"),
+        pytest.param(_random_graph(12, max_weight=1), 0.1, id="unit weights, many ties"),
+        pytest.param(_chain(2000), 0.1, id="a chain"),
+    ],
+)
+def test_incremental_peeling_matches_recomputing_every_degree(graph: Graph, epsilon: float, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="pipeline.features.lockstep")
+    score, densest = peel_dense_blocks(*graph, epsilon=epsilon)
+    ref_score, ref_densest, passes = _reference_peel(*graph, epsilon)
+    np.testing.assert_array_equal(score, ref_score)  # integer degrees: exactly, not to a tolerance
+    np.testing.assert_array_equal(densest, ref_densest)
+    assert _logged_passes(caplog) == passes
+
+
+def test_a_chain_is_peeled_in_a_few_passes_not_one_per_link(caplog: pytest.LogCaptureFixture) -> None:
+    # degrees from 1/ln 7 (the first row) to 1/ln 7 + 1/ln 6 (the last): 1 + ceil(log_1.1(max / min)) passes at most
+    caplog.set_level(logging.DEBUG, logger="pipeline.features.lockstep")
+    peel_dense_blocks(*_chain(2000), epsilon=0.1)
+    assert _logged_passes(caplog) <= 1 + math.ceil(math.log(1 + math.log(7) / math.log(6)) / math.log(1.1))
 
 
 def test_dense_block_score_in_sql_equals_the_frame_version(tiny_tables: dict[str, pl.DataFrame]) -> None:
@@ -342,3 +390,16 @@ def test_a_new_family_is_its_module_and_one_entry_in_the_list(
     names = [v.name for v in comparison_variants()]
     assert names[:5] == ["full", "profile", "profile+beh", "profile+beh+text", "profile+beh+text+graph"]
     assert families.describe("text_comment_share", 0.25) == "25% of its actions are comments"
+
+
+def test_an_unknown_coengager_value_is_left_out_of_the_mean_not_counted_as_minus_1e18() -> None:
+    """Three accounts like one target; the third's burstiness is unknown. Each account's co-engager
+    mean is the mean of the two known values (a null once became -1e18 through greatest())."""
+    accounts = pl.DataFrame({"account_id": ["a", "b", "c"]})
+    engagements = pl.DataFrame(
+        {"actor_id": ["a", "b", "c"], "target_id": ["t", "t", "t"], "kind": ["like"] * 3, "target_type": ["post"] * 3}
+    )
+    base = pl.DataFrame({"account_id": ["a", "b", "c"], "beh_burstiness": [0.5, 0.1, None], "profile_age_days": [10.0, 20.0, 30.0]})
+    out = graph_features(accounts, engagements, base, neighbour_columns=())
+    assert out["graph_coengager_beh_burstiness_mean"].to_list() == pytest.approx([0.3, 0.3, 0.3])
+    assert out["graph_coengager_profile_age_days_mean"].to_list() == pytest.approx([20.0, 20.0, 20.0])

@@ -7,38 +7,16 @@ ZOMBIESCAN_REQUIRE_SPARK=1, so in CI a missing pyspark fails these tests instead
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import polars as pl
 import pytest
 
 from pipeline.features.profile import profile_features
+from tests.spark_compare import assert_same_features
 
 if os.environ.get("ZOMBIESCAN_REQUIRE_SPARK") != "1":
     pytest.importorskip("pyspark", reason="the Spark engine needs the 'spark' extra (pip install -e '.[spark]')")
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from pipeline.spark.session import spark_session
-
-    with spark_session("local[2]") as session:
-        yield session
-
-
-def _same(duck: pl.DataFrame, spark_frame: pl.DataFrame) -> None:
-    """Same rows, same columns, values equal to 1e-9 relative (integers and flags exactly)."""
-    assert spark_frame.columns == duck.columns, f"columns on one engine only: {set(spark_frame.columns) ^ set(duck.columns)}"
-    other = spark_frame.sort("account_id")
-    assert other["account_id"].to_list() == duck["account_id"].to_list()
-    for column in duck.columns[1:]:
-        a = duck[column].cast(pl.Float64).to_numpy()
-        b = other[column].cast(pl.Float64).to_numpy()
-        assert (np.isnan(a) == np.isnan(b)).all(), f"{column}: null on one engine only"
-        known = ~np.isnan(a)
-        np.testing.assert_allclose(b[known], a[known], rtol=1e-9, atol=0, err_msg=column)
 
 
 def test_profile_features_equal_on_spark_and_duckdb(spark: Any, tiny_tables: dict[str, pl.DataFrame]) -> None:
@@ -50,7 +28,7 @@ def test_profile_features_equal_on_spark_and_duckdb(spark: Any, tiny_tables: dic
     spark.createDataFrame(accounts.to_arrow()).createOrReplaceTempView("accounts")
     on_spark = pl.from_arrow(run_feature_sql(spark, "profile.sql", {"ref": reference}).toArrow())
     assert isinstance(on_spark, pl.DataFrame)
-    _same(profile_features(accounts, reference_time=reference), on_spark)
+    assert_same_features(profile_features(accounts, reference_time=reference), on_spark)
 
 
 def test_a_reference_time_without_a_zone_is_refused() -> None:
@@ -77,4 +55,4 @@ def test_behaviour_features_equal_on_spark_and_duckdb(spark: Any, tiny_tables: d
         spark.createDataFrame(frame.to_arrow()).createOrReplaceTempView(name)
     on_spark = pl.from_arrow(run_feature_sql(spark, "behaviour.sql", {"ref": reference, "young_hours": 24.0}).toArrow())
     assert isinstance(on_spark, pl.DataFrame)
-    _same(behavioural_features(accounts, engagements, reference_time=reference, targets=targets), on_spark)
+    assert_same_features(behavioural_features(accounts, engagements, reference_time=reference, targets=targets), on_spark)

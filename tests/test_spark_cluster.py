@@ -1,24 +1,22 @@
 """The Spark engine on a real standalone cluster started by the test itself (P10): a master and two
 workers on this machine, every process bound to 127.0.0.1, stopped at the end. Same conditions
-as tests/test_spark.py (the `spark` extra; required in CI). A module of its own: a process holds
-one Spark session at a time, and tests/test_spark.py's local session ends with its module.
+as tests/test_spark.py (the `spark` extra; required in CI). The job runs as the command line in a
+process of its own: a Python process holds one Spark session at a time, and the tests' local one
+(the `spark` fixture) lives for the whole run.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
-from pipeline.features.profile import profile_features
-
 if os.environ.get("ZOMBIESCAN_REQUIRE_SPARK") != "1":
     pytest.importorskip("pyspark", reason="the Spark engine needs the 'spark' extra (pip install -e '.[spark]')")
-
-from tests.test_spark import _same
 
 
 def _free_port() -> int:
@@ -37,7 +35,6 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
     import pyspark
 
@@ -104,26 +101,66 @@ def _wait_for(path: Any, text: str, seconds: float) -> None:
     )
 
 
-def test_profile_and_behaviour_on_a_standalone_cluster(standalone_cluster: str, tiny_tables: dict[str, pl.DataFrame]) -> None:
-    """The same SQL on a real (one-machine) Spark cluster: master and two workers on 127.0.0.1."""
-    from pipeline.features.behaviour import behavioural_features
-    from pipeline.features.profile import _with_optional_columns
-    from pipeline.spark.session import spark_session
-    from pipeline.spark.sql import run_feature_sql
+def _descendants(pid: int) -> set[int]:
+    """`pid` and every process under it (the CLI, spark-submit, the driver's JVM)."""
+    from pathlib import Path
 
-    accounts = _with_optional_columns(tiny_tables["accounts"])
-    engagements = tiny_tables["engagements"]
-    if "weight" not in engagements.columns:
-        engagements = engagements.with_columns(weight=pl.lit(1, pl.Int64))
-    targets = tiny_tables["targets"]
-    reference = engagements["ts"].max()
-    conf = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1", "spark.executor.memory": "512m"}
-    with spark_session(standalone_cluster, conf=conf, app="zombiescan-cluster-test") as cluster:
-        assert cluster.sparkContext.master == standalone_cluster
-        for name, frame in (("accounts", accounts), ("engagements", engagements), ("targets", targets)):
-            cluster.createDataFrame(frame.to_arrow()).createOrReplaceTempView(name)
-        profile = pl.from_arrow(run_feature_sql(cluster, "profile.sql", {"ref": reference}).toArrow())
-        behaviour = pl.from_arrow(run_feature_sql(cluster, "behaviour.sql", {"ref": reference, "young_hours": 24.0}).toArrow())
-    assert isinstance(profile, pl.DataFrame) and isinstance(behaviour, pl.DataFrame)
-    _same(profile_features(accounts, reference_time=reference), profile)
-    _same(behavioural_features(accounts, engagements, reference_time=reference, targets=targets), behaviour)
+    found = {pid}
+    for _ in range(4):
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) in found:
+                    found.add(int(stat.parent.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def test_score_on_a_standalone_cluster(standalone_cluster: str, tiny_run: dict[str, Any], tiny_dir: Path, tmp_path: Path) -> None:
+    """`zombiescan score --engine spark --master spark://127.0.0.1:PORT` in its own process: every
+    family, the scores and the pages on a real (one-machine) cluster, equal to the DuckDB engine;
+    the driver listens on 127.0.0.1 only."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from pipeline.scoring.models import load_models
+    from pipeline.scoring.score import score_warehouse
+
+    out = tmp_path / "scores"
+    conf = [
+        "spark.driver.host=127.0.0.1",
+        "spark.driver.bindAddress=127.0.0.1",
+        "spark.executor.memory=512m",
+        "spark.sql.shuffle.partitions=4",
+    ]
+    args = [sys.executable, "-m", "pipeline", "score", "--engine", "spark", "--master", standalone_cluster]
+    args += [x for c in conf for x in ("--spark-conf", c)]
+    args += ["--accounts", str(tiny_dir / "accounts.parquet"), "--engagements", str(tiny_dir / "engagements.parquet")]
+    args += ["--targets", str(tiny_dir / "targets.parquet"), "--model-dir", tiny_run["params"]["train"]["models"]]
+    args += ["--out", str(out), "--pages-out", str(tmp_path / "pages"), "--quiet"]
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    job = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sockets: set[str] = set()
+    while job.poll() is None:
+        sockets |= set(_listening(_descendants(job.pid)))
+        time.sleep(1)
+    stdout, stderr = job.communicate()
+    assert job.returncode == 0, stderr[-3000:]
+    loopback = ("127.0.0.1:", "[::ffff:127.0.0.1]:")
+    assert sockets and all(a.startswith(loopback) for a in sockets), f"the driver listens beyond loopback: {sockets}"
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["engine"] == "spark" and summary["master"] == standalone_cluster
+
+    models, versions = load_models(Path(tiny_run["params"]["train"]["models"]))
+    duck, _ = score_warehouse(Path(tiny_run["params"]["ingest"]["db"]), models, versions=versions)
+    on_cluster = pl.read_parquet(sorted(out.glob("*.parquet"))).sort("account_id")
+    duck = duck.sort("account_id")
+    assert on_cluster["account_id"].to_list() == duck["account_id"].to_list()
+    for task in models:
+        np.testing.assert_allclose(on_cluster[f"p_{task}"].to_numpy(), duck[f"p_{task}"].to_numpy(), rtol=0, atol=1e-6)
+        assert on_cluster[f"flagged_{task}"].to_list() == duck[f"flagged_{task}"].to_list()
+    assert sorted((tmp_path / "pages").glob("*.parquet"))

@@ -13,13 +13,16 @@ from pipeline.features.query import Frame, query
 EMPTY_TARGETS = pl.DataFrame(schema={"target_id": pl.String, "target_type": pl.String, "created_at": pl.Datetime("us", "UTC")})
 
 
+YOUNG_HOURS = 24.0  # a like on a target younger than this counts as early
+
+
 def behavioural_features(
     accounts: Frame | None = None,
     engagements: Frame | None = None,
     *,
     reference_time: datetime,
     targets: Frame | None = None,
-    young_hours: float = 24.0,
+    young_hours: float = YOUNG_HOURS,
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> pl.DataFrame:
     """One row per account created by `reference_time`, columns `beh_*`.
@@ -77,4 +80,4 @@ DESCRIBE = {
     "beh_night_share": lambda v: f"{share(v)} of its actions at night (UTC)",
 }
 
-FAMILY = Family("beh_", "behaviour", compute, DESCRIBE, role="own")
+FAMILY = Family("beh_", "behaviour", compute, DESCRIBE, role="own", spark="pipeline.spark.features:behaviour")

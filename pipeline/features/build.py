@@ -85,12 +85,17 @@ def featurize_warehouse(
     features, groups, report = warehouse_features(
         db, reference_time=reference_time, lockstep_params=lockstep_params, memory_limit=memory_limit
     )
+    write_features(out, features, groups, report)
+    return report
+
+
+def write_features(out: Path | str, features: pl.DataFrame, groups: pl.DataFrame, report: FeatureReport) -> None:
+    """`out/features.parquet`, `out/lockstep_groups.parquet` and `out/report.json`, replacing `out` whole."""
     with atomic_path(Path(out), replaceable_dir=_is_features_output) as tmp:
         tmp.mkdir()
         features.write_parquet(tmp / "features.parquet")
         groups.write_parquet(tmp / "lockstep_groups.parquet")
         (tmp / "report.json").write_text(json.dumps(report.record(), indent=2, sort_keys=True) + "\n")
-    return report
 
 
 def warehouse_features(

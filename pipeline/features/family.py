@@ -77,6 +77,8 @@ class Family:
             "passthrough" (a dataset's own columns, computed only when it brings them: only in the full model).
         needs: Families whose columns `compute` reads: computed before it whatever the column order.
         engagements: Needs engagements (left out for profile-only data).
+        spark: "module:function" computing the same columns on Spark (pipeline/spark/features.py);
+            None only for a pass-through family, whose columns a dataset brings.
     """
 
     prefix: str
@@ -86,6 +88,7 @@ class Family:
     role: str = "own"
     needs: tuple[str, ...] = ()
     engagements: bool = True
+    spark: str | None = None
 
     @property
     def name(self) -> str:

@@ -135,7 +135,7 @@ def graph_features(
         }
     )
     del g, undirected
-    if base is not None:
+    if base is not None and neighbour_columns:
         out = out.join(_neighbour_means(ids, src, dst, base, neighbour_columns), on="account_id", how="left")
     bipartite = _bipartite(con, base, coengager_columns, coengager_weighted) if base is not None else _bipartite(con, None, ())
     out = out.join(bipartite, on="account_id", how="left")
@@ -208,8 +208,10 @@ def _neighbour_means(ids: pl.Series, src: np.ndarray, dst: np.ndarray, base: pl.
 def _exact(expr: str) -> str:
     """`expr` as an exact decimal for summing: a parallel float sum adds in a varying order, so the
     same input would not give the same bytes. Values are clamped to +-1e18 first (a DECIMAL(38, 12)
-    sum holds 26 integer digits), which no count, age or rate comes near."""
-    return f"CAST(least(greatest({expr}, -1e18), 1e18) AS DECIMAL(38, 12))"
+    sum holds 26 integer digits), which no count, age or rate comes near. Unknown stays unknown:
+    greatest() and least() skip NULLs, so without the guard a null became -1e18 and dragged every
+    mean it entered down to about -1e18 (an account with one unknown co-engager value)."""
+    return f"CAST(CASE WHEN ({expr}) IS NULL THEN NULL ELSE least(greatest({expr}, -1e18), 1e18) END AS DECIMAL(38, 12))"
 
 
 def _bipartite(
@@ -221,42 +223,60 @@ def _bipartite(
     `weighted` ones, both averages are also weighted by engagement weight, and the largest target
     mean is kept as well: a farm account's targets are all farm-heavy, an organic account's few are.
     """
-    con.execute("CREATE OR REPLACE TEMP TABLE graph_bp AS SELECT actor_id, target_id, sum(weight) AS w FROM engagements GROUP BY ALL")
+    if columns or weighted:
+        used = list(dict.fromkeys([*columns, *weighted]))
+        con.register("graph_base", base.select("account_id", *used))  # type: ignore[union-attr]
+    *tables, select = bipartite_sql(columns, weighted)
     try:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE graph_bp_deg AS "
-            "SELECT target_id, count(*) AS degree, ln(1 + count(*)) AS pop FROM graph_bp GROUP BY 1"
-        )
-        co_select, co_join = "", ""
+        for statement in tables:
+            con.execute(statement)
+        return con.sql(select).pl()
+    finally:
+        for name in ("graph_bp", "graph_bp_deg", "graph_co"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
         if columns or weighted:
-            # Mean over each target's engagers (the account itself included: cheap, and it keeps
-            # the aggregate independent of row order), then mean over the account's targets.
-            # NaN counts as unknown, like null.
-            used = list(dict.fromkeys([*columns, *weighted]))
-            con.register("graph_base", base.select("account_id", *used))  # type: ignore[union-attr]
+            con.unregister("graph_base")
 
-            def value(c: str) -> str:
-                return f"CASE WHEN isnan(b.{quote(c)}) THEN NULL ELSE b.{quote(c)} END"
 
-            per_target = [f"avg({_exact(value(c))}) AS {quote('m_' + c)}" for c in columns]
-            per_target += [
-                f"sum({_exact(f'bp.w * {value(c)}')}) / sum(bp.w) FILTER (WHERE {value(c)} IS NOT NULL) AS {quote('w_' + c)}"
-                for c in weighted
-            ]
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE graph_co AS SELECT bp.target_id, {', '.join(per_target)} "
-                "FROM graph_bp bp LEFT JOIN graph_base b ON b.account_id = bp.actor_id GROUP BY bp.target_id"
-            )
-            co_select = "".join(f", avg({_exact('co.' + quote('m_' + c))}) AS {quote(f'graph_coengager_{c}_mean')}" for c in columns)
-            co_select += "".join(
-                f", sum({_exact('bp.w * co.' + quote('w_' + c))}) / sum(bp.w) FILTER (WHERE co.{quote('w_' + c)} IS NOT NULL) "
-                f"AS {quote(f'graph_coengager_{c}_wmean')}"
-                f", max(co.{quote('w_' + c)}) AS {quote(f'graph_coengager_{c}_max')}"
-                for c in weighted
-            )
-            co_join = "JOIN graph_co co ON co.target_id = bp.target_id"
-        return con.sql(
-            f"""
+def bipartite_sql(columns: Sequence[str], weighted: Sequence[str] = ()) -> list[str]:
+    """The statements of `_bipartite` in DuckDB's dialect: temp tables `graph_bp`, `graph_bp_deg`
+    (and `graph_co` when there are columns to average), then the SELECT of the features.
+
+    They read `engagements` and, for the columns, `graph_base` (account_id + the columns). One
+    text for both engines: pipeline/spark/graph.py runs it on Spark, transpiled by sqlglot.
+    """
+    statements = [
+        "CREATE OR REPLACE TEMP TABLE graph_bp AS SELECT actor_id, target_id, sum(weight) AS w FROM engagements GROUP BY ALL",
+        "CREATE OR REPLACE TEMP TABLE graph_bp_deg AS "
+        "SELECT target_id, count(*) AS degree, ln(1 + count(*)) AS pop FROM graph_bp GROUP BY 1",
+    ]
+    co_select, co_join = "", ""
+    if columns or weighted:
+        # Mean over each target's engagers (the account itself included: cheap, and it keeps
+        # the aggregate independent of row order), then mean over the account's targets.
+        # NaN counts as unknown, like null.
+
+        def value(c: str) -> str:
+            return f"CASE WHEN isnan(b.{quote(c)}) THEN NULL ELSE b.{quote(c)} END"
+
+        per_target = [f"avg({_exact(value(c))}) AS {quote('m_' + c)}" for c in columns]
+        per_target += [
+            f"sum({_exact(f'bp.w * {value(c)}')}) / sum(bp.w) FILTER (WHERE {value(c)} IS NOT NULL) AS {quote('w_' + c)}" for c in weighted
+        ]
+        statements.append(
+            f"CREATE OR REPLACE TEMP TABLE graph_co AS SELECT bp.target_id, {', '.join(per_target)} "
+            "FROM graph_bp bp LEFT JOIN graph_base b ON b.account_id = bp.actor_id GROUP BY bp.target_id"
+        )
+        co_select = "".join(f", avg({_exact('co.' + quote('m_' + c))}) AS {quote(f'graph_coengager_{c}_mean')}" for c in columns)
+        co_select += "".join(
+            f", sum({_exact('bp.w * co.' + quote('w_' + c))}) / sum(bp.w) FILTER (WHERE co.{quote('w_' + c)} IS NOT NULL) "
+            f"AS {quote(f'graph_coengager_{c}_wmean')}"
+            f", max(co.{quote('w_' + c)}) AS {quote(f'graph_coengager_{c}_max')}"
+            for c in weighted
+        )
+        co_join = "JOIN graph_co co ON co.target_id = bp.target_id"
+    statements.append(
+        f"""
             SELECT bp.actor_id AS account_id,
                    avg({_exact("d.pop")}) AS graph_target_pop_mean, median(d.pop) AS graph_target_pop_median,
                    max(d.pop) AS graph_target_pop_max, min(d.pop) AS graph_target_pop_min,
@@ -264,12 +284,8 @@ def _bipartite(
             FROM graph_bp bp JOIN graph_bp_deg d ON d.target_id = bp.target_id {co_join}
             GROUP BY bp.actor_id
             """
-        ).pl()
-    finally:
-        for name in ("graph_bp", "graph_bp_deg", "graph_co"):
-            con.execute(f"DROP TABLE IF EXISTS {name}")
-        if columns or weighted:
-            con.unregister("graph_base")
+    )
+    return statements
 
 
 def compute(ctx: Context) -> pl.DataFrame:
@@ -302,4 +318,12 @@ DESCRIBE = {
     "graph_target_small_share": lambda v: f"{share(v)} of what it engaged with has 5 or fewer engagers",
 }
 
-FAMILY = Family("graph_", "graph", compute, DESCRIBE, role="relational", needs=("profile_", "beh_", "raw_", "lock_"))
+FAMILY = Family(
+    "graph_",
+    "graph",
+    compute,
+    DESCRIBE,
+    role="relational",
+    needs=("profile_", "beh_", "raw_", "lock_"),
+    spark="pipeline.spark.features:graph",
+)

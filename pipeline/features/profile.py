@@ -61,4 +61,4 @@ DESCRIBE = {
     "profile_verified": lambda v: "verified" if v else "not verified",
 }
 
-FAMILY = Family("profile_", "profile", compute, DESCRIBE, role="own", engagements=False)
+FAMILY = Family("profile_", "profile", compute, DESCRIBE, role="own", engagements=False, spark="pipeline.spark.features:profile")

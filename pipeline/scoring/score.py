@@ -70,14 +70,15 @@ def score_features(
         progress("scoring", 0, total)
     parts = []
     for offset in range(0, max(total, 1), chunk_size):
-        parts.append(_score_chunk(features.slice(offset, chunk_size), models, explain, versions or {}))
+        parts.append(score_chunk(features.slice(offset, chunk_size), models, explain, versions or {}))
         if progress is not None:
             progress("scoring", min(offset + chunk_size, total), total)
     out = pl.concat(parts, rechunk=True) if len(parts) > 1 else parts[0]
     return out.with_columns(pl.lit(scored_at or datetime.now(UTC), pl.Datetime("us", "UTC")).alias("scored_at"))
 
 
-def _score_chunk(features: pl.DataFrame, models: dict[str, TaskModel], explain: str, versions: dict[str, str]) -> pl.DataFrame:
+def score_chunk(features: pl.DataFrame, models: dict[str, TaskModel], explain: str, versions: dict[str, str]) -> pl.DataFrame:
+    """Scores, flags, reasons and model versions of a few rows: what both engines run on each batch."""
     out = features.select("account_id")
     matrices: dict[tuple[str, ...], np.ndarray] = {}  # both tasks usually read the same columns: one matrix
     for task, model in models.items():

@@ -52,9 +52,13 @@ def spark_sql(sql_file: str, params: dict[str, Any]) -> list[str]:
     """The Spark SQL statements of one feature file (the last one is the SELECT of the features),
     its `$name` parameters written in as literals (Spark SQL has no bound parameters for a whole
     script; every value here comes from the code or a parsed datetime, never from data)."""
+    return transpile(files("pipeline.features").joinpath("sql", sql_file).read_text(), params)
+
+
+def transpile(text: str, params: dict[str, Any]) -> list[str]:
+    """Any DuckDB SQL text of the package (a feature file, the pages query) as Spark statements."""
     import sqlglot
 
-    text = files("pipeline.features").joinpath("sql", sql_file).read_text()
     text = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
     for name, value in sorted(params.items(), key=lambda kv: -len(kv[0])):  # $young_hours before $young
         text = text.replace(f"${name}", _literal(value))
@@ -63,6 +67,8 @@ def spark_sql(sql_file: str, params: dict[str, Any]) -> list[str]:
 
 
 def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ZombieScanError(f"reference time {value}: needs a time zone")

@@ -37,15 +37,15 @@ names AS (
 SELECT
     b.account_id,
     b.age_days AS profile_age_days,
-    length(b.username) AS profile_username_len,
+    CAST(length(b.username) AS BIGINT) AS profile_username_len,  -- BIGINT on both engines (Spark: INT)
     CASE WHEN length(b.username) > 0
          THEN length(regexp_replace(b.username, '[^0-9]', '', 'g')) / length(b.username) END AS profile_username_digit_share,
     coalesce(e.e, 0.0) AS profile_username_entropy,
-    length(regexp_extract(b.username, '[0-9]+$')) AS profile_username_trailing_digits,
+    CAST(length(regexp_extract(b.username, '[0-9]+$')) AS BIGINT) AS profile_username_trailing_digits,
     CASE WHEN greatest(length(n.u), length(n.d)) > 0
          THEN 1.0 - levenshtein(n.u, n.d) / greatest(length(n.u), length(n.d)) END AS profile_name_similarity,
     CAST(NOT b.has_profile_photo AS INTEGER) AS profile_default_photo,
-    coalesce(length(b.bio), 0) AS profile_bio_len,
+    CAST(coalesce(length(b.bio), 0) AS BIGINT) AS profile_bio_len,
     CAST(b.url IS NOT NULL AS INTEGER) AS profile_has_url,
     ln(1 + b.followers_count::DOUBLE) AS profile_followers_log,
     ln(1 + b.following_count::DOUBLE) AS profile_following_log,
