@@ -90,6 +90,9 @@ def spark_session(master: str = "local[2]", conf: dict[str, str] | None = None, 
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    if (conf or {}).get("spark.checkpoint.dir"):
+        # reliable checkpoints for the iterations (a lost executor loses a localCheckpoint's data)
+        spark.sparkContext.setCheckpointDir((conf or {})["spark.checkpoint.dir"])
     try:
         yield spark
     finally:
