@@ -187,3 +187,32 @@ def test_a_spark_output_is_kept_when_the_new_run_fails_or_is_not_asked_to_replac
     assert main([*args, "--engagements", str(tmp_path / "missing.parquet"), "--overwrite"]) == 1  # fails: old output stays
     assert (out / "old.txt").read_text() == "kept"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_featurize_stage_on_spark_writes_what_the_duckdb_engine_writes(spark: Any, tiny_dir: Path, tmp_path: Path) -> None:
+    """`featurize.engine: spark` in params.yaml: the stage writes the same files (one sorted
+    features.parquet, the groups, the report) as with DuckDB, so every later stage reads either."""
+    import yaml
+
+    from pipeline.ingest import ingest
+    from pipeline.params import DEFAULT_PARAMS
+    from pipeline.stages import featurize as featurize_stage
+
+    ingest(tiny_dir, tmp_path / "warehouse")  # a Parquet-folder warehouse, as dvc repro writes
+    outputs = {}
+    for engine in ("duckdb", "spark"):
+        params = yaml.safe_load(DEFAULT_PARAMS.read_text())
+        params["ingest"]["db"] = str(tmp_path / "warehouse")
+        params["featurize"].update(out=str(tmp_path / engine), report=str(tmp_path / f"{engine}.json"), engine=engine)
+        path = tmp_path / f"params-{engine}.yaml"
+        path.write_text(yaml.safe_dump(params))
+        assert featurize_stage.main(["--params", str(path)]) == 0
+        outputs[engine] = pl.read_parquet(tmp_path / engine / "features.parquet")
+    duck, on_spark = outputs["duckdb"], outputs["spark"]
+    assert on_spark.schema == duck.schema
+    assert on_spark["account_id"].to_list() == duck["account_id"].to_list()  # sorted the same way
+    assert_same_features(duck, on_spark, tolerances=TOLERANCES)
+    assert_same_groups(
+        pl.read_parquet(tmp_path / "duckdb" / "lockstep_groups.parquet"), pl.read_parquet(tmp_path / "spark" / "lockstep_groups.parquet")
+    )
+    assert (tmp_path / "duckdb.json").read_text() == (tmp_path / "spark.json").read_text()
