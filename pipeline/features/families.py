@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TypeVar
 
 import polars as pl
 
@@ -83,7 +84,16 @@ def wording(feature: str) -> Callable[[float | None], str]:
 
 def build(ctx: Context, wanted: list[Family]) -> pl.DataFrame:
     """Compute the `wanted` families (each after the families it `needs`) and join them in column order."""
-    done = ctx.computed
+    return joined(in_order(ctx.computed, wanted, lambda family: family.compute(ctx)))
+
+
+T = TypeVar("T")
+
+
+def in_order(done: dict[str, T], wanted: list[Family], compute: Callable[[Family], T]) -> list[T]:
+    """Run `compute` on each of the `wanted` families not in `done` yet, each after the families it
+    `needs`, keeping the results in `done` by prefix; returns them in column order. One loop for both
+    engines: the Spark engine's `compute` returns a Spark DataFrame."""
 
     def run(family: Family) -> None:
         if family.prefix in done:
@@ -92,8 +102,8 @@ def build(ctx: Context, wanted: list[Family]) -> pl.DataFrame:
             need = next((f for f in wanted if f.prefix == prefix), None)
             if need is not None:
                 run(need)
-        done[family.prefix] = family.compute(ctx)
+        done[family.prefix] = compute(family)
 
     for family in wanted:
         run(family)
-    return joined([done[f.prefix] for f in FAMILIES if f.prefix in done])
+    return [done[f.prefix] for f in FAMILIES if f.prefix in done]

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipeline.features.lockstep import DENSE_SCALE, PeelSchedule, fraudar_logs
+from pipeline.spark.checkpoint import cut, release
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -45,18 +46,18 @@ def dense_block_scores(
     if kinds is not None:
         engagements = engagements.filter(F.col("kind").cast("string").isin(list(kinds)))
     weight = F.coalesce(F.col("weight"), F.lit(1)) if "weight" in engagements.columns else F.lit(1)
-    pairs = engagements.groupBy("actor_id", "target_id").agg(F.sum(weight).cast("double").alias("w")).localCheckpoint()
+    pairs = cut(engagements.groupBy("actor_id", "target_id").agg(F.sum(weight).cast("double").alias("w")))
     target_degree = pairs.groupBy("target_id").agg(F.count(F.lit(1)).alias("n"))
     degrees = sorted(row["n"] for row in target_degree.select("n").distinct().collect())
     if not degrees:
-        _release(pairs)
+        release(pairs)
         return spark.createDataFrame([], RESULT_SCHEMA)
     logs = spark.createDataFrame(list(zip(degrees, fraudar_logs(degrees, c), strict=True)), "n long, log double")
     value = F.rint(F.col("w") / F.col("log") * F.lit(float(DENSE_SCALE))).cast("long")  # rint: half to even, as np.rint
-    edges = _cut(pairs.join(target_degree, "target_id").join(F.broadcast(logs), "n").select("actor_id", "target_id", value.alias("q")))
-    rows, cols = _cut(_degrees(None, edges, "actor_id")), _cut(_degrees(None, edges, "target_id"))  # the remaining nodes
+    edges = _pass_cut(pairs.join(target_degree, "target_id").join(F.broadcast(logs), "n").select("actor_id", "target_id", value.alias("q")))
+    rows, cols = _pass_cut(_degrees(None, edges, "actor_id")), _pass_cut(_degrees(None, edges, "target_id"))  # the remaining nodes
     first = _stats(rows, cols)
-    _release(pairs)
+    release(pairs)
 
     schedule = PeelSchedule(first["min_deg"], first["max_deg"], epsilon)
     stats = first
@@ -66,27 +67,35 @@ def dense_block_scores(
         threshold = F.lit(schedule.start_pass(stats["row_sum"], stats["n_rows"] + stats["n_cols"]))
         gone = F.col("deg") <= threshold
         score = F.lit(schedule.level / DENSE_SCALE).alias("lock_dense_block_score")
-        removed.append(rows.filter(gone).select("actor_id", score).localCheckpoint())  # now: `rows` goes at the end of the pass
+        removed.append(cut(rows.filter(gone).select("actor_id", score)))  # now: `rows` goes at the end of the pass
         # Anti joins and unions only: a join's size estimate is the product of its inputs', and
         # carried from cut to cut it would grow to millions of digits (the planner runs out of memory).
         gone_r, gone_c = rows.filter(gone).select("actor_id"), cols.filter(gone).select("target_id")
-        edges = _cut(edges.join(gone_r, "actor_id", "left_anti").join(gone_c, "target_id", "left_anti"))
-        rows, cols = _cut(_degrees(rows.filter(~gone), edges, "actor_id")), _cut(_degrees(cols.filter(~gone), edges, "target_id"))
+        edges = _pass_cut(edges.join(gone_r, "actor_id", "left_anti").join(gone_c, "target_id", "left_anti"))
+        rows, cols = _pass_cut(_degrees(rows.filter(~gone), edges, "actor_id")), _pass_cut(_degrees(cols.filter(~gone), edges, "target_id"))
         stats = _stats(rows, cols)  # computes this pass's tables: the last pass's are no longer read
         for frame in last:
-            _release(frame)
+            release(frame)
         if stats["n_rows"]:
             schedule.end_pass(stats["min_deg"])
     for frame in (edges, rows, cols):
-        _release(frame)
+        release(frame)
     log.debug("dense blocks on Spark: %d rows, %d columns peeled in %d passes", first["n_rows"], first["n_cols"], schedule.passes)
 
     densest = (F.col("lock_dense_block_score") >= F.lit(schedule.best_level / DENSE_SCALE)).alias("lock_in_densest_block")
     scores = functools.reduce(lambda x, y: x.unionByName(y), removed)
-    result = scores.select(F.col("actor_id").alias("account_id"), "lock_dense_block_score", densest).localCheckpoint()
+    result = cut(scores.select(F.col("actor_id").alias("account_id"), "lock_dense_block_score", densest))
     for frame in removed:
-        _release(frame)
+        release(frame)
     return result
+
+
+def _pass_cut(frame: DataFrame) -> DataFrame:
+    """A pass's table, cut from its lineage (pipeline/spark/checkpoint.py) when the next job first
+    computes it. Every pass, not every few: the edges, rows and columns of a pass are each made
+    from all three of the last pass's, so without a cut the plan of pass k is a tree of ~3^k
+    copies of the input (at the tiny world's 40 passes, no planner survives it)."""
+    return cut(frame, eager=False)
 
 
 def _degrees(nodes: DataFrame | None, edges: DataFrame, key: str) -> DataFrame:
@@ -99,27 +108,6 @@ def _degrees(nodes: DataFrame | None, edges: DataFrame, key: str) -> DataFrame:
     if nodes is not None:
         ends = nodes.select(key, F.lit(0).cast("long").alias("deg")).unionByName(ends)
     return ends.groupBy(key).agg(F.sum("deg").alias("deg"))
-
-
-def _cut(frame: DataFrame) -> DataFrame:
-    """`frame` with its lineage cut: kept (memory, then disk) when a job first computes it.
-
-    Every pass, not every few: the edges, rows and columns of a pass are each made from all
-    three of the last pass's, so without a cut the plan of pass k is a tree of ~3^k copies of
-    the input (at the tiny world's 40 passes, no planner survives it).
-    A lost executor loses the kept data and fails the job (a local checkpoint is not replicated);
-    the peel is then run again.
-    """
-    return frame.localCheckpoint(eager=False)
-
-
-def _release(frame: DataFrame) -> None:
-    """Drop the kept data of a `_cut` or local-checkpointed frame now, not whenever the JVM's garbage
-    collector lets Spark's cleaner find it: every pass keeps a copy of the remaining edges, and
-    tens of passes of them would pile up on the executors' disks."""
-    jdf = getattr(frame, "_jdf", None)  # a classic session's Dataset; a Spark Connect frame has none
-    if jdf is not None:
-        jdf.queryExecution().analyzed().rdd().unpersist(False)
 
 
 def _stats(rows: DataFrame, cols: DataFrame) -> dict[str, Any]:

@@ -115,20 +115,8 @@ def spark_features(
     spark.sql("CREATE OR REPLACE TEMP VIEW targets AS SELECT target_id, created_at FROM targets_in")
     ctx = SparkContext(spark, reference_time, lockstep_params, progress=progress)
     wanted = [f for f in families.FAMILIES if f.role != "passthrough"]  # raw_: a dataset's own columns (DuckDB engine)
-    done = ctx.computed
-
-    def run(family: Family) -> None:
-        if family.prefix in done:
-            return
-        for prefix in family.needs:
-            need = next((f for f in wanted if f.prefix == prefix), None)
-            if need is not None:
-                run(need)
-        done[family.prefix] = spark_compute(family)(ctx).cache()
-
-    for family in wanted:
-        run(family)
-    features = _joined([done[f.prefix] for f in families.FAMILIES if f.prefix in done]).cache()
+    frames = families.in_order(ctx.computed, wanted, lambda family: spark_compute(family)(ctx).cache())
+    features = _joined(frames).cache()
     n_accounts = features.count()
     groups = ctx.outputs.get("groups", empty_groups())
     report = FeatureReport(

@@ -4,7 +4,7 @@ Every step is a DataFrame or SQL operation that runs on a cluster as it runs on 
 edge list is collected to the driver (only one or two numbers per iteration), and no GraphFrames
 (a Maven jar). Nodes are numbered with `monotonically_increasing_id` (unique, not dense: any key
 works; checkpointed at once, as the numbers follow the partitioning) so the iterations join on
-longs, not strings. The iterations cut their lineage every pass (`_cut`), so a plan never grows.
+longs, not strings. The iterations cut their lineage every pass (`pipeline.spark.checkpoint.cut`), so a plan never grows.
 
 - Follow graph: the DuckDB engine's distinct `follow` edges between known accounts, no self loops.
 - PageRank (`_pagerank`): the power iteration of `pipeline.features.graph.pagerank`, term for term
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, cast
 
 from pipeline.errors import ZombieScanError
 from pipeline.features.graph import COENGAGER_COLUMNS, NEIGHBOUR_COLUMNS, bipartite_sql
+from pipeline.spark.checkpoint import cut
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -75,10 +76,10 @@ def graph_features(
     """
     from pyspark.sql import functions as F
 
-    nodes = _cut(spark.sql("SELECT DISTINCT account_id FROM accounts").withColumn("i", F.monotonically_increasing_id()))
-    edges = _cut(_follow_edges(spark, nodes))
+    nodes = cut(spark.sql("SELECT DISTINCT account_id FROM accounts").withColumn("i", F.monotonically_increasing_id()))
+    edges = cut(_follow_edges(spark, nodes))
     n = nodes.count()
-    undirected = _cut(edges.select(F.col("src").alias("u"), F.col("dst").alias("v")).union(edges.select("dst", "src")).distinct())
+    undirected = cut(edges.select(F.col("src").alias("u"), F.col("dst").alias("v")).union(edges.select("dst", "src")).distinct())
 
     out_degree = edges.groupBy(F.col("src").alias("i")).agg(F.count("*").alias("out_n"))
     in_degree = edges.groupBy(F.col("dst").alias("i")).agg(F.count("*").alias("in_n"))
@@ -120,18 +121,6 @@ def graph_features(
         "left",
     )
     return out
-
-
-def _cut(frame: DataFrame, *, now: bool = True) -> DataFrame:
-    """`frame` with its lineage dropped: to a reliable checkpoint when the session has a checkpoint
-    directory (a cluster), else kept on the executors (`localCheckpoint`).
-
-    now=False (one machine only): the next action computes and keeps it, so an iteration pays
-    one job per pass for its state and its convergence numbers together, not two.
-    """
-    if frame.sparkSession.sparkContext.getCheckpointDir():
-        return frame.checkpoint(eager=True)
-    return frame.localCheckpoint(eager=now)
 
 
 @contextmanager
@@ -192,9 +181,9 @@ def _pagerank(
     out_n = edges.groupBy("src").agg(F.expr("count(*) AS out_n"))
     # the same share as the local engine (1.0 / out-degree) multiplied into the same terms
     flows = edges.join(out_n, "src").selectExpr("src AS i", "dst", "1.0D / out_n AS share", "false AS self")
-    flows = _cut(flows.unionByName(nodes.selectExpr("i", "i AS dst", "0.0D AS share", "true AS self")).repartition(partitions, "i"))
+    flows = cut(flows.unionByName(nodes.selectExpr("i", "i AS dst", "0.0D AS share", "true AS self")).repartition(partitions, "i"))
     state = nodes.join(out_n.withColumnRenamed("src", "i"), "i", "left")
-    state = _cut(state.selectExpr("i", "out_n IS NULL AS dangling", f"{_double(1.0 / n)} AS x").repartition(partitions, "i"))
+    state = cut(state.selectExpr("i", "out_n IS NULL AS dangling", f"{_double(1.0 / n)} AS x").repartition(partitions, "i"))
     dangling_mass = state.selectExpr("sum(CASE WHEN dangling THEN x END)").first()[0] or 0.0  # type: ignore[index]
     passes = 0
     while passes < max_iter:
@@ -204,7 +193,7 @@ def _pagerank(
             "dst AS i", "x * share AS flow", "CASE WHEN self THEN x END AS old", "CASE WHEN self THEN dangling END AS dangling"
         )
         new = sent.groupBy("i").agg(F.expr("sum(flow) AS inflow"), F.expr("max(old) AS old"), F.expr("max(dangling) AS dangling"))
-        state = _cut(new.selectExpr("i", "dangling", f"{_double(damping)} * inflow + {_double(teleport)} AS x", "old"), now=False)
+        state = cut(new.selectExpr("i", "dangling", f"{_double(damping)} * inflow + {_double(teleport)} AS x", "old"), eager=False)
         stats = state.selectExpr("sum(abs(x - old))", "sum(CASE WHEN dangling THEN x END)").first()
         change, dangling_mass = stats[0], stats[1] or 0.0  # type: ignore[index]
         if change < tol:
@@ -226,14 +215,14 @@ def _coreness(undirected: DataFrame, *, max_iter: int, partitions: int) -> tuple
     """
     from pyspark.sql import functions as F
 
-    pairs = _cut(undirected.selectExpr("v AS i", "u").repartition(partitions, "i"))  # keyed by the neighbour
+    pairs = cut(undirected.selectExpr("v AS i", "u").repartition(partitions, "i"))  # keyed by the neighbour
     estimate = undirected.groupBy("u").agg(F.expr("count(*) AS core")).selectExpr("u AS i", "core")
-    estimate = _cut(estimate.repartition(partitions, "i"))
+    estimate = cut(estimate.repartition(partitions, "i"))
     for passes in range(1, max_iter + 1):
         # rank a node's neighbours by estimate: the h-index is the last rank r whose estimate is >= r
         ranked = pairs.join(estimate, "i").selectExpr("u AS i", "core AS k", "row_number() OVER (PARTITION BY u ORDER BY core DESC) AS r")
         h = ranked.groupBy("i").agg(F.expr("max(CASE WHEN k >= r THEN r ELSE 0 END) AS h"))
-        estimate = _cut(estimate.join(h, "i").selectExpr("i", "least(core, h) AS core", "core AS old"), now=False)
+        estimate = cut(estimate.join(h, "i").selectExpr("i", "least(core, h) AS core", "core AS old"), eager=False)
         if estimate.where("core <> old").count() == 0:
             return estimate.select("i", "core"), passes
     raise ZombieScanError(f"graph_core: the k-core iteration did not settle in max_iter={max_iter} passes; raise max_iter")
@@ -279,7 +268,7 @@ def _neighbour_means(nodes: DataFrame, undirected: DataFrame, base: DataFrame, c
     pairs = list(zip(columns, names, strict=True))
     values = nodes.join(base.select("account_id", *(_column(c).cast("double").alias(k) for c, k in pairs)), "account_id", "left")
     values = values.select(F.col("i").alias("v"), *(_known(F.col(k)).alias(k) for k in names))
-    hop1 = _cut(
+    hop1 = cut(
         undirected.join(values, "v")
         .groupBy(F.col("u").alias("i"))
         .agg(*(_known(F.sum(k) / F.count(k)).alias(f"mean_{k}") for k in names), *(F.max(k).alias(f"max_{k}") for k in names))

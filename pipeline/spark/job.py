@@ -26,6 +26,7 @@ from pipeline.models.card import simulated, simulated_warning
 from pipeline.models.train import TaskModel
 from pipeline.scoring.job import timed_steps
 from pipeline.scoring.score import Progress, lockstep_settings
+from pipeline.spark.checkpoint import cut
 from pipeline.spark.read import Inputs, read_inputs, register_inputs
 from pipeline.spark.session import SparkSettings, spark_session
 from pipeline.spark.write import SparkFolder, spark_output, write_parquet
@@ -102,7 +103,9 @@ def score_job(
         )
         step("scoring", 0, 0)
         scores = score_spark(spark, features, models, explain=r.explain, versions=versions)
-        scores = with_context(spark, scores, groups).select(scored_column_order(list(models))).cache()
+        # Cut, not cached: a cached frame is found again only by matching plans, and the pages
+        # query (SQL over a view of it) did not match, so it scored every account again.
+        scores = cut(with_context(spark, scores, groups).select(scored_column_order(list(models))))
         n = scores.count()
         flagged = scores.selectExpr(*[f"count_if(flagged_{t}) AS {t}" for t in models], "count_if(NOT has_engagements) AS none").first()
         assert flagged is not None
@@ -110,8 +113,9 @@ def score_job(
         write_parquet(scores, tmp.uri, rows=n)
         if pages_tmp is not None:
             step("pages", 0, 0)
-            pages = suspected_pages_spark(spark, scores, until=datetime.fromisoformat(report.reference_time))
-            write_parquet(pages, pages_tmp.uri, sort=None)  # in the query's order
+            # computed once (the count and the write would each run the query, a join over every like)
+            pages = cut(suspected_pages_spark(spark, scores, until=datetime.fromisoformat(report.reference_time)))
+            write_parquet(pages, pages_tmp.uri, rows=pages.count(), sort=None)  # in the query's order
         unscored = spark.table("accounts_in").count() - n
         step("done", 0, 0)
     warnings = [simulated_warning(task) for task, model in models.items() if simulated(model)]

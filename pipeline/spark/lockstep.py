@@ -22,10 +22,9 @@ and a group are); this module runs the same steps as DataFrame operations:
 5. groups (few and small) collected to the driver as a polars frame with `GROUP_SCHEMA`, scored
    and ordered there; the per-account features stay a (lazy) Spark DataFrame.
 
-Intermediate tables are checkpointed (reliably when the session has a checkpoint directory,
-else `localCheckpoint`, which a lost executor cannot recover): this cuts the lineage of the
-component rounds and freezes the integer ids, which `monotonically_increasing_id` would draw
-anew on a recomputation.
+Intermediate tables are cut from their lineage (pipeline/spark/checkpoint.py: reliably when the
+session has a checkpoint directory): this bounds the plans of the component rounds and freezes
+the integer ids, which `monotonically_increasing_id` would draw anew on a recomputation.
 
 tests/test_spark_lockstep.py runs both engines on simulated worlds and compares groups and features.
 """
@@ -41,6 +40,7 @@ import polars as pl
 
 from pipeline.errors import ZombieScanError
 from pipeline.features.lockstep import GROUP_SCHEMA, LockstepParams, empty_groups
+from pipeline.spark.checkpoint import cut
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -78,9 +78,9 @@ def lockstep(spark: SparkSession, params: LockstepParams) -> SparkLockstepResult
         .select("actor_id", "target_id", F.bround(F.col("ts").cast("double"), 0).cast("bigint").alias("t"))
         .distinct()
     )
-    actor_ix = _checkpoint(raw.select("actor_id").distinct().withColumn("a", F.monotonically_increasing_id()))
-    target_ix = _checkpoint(raw.select("target_id").distinct().withColumn("g", F.monotonically_increasing_id()))
-    acts = _checkpoint(raw.join(actor_ix, "actor_id").join(target_ix, "target_id").select("a", "g", "t"))
+    actor_ix = cut(raw.select("actor_id").distinct().withColumn("a", F.monotonically_increasing_id()))
+    target_ix = cut(raw.select("target_id").distinct().withColumn("g", F.monotonically_increasing_id()))
+    acts = cut(raw.join(actor_ix, "actor_id").join(target_ix, "target_id").select("a", "g", "t"))
     span = acts.agg(F.min("t").alias("lo"), F.max("t").alias("hi")).first()
     timed = span is not None and span["lo"] is not None and span["lo"] < span["hi"]
     if not timed:
@@ -108,13 +108,6 @@ _FEATURE_TYPES = {
 }
 
 
-def _checkpoint(frame: DataFrame) -> DataFrame:
-    """`frame` computed now and its lineage cut: reliably with a checkpoint directory, else locally."""
-    if frame.sparkSession.sparkContext.getCheckpointDir() is not None:
-        return frame.checkpoint(eager=True)
-    return frame.localCheckpoint(eager=True)
-
-
 def _sync(spark: SparkSession, acts: DataFrame, params: LockstepParams) -> tuple[DataFrame, int]:
     """One row (a, g, cell) per act in a burst cell of any grid, after the hub cap and the pruning;
     and the number of burst cells the cap skipped.
@@ -134,7 +127,7 @@ def _sync(spark: SparkSession, acts: DataFrame, params: LockstepParams) -> tuple
     gridded = acts.crossJoin(F.broadcast(grids)).withColumn("cell", F.expr("(t + shift) div w"))
     # A burst holds >= min_cell_actors and >= burst_ratio x the target's mean count per window
     # over its active span (at least min_span), the same double arithmetic as DuckDB's.
-    bursts = _checkpoint(
+    bursts = cut(
         gridded.groupBy("grid", "g", "cell", "w", "min_span")
         .agg(F.count("*").alias("n"))
         .join(rate, "g")
@@ -150,7 +143,7 @@ def _sync(spark: SparkSession, acts: DataFrame, params: LockstepParams) -> tuple
     )
     # Exact pruning: an account in fewer than min_common burst targets cannot have a partner.
     keep = sync.groupBy("a").agg(F.countDistinct("g").alias("n_g")).where(F.col("n_g") >= params.min_common)
-    return _checkpoint(sync.join(keep, "a", "left_semi")), skipped
+    return cut(sync.join(keep, "a", "left_semi")), skipped
 
 
 def _pairs(sync: DataFrame, params: LockstepParams) -> DataFrame:
@@ -168,7 +161,7 @@ def _pairs(sync: DataFrame, params: LockstepParams) -> DataFrame:
         .select(F.col("x.a").alias("u"), F.col("y.a").alias("v"), F.col("x.g").alias("g"))
         .distinct()
     )
-    return _checkpoint(pair_targets.groupBy("u", "v").agg(F.count("*").alias("common")).where(F.col("common") >= params.min_common))
+    return cut(pair_targets.groupBy("u", "v").agg(F.count("*").alias("common")).where(F.col("common") >= params.min_common))
 
 
 def _components(pairs: DataFrame) -> tuple[DataFrame, int]:
@@ -206,7 +199,7 @@ def _components(pairs: DataFrame) -> tuple[DataFrame, int]:
             .withColumnRenamed("m", "dst")
             .distinct()
         )
-        edges = _checkpoint(edges)
+        edges = cut(edges)
         out = edges.groupBy("src").agg(F.count("*").alias("degree"))
         not_star = (
             edges.join(out.select(F.col("src").alias("dst")), "dst", "left_semi")
@@ -219,7 +212,7 @@ def _components(pairs: DataFrame) -> tuple[DataFrame, int]:
         edges.select(F.col("dst").alias("a"), F.col("dst").alias("component")).distinct()
     )
     sizes = labels.groupBy("component").agg(F.count("*").alias("size"))
-    return _checkpoint(labels.join(sizes, "component").select("a", "component", "size")), rounds
+    return cut(labels.join(sizes, "component").select("a", "component", "size")), rounds
 
 
 def _groups(

@@ -83,11 +83,15 @@ def read_inputs(spark: SparkSession, inputs: Inputs, *, now: datetime | None = N
     exact duplicate engagements dropped; targets default to an empty table."""
     if inputs.engagements is None:
         raise ZombieScanError("--engagements: missing; the Spark engine needs the engagements (Parquet) beside the accounts")
-    tables = {
-        "accounts": read_table(spark, inputs.accounts, ACCOUNTS, now=now),
-        # exact duplicate rows are one engagement, as `zombiescan ingest` loads them
-        "engagements": read_table(spark, inputs.engagements, ENGAGEMENTS, now=now).distinct(),
-    }
+    from pyspark import StorageLevel
+
+    # Exact duplicate rows are one engagement, as `zombiescan ingest` loads them. The distinct rows
+    # are kept (memory, then disk): every family, the checks below and the pages report read them,
+    # and each would otherwise read the files and shuffle them for the distinct again (at 1M
+    # accounts, ~25M rows: tens of seconds each time). A lost executor's share is recomputed.
+    engagements = read_table(spark, inputs.engagements, ENGAGEMENTS, now=now).distinct().persist(StorageLevel.MEMORY_AND_DISK)
+    engagements.count()
+    tables = {"accounts": read_table(spark, inputs.accounts, ACCOUNTS, now=now), "engagements": engagements}
     if inputs.targets is not None:
         tables["targets"] = read_table(spark, inputs.targets, TARGETS, now=now)
     else:

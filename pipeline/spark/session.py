@@ -86,12 +86,14 @@ def spark_session(master: str = "local[2]", conf: dict[str, str] | None = None, 
     if local:
         builder = builder.config("spark.driver.host", LOOPBACK).config("spark.driver.bindAddress", LOOPBACK)
         builder = builder.config("spark.sql.shuffle.partitions", "8")
+    if (conf or {}).get("spark.checkpoint.dir"):  # delete a cut frame's checkpoint files once nothing refers to it
+        builder = builder.config("spark.cleaner.referenceTracking.cleanCheckpoints", "true")
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     if (conf or {}).get("spark.checkpoint.dir"):
-        # reliable checkpoints for the iterations (a lost executor loses a localCheckpoint's data)
+        # reliable checkpoints for the iterations (pipeline/spark/checkpoint.py)
         spark.sparkContext.setCheckpointDir((conf or {})["spark.checkpoint.dir"])
     try:
         yield spark
