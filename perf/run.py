@@ -299,7 +299,8 @@ def _score_cli(preset: str, work: Path, memory_limit: str, engine: str = "duckdb
     out.mkdir(exist_ok=True)
     args = ["score", "--accounts", str(src / "accounts.parquet"), "--engagements", str(src / "engagements.parquet")]
     args += ["--targets", str(src / "targets.parquet"), "--out", str(out / "scores.parquet"), "--pages-out", str(out / "pages.parquet")]
-    args += ["--overwrite", "--quiet", *_engine_args(engine)]
+    # Spark: not --quiet, so the engine's seconds per step reach the stage's log as they happen (_log_to)
+    args += ["--overwrite", *(["--quiet"] if engine == "duckdb" else []), *_engine_args(engine)]
     if engine == "duckdb":
         args += ["--memory-limit", memory_limit]
     seconds, lines = _cli(args)
@@ -352,7 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.one:
         stage, preset, work = args.one
-        print(json.dumps(_one(stage, preset, Path(work))))
+        _log_to(Path(work) / f"{stage}-{preset}.log")
+        row = json.dumps(_one(stage, preset, Path(work)))
+        with (Path(work) / "results.jsonl").open("a") as f:  # kept if a later, longer row is interrupted
+            f.write(row + "\n")
+        print(row)
         return 0
 
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="zombiescan-perf-")
@@ -385,6 +390,16 @@ def main(argv: list[str] | None = None) -> int:
         for stage, (slope, sizes) in growth.items():
             print(f"- {stage}: {slope:.2f} over {sizes}")
     return 0
+
+
+def _log_to(path: Path) -> None:
+    """The stage's INFO log (e.g. the Spark engine's seconds per step) in `path`, as it runs."""
+    import logging
+
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger("pipeline").setLevel(logging.INFO)
 
 
 def _growth(results: list[dict[str, object]]) -> dict[str, tuple[float, str]]:
