@@ -85,13 +85,14 @@ def read_inputs(spark: SparkSession, inputs: Inputs, *, now: datetime | None = N
         raise ZombieScanError("--engagements: missing; the Spark engine needs the engagements (Parquet) beside the accounts")
     from pyspark import StorageLevel
 
+    accounts = read_table(spark, inputs.accounts, ACCOUNTS, now=now)  # checked first: the cheap table
     # Exact duplicate rows are one engagement, as `zombiescan ingest` loads them. The distinct rows
     # are kept (memory, then disk): every family, the checks below and the pages report read them,
     # and each would otherwise read the files and shuffle them for the distinct again (at 1M
     # accounts, ~25M rows: tens of seconds each time). A lost executor's share is recomputed.
     engagements = read_table(spark, inputs.engagements, ENGAGEMENTS, now=now).distinct().persist(StorageLevel.MEMORY_AND_DISK)
     engagements.count()
-    tables = {"accounts": read_table(spark, inputs.accounts, ACCOUNTS, now=now), "engagements": engagements}
+    tables = {"accounts": accounts, "engagements": engagements}
     if inputs.targets is not None:
         tables["targets"] = read_table(spark, inputs.targets, TARGETS, now=now)
     else:
