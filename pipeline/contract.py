@@ -15,7 +15,7 @@ from pipeline.db import literal
 from pipeline.errors import ZombieScanError
 
 TARGET_TYPES = ("post", "page", "account")
-KINDS = ("like", "follow", "share", "comment", "post")
+KINDS = ("like", "follow", "share", "comment", "post", "rate")
 FORMATS = (".parquet", ".csv", ".jsonl", ".csv.gz", ".jsonl.gz")  # text formats may be gzip-compressed
 
 # Logical type -> DuckDB type used in the warehouse.
@@ -24,6 +24,7 @@ SQL_TYPES = {
     "timestamp": "TIMESTAMPTZ",
     "bool": "BOOLEAN",
     "int": "BIGINT",
+    "number": "DOUBLE",
 }
 # How a logical type is named in error messages.
 EXPECTED = {
@@ -31,6 +32,7 @@ EXPECTED = {
     "timestamp": "a UTC timestamp (ISO 8601, e.g. 2024-05-01T13:45:00Z)",
     "bool": "a boolean (true/false)",
     "int": "an integer",
+    "number": "a finite number (e.g. -2.5 or 10)",
 }
 
 
@@ -40,7 +42,7 @@ class Column:
 
     Attributes:
         name: Column name, fixed by the contract.
-        dtype: Logical type: string, timestamp, bool or int.
+        dtype: Logical type: string, timestamp, bool, int or number (a finite real number).
         nullable: Whether nulls are allowed.
         required: Whether the column must be present (optional columns get `default`).
         allowed: The only values allowed, if restricted.
@@ -91,7 +93,8 @@ ACCOUNTS = Table(
     "accounts",
     (
         Column("account_id", "string"),
-        Column("created_at", "timestamp"),
+        # null = unknown (a research dataset of ids only): the features that need it are null
+        Column("created_at", "timestamp", nullable=True),
         Column("username", "string", nullable=True, required=False),
         Column("display_name", "string", nullable=True, required=False),
         Column("bio", "string", nullable=True, required=False),
@@ -117,6 +120,8 @@ ENGAGEMENTS = Table(
         Column("kind", "string", allowed=KINDS),
         Column("ts", "timestamp"),
         Column("weight", "int", required=False, default="1", minimum=1),
+        # a rating or review score (may be negative); null = the engagement carries none
+        Column("value", "number", nullable=True, required=False),
     ),
     required=True,
 )
@@ -127,7 +132,7 @@ TARGETS = Table(
         Column("target_id", "string"),
         Column("target_type", "string", allowed=TARGET_TYPES),
         Column("owner_id", "string", nullable=True, required=False),
-        Column("created_at", "timestamp", nullable=True, required=False),
+        Column("created_at", "timestamp", nullable=True),
     ),
     key=("target_id",),
 )

@@ -125,7 +125,7 @@ BAD_INPUTS = [
     ("fractional_int", "accounts.csv", "column 'followers_count', row 4: expected an integer; found '12.5'"),
     ("negative_count", "accounts.csv", "column 'following_count', row 1: expected an integer >= 0; found '-3'"),
     ("null_id", "engagements.csv", "column 'actor_id', row 5: expected a value (a string), not empty"),
-    ("bad_enum", "engagements.csv", "column 'kind', row 2: expected one of like, follow, share, comment, post; found 'love'"),
+    ("bad_enum", "engagements.csv", "column 'kind', row 2: expected one of like, follow, share, comment, post, rate; found 'love'"),
     ("duplicate_id", "accounts.csv", "column 'account_id', row 5: expected unique account_id (each value once); found 'a2'"),
     ("future_ts", "engagements.csv", "column 'ts', row 6: expected a timestamp not in the future (now is 2026-11-27T00:00:00+00:00)"),
     ("future_created", "accounts.csv", "column 'created_at', row 3: expected a timestamp not in the future"),
@@ -412,3 +412,61 @@ def test_ingest_never_overwrites_a_file_that_is_not_a_warehouse(tmp_path: Path) 
     db = tmp_path / "w.duckdb"
     ingest(src, db, now=NOW)
     ingest(src, db, now=NOW)  # an earlier warehouse is replaced
+
+
+# The engagement `value` (a rating, a review score): an optional real number, may be negative.
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["5", "x", "1", "1", "1", "1"], "column 'value', row 2: expected a finite number (e.g. -2.5 or 10); found 'x'"),
+        (["5", "1", "nan", "1", "1", "1"], "column 'value', row 3: expected a finite number (e.g. -2.5 or 10); found 'nan'"),
+        (["5", "1", "1", "inf", "1", "1"], "column 'value', row 4: expected a finite number"),
+        (["5", "1", "1", "1", "0x10", "1"], "column 'value', row 5: expected a finite number"),
+    ],
+    ids=["word", "nan", "inf", "hex"],
+)
+def test_bad_engagement_value_is_named(tmp_path: Path, values: list[str], message: str) -> None:
+    t = good_tables()
+    t["engagements"] = t["engagements"].with_columns(value=pl.Series(values))
+    src = write(tmp_path / "src", t)
+    with pytest.raises(ContractError, match=re.escape(message)):
+        ingest(src, tmp_path / "w.duckdb", now=NOW)
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_engagement_values_load_as_numbers_and_rate_is_a_kind(tmp_path: Path) -> None:
+    t = good_tables()
+    e = t["engagements"].with_columns(value=pl.Series(["-10", "2.5", "", " 1e1 ", "0", "-0.5"]))
+    t["engagements"] = set_cell(set_cell(e, "kind", 6, "rate"), "target_type", 6, "account")
+    ingest(write(tmp_path / "src", t), tmp_path / "w.duckdb", now=NOW)
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        rows = con.sql("SELECT kind::VARCHAR, value FROM engagements ORDER BY ts").fetchall()
+    finally:
+        con.close()
+    assert rows == [("like", -10.0), ("like", 2.5), ("like", None), ("follow", 10.0), ("post", 0.0), ("rate", -0.5)]
+    # Parquet numbers of any numeric type are read as DOUBLE; a NaN is refused like the text 'nan'
+    t["engagements"] = e.with_columns(value=pl.Series([1, 2, 3, -4, 5, 6], dtype=pl.Int16))
+    ingest(write(tmp_path / "pq", t, fmt="parquet"), tmp_path / "p.duckdb", now=NOW)
+    t["engagements"] = e.with_columns(value=pl.Series([1.0, float("nan"), 3.0, 4.0, 5.0, 6.0]))
+    with pytest.raises(ContractError, match=re.escape("column 'value', row 2: expected a finite number")):
+        ingest(write(tmp_path / "nan", t, fmt="parquet"), tmp_path / "n.duckdb", now=NOW)
+
+
+def test_unknown_creation_time_stays_unknown(tmp_path: Path) -> None:
+    """An empty created_at is unknown: loaded as null, no 'engagement before creation' check for that
+    account, and the features that need it are null (not the age of a placeholder time)."""
+    from pipeline.features.build import warehouse_features
+
+    t = good_tables()
+    t["accounts"] = set_cell(t["accounts"], "created_at", 4, None)  # a4 acts on 2026-05-03; now unknown
+    t["engagements"] = set_cell(t["engagements"], "ts", 5, "2023-12-31T00:00:00Z")  # before a4's old created_at
+    db = tmp_path / "w"
+    ingest(write(tmp_path / "src", t), db, now=NOW)
+    features, _, _ = warehouse_features(db)
+    a4 = features.filter(pl.col("account_id") == "a4").row(0, named=True)
+    assert features.height == 4
+    assert a4["profile_age_days"] is None and a4["profile_posts_per_day"] is None
+    assert a4["beh_first_action_delay_days"] is None and a4["beh_n_actions"] == 1
+    a1 = features.filter(pl.col("account_id") == "a1").row(0, named=True)
+    assert a1["profile_age_days"] is not None and a1["profile_posts_per_day"] is not None

@@ -56,3 +56,28 @@ def test_behaviour_features_equal_on_spark_and_duckdb(spark: Any, tiny_tables: d
     on_spark = pl.from_arrow(run_feature_sql(spark, "behaviour.sql", {"ref": reference, "young_hours": 24.0}).toArrow())
     assert isinstance(on_spark, pl.DataFrame)
     assert_same_features(behavioural_features(accounts, engagements, reference_time=reference, targets=targets), on_spark)
+
+
+def test_unknown_creation_times_give_the_same_features_on_both_engines(spark: Any, tiny_tables: dict[str, pl.DataFrame]) -> None:
+    """A null created_at (unknown) keeps the account, with null age features, on both engines."""
+    from pipeline.features.behaviour import behavioural_features
+    from pipeline.features.profile import _with_optional_columns
+    from pipeline.spark.sql import run_feature_sql
+
+    accounts = _with_optional_columns(tiny_tables["accounts"])
+    accounts = accounts.with_columns(created_at=pl.when(pl.int_range(pl.len()) % 3 == 0).then(None).otherwise(pl.col("created_at")))
+    engagements, targets = tiny_tables["engagements"], tiny_tables["targets"]
+    if "weight" not in engagements.columns:
+        engagements = engagements.with_columns(weight=pl.lit(1, pl.Int64))
+    reference = engagements["ts"].max()
+    for name, frame in (("accounts", accounts), ("engagements", engagements), ("targets", targets)):
+        spark.createDataFrame(frame.to_arrow()).createOrReplaceTempView(name)
+    duck = profile_features(accounts, reference_time=reference)
+    assert duck["profile_age_days"].null_count() == accounts["created_at"].null_count() > 0
+    for sql, local in (
+        ("profile.sql", duck),
+        ("behaviour.sql", behavioural_features(accounts, engagements, reference_time=reference, targets=targets)),
+    ):
+        on_spark = pl.from_arrow(run_feature_sql(spark, sql, {"ref": reference, "young_hours": 24.0}).toArrow())
+        assert isinstance(on_spark, pl.DataFrame)
+        assert_same_features(local, on_spark)

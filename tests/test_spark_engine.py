@@ -157,11 +157,21 @@ def _broken(kind: str, folder: Path, into: Path) -> tuple[Path, str]:
             pl.when(pl.int_range(pl.len()) == 7).then(None).otherwise(pl.col("account_id")).alias("account_id")
         ).write_parquet(into / "accounts.parquet")
         return into / "accounts.parquet", "column 'account_id', empty value in 1 row"
+    if kind == "non-finite value":
+        engagements.with_columns(value=pl.when(pl.int_range(pl.len()) == 4).then(float("nan")).otherwise(pl.lit(1.5))).write_parquet(
+            into / "engagements.parquet"
+        )
+        return into / "engagements.parquet", "column 'value', a value not finite in 1 row"
+    if kind == "text value":
+        engagements.with_columns(value=pl.lit("5")).write_parquet(into / "engagements.parquet")
+        return into / "engagements.parquet", "column 'value' is string: expected a finite number"
     (into / "engagements.parquet").write_bytes(b"not parquet at all")
     return into / "engagements.parquet", "not a readable Parquet file"
 
 
-@pytest.mark.parametrize("kind", ["missing column", "wrong type", "duplicate ids", "future time", "empty value", "broken file"])
+@pytest.mark.parametrize(
+    "kind", ["missing column", "wrong type", "duplicate ids", "future time", "empty value", "non-finite value", "text value", "broken file"]
+)
 def test_bad_input_on_the_spark_path_is_refused_and_nothing_is_written(
     spark: Any, kind: str, tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -171,7 +181,7 @@ def test_bad_input_on_the_spark_path_is_refused_and_nothing_is_written(
     assert main(["features", "--engine", "spark", *args, "--out", str(out)]) == 1
     message = " ".join(capsys.readouterr().err.split())
     assert str(bad) in message and expected in message, message
-    if kind not in ("missing column", "wrong type", "broken file"):
+    if kind not in ("missing column", "wrong type", "text value", "broken file"):
         assert "row" in message  # the file and row of the first bad rows
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left behind

@@ -59,6 +59,7 @@ def build_features(
     con = feature_connection()
     try:
         eng = engagements if "weight" in engagements.columns else engagements.with_columns(weight=pl.lit(1, pl.Int64))
+        eng = eng if "value" in eng.columns else eng.with_columns(value=pl.lit(None, pl.Float64))
         con.register("accounts_in", _with_optional_columns(accounts))
         con.register("engagements_in", eng)
         con.register("targets_in", targets if targets is not None else EMPTY_TARGETS)
@@ -191,10 +192,10 @@ def _build(
     # Views, not copies: nothing after the reference time is visible to any feature. (A view
     # cannot take a bound parameter: the time goes in as an escaped literal of its ISO text.)
     ref = f"TIMESTAMPTZ {literal(reference_time.isoformat())}"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW accounts AS SELECT * FROM {accounts} WHERE created_at <= {ref}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW accounts AS SELECT * FROM {accounts} WHERE created_at IS NULL OR created_at <= {ref}")
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW engagements AS SELECT actor_id, target_id, target_type::VARCHAR AS target_type, "
-        f"kind::VARCHAR AS kind, ts, weight FROM {engagements} WHERE ts <= {ref}"
+        f"kind::VARCHAR AS kind, ts, weight, value FROM {engagements} WHERE ts <= {ref}"
     )
     con.execute(f"CREATE OR REPLACE TEMP VIEW targets AS SELECT target_id, created_at FROM {targets}")
     ctx = Context(con, reference_time, lockstep_params, raw=raw, progress=progress)

@@ -270,6 +270,13 @@ def conversion(col: Column, source_type: str, src: str) -> tuple[str, bool]:
             whole = f"regexp_full_match(trim({src}), '[+-]?[0-9]+(\\.0*)?')"
             return f"CASE WHEN {whole} THEN TRY_CAST(regexp_replace(trim({src}), '\\.0*$', '') AS BIGINT) END", True
         return "NULL", True
+    if col.dtype == "number":
+        if source_type in INT_TYPES or source_type in FLOAT_TYPES or source_type.startswith("DECIMAL"):
+            return f"CASE WHEN isfinite({src}::DOUBLE) THEN {src}::DOUBLE END", source_type in FLOAT_TYPES
+        if text:  # decimal notation only: no 'nan', 'inf', hex or 1_000
+            number = "[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?"
+            return f"CASE WHEN regexp_full_match(trim({src}), '{number}') THEN TRY_CAST(trim({src}) AS DOUBLE) END", True
+        return "NULL", True
     if col.dtype == "bool":
         if source_type == "BOOLEAN":
             return src, False

@@ -107,10 +107,10 @@ def spark_features(
 
         reference_time = reference_time.replace(tzinfo=UTC)
     ref = f"TIMESTAMP '{reference_time.isoformat()}'"
-    spark.sql(f"CREATE OR REPLACE TEMP VIEW accounts AS SELECT * FROM accounts_in WHERE created_at <= {ref}")
+    spark.sql(f"CREATE OR REPLACE TEMP VIEW accounts AS SELECT * FROM accounts_in WHERE created_at IS NULL OR created_at <= {ref}")
     spark.sql(
         "CREATE OR REPLACE TEMP VIEW engagements AS SELECT actor_id, target_id, target_type, kind, ts, "
-        f"coalesce(weight, 1) AS weight FROM engagements_in WHERE ts <= {ref}"
+        f"coalesce(weight, 1) AS weight, value FROM engagements_in WHERE ts <= {ref}"
     )
     spark.sql("CREATE OR REPLACE TEMP VIEW targets AS SELECT target_id, created_at FROM targets_in")
     ctx = SparkContext(spark, reference_time, lockstep_params, progress=progress)

@@ -31,6 +31,7 @@ SPARK_TYPES = {
     "timestamp": ("timestamp",),
     "bool": ("boolean",),
     "int": ("byte", "short", "integer", "long"),
+    "number": ("byte", "short", "integer", "long", "float", "double", "decimal"),
 }
 EXAMPLES = 3  # failing rows named per rule
 
@@ -74,7 +75,12 @@ def read_table(spark: SparkSession, path: str, table: Table, *, now: datetime | 
             raise ZombieScanError(f"{path}: column '{column.name}' is {found}: expected {EXPECTED[column.dtype]}")
     _check_rows(frame, path, table, now or datetime.now(UTC))
     return frame.select(
-        *[F.col(c.name) if c.name in fields else F.expr(c.default).cast(_spark_type(c)).alias(c.name) for c in table.columns]
+        *[
+            (F.col(c.name).cast("double").alias(c.name) if c.dtype == "number" else F.col(c.name))
+            if c.name in fields
+            else F.expr(c.default).cast(_spark_type(c)).alias(c.name)
+            for c in table.columns
+        ]
     )
 
 
@@ -133,6 +139,9 @@ def _rules(column: Column, now: datetime) -> list[tuple[str, SparkColumn, str]]:
         rules.append(("a value not allowed", col.isNotNull() & ~col.isin(*column.allowed), f"one of {', '.join(column.allowed)}"))
     if column.minimum is not None:
         rules.append(("a value too small", col < column.minimum, f"at least {column.minimum}"))
+    if column.dtype == "number":
+        value = col.cast("double")
+        rules.append(("a value not finite", F.isnan(value) | (F.abs(value) == float("inf")), EXPECTED["number"]))
     if column.dtype == "timestamp":
         rules.append(("a time in the future", col > F.lit(now), f"a time before now ({now.isoformat(timespec='seconds')})"))
     return rules
@@ -200,7 +209,7 @@ def _check_actors(engagements: DataFrame, accounts: DataFrame, path: str) -> Non
 
 
 def _spark_type(column: Column) -> str:
-    return {"string": "string", "timestamp": "timestamp", "bool": "boolean", "int": "bigint"}[column.dtype]
+    return {"string": "string", "timestamp": "timestamp", "bool": "boolean", "int": "bigint", "number": "double"}[column.dtype]
 
 
 def _short(file: str) -> str:

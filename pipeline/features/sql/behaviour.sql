@@ -3,10 +3,10 @@
 -- A script of steps, each a temp table, so every step scans 20M+ rows once.
 
 -- Accounts get a dense integer key k: every step groups 20M+ rows by account, and grouping on
--- an integer is several times cheaper than on a VARCHAR id.
+-- an integer is several times cheaper than on a VARCHAR id. A null created_at is unknown.
 CREATE OR REPLACE TEMP TABLE beh_acc AS
 SELECT account_id, created_at, row_number() OVER (ORDER BY account_id) AS k
-FROM accounts WHERE created_at <= $ref::TIMESTAMPTZ;
+FROM accounts WHERE created_at IS NULL OR created_at <= $ref::TIMESTAMPTZ;
 
 -- t: seconds since 1970 (UTC); hours, days and minutes below are UTC clock buckets of t.
 -- young: for a like of a target whose creation time is known, 1.0 if the target was at most

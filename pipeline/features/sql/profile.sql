@@ -10,9 +10,11 @@ WITH base AS (
         coalesce(display_name, '') AS display_name,
         bio, url, has_profile_photo, is_verified,
         followers_count, following_count, posts_count,
-        greatest(date_diff('second', created_at, $ref::TIMESTAMPTZ) / CAST(86400 AS DOUBLE), CAST(0 AS DOUBLE)) AS age_days
+        -- null where the creation time is unknown (greatest() would skip the null and give 0)
+        CASE WHEN created_at IS NOT NULL
+             THEN greatest(date_diff('second', created_at, $ref::TIMESTAMPTZ) / CAST(86400 AS DOUBLE), CAST(0 AS DOUBLE)) END AS age_days
     FROM accounts
-    WHERE created_at <= $ref::TIMESTAMPTZ
+    WHERE created_at IS NULL OR created_at <= $ref::TIMESTAMPTZ
 ),
 chars AS (
     SELECT account_id, substring(username, i, 1) AS ch, len
@@ -50,7 +52,7 @@ SELECT
     ln(1 + b.followers_count::DOUBLE) AS profile_followers_log,
     ln(1 + b.following_count::DOUBLE) AS profile_following_log,
     ln(1 + b.following_count::DOUBLE) - ln(1 + b.followers_count::DOUBLE) AS profile_follow_ratio_log,
-    b.posts_count / greatest(b.age_days, 1.0) AS profile_posts_per_day,
+    CASE WHEN b.age_days IS NOT NULL THEN b.posts_count / greatest(b.age_days, 1.0) END AS profile_posts_per_day,
     CAST(b.is_verified AS INTEGER) AS profile_verified
 FROM base b
 LEFT JOIN entropy e USING (account_id)
