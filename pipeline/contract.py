@@ -132,7 +132,7 @@ TARGETS = Table(
         Column("target_id", "string"),
         Column("target_type", "string", allowed=TARGET_TYPES),
         Column("owner_id", "string", nullable=True, required=False),
-        Column("created_at", "timestamp", nullable=True),
+        Column("created_at", "timestamp", nullable=True, required=False),
     ),
     key=("target_id",),
 )

@@ -124,8 +124,8 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
 
 def _ablation_steps() -> str:
     """How the ablations add the families, in words: "profile, +beh behaviour, +graph, +lock lockstep"."""
-    own = [f for f in families.FAMILIES if f.role == "own"]
-    added = [*own[1:], *(f for f in families.FAMILIES if f.role == "relational")]
+    own, relational = families.ablated()
+    added = [*own[1:], *relational]
     return ", ".join([own[0].name, *(f"+{f.name}" + (f" {f.title}" if f.title != f.name else "") for f in added)])
 
 

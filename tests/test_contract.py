@@ -470,3 +470,11 @@ def test_unknown_creation_time_stays_unknown(tmp_path: Path) -> None:
     assert a4["beh_first_action_delay_days"] is None and a4["beh_n_actions"] == 1
     a1 = features.filter(pl.col("account_id") == "a1").row(0, named=True)
     assert a1["profile_age_days"] is not None and a1["profile_posts_per_day"] is not None
+
+
+def test_targets_may_leave_out_created_at(tmp_path: Path) -> None:
+    """targets.created_at is optional (docs/data-contract.md): a file of ids and types loads."""
+    t = good_tables()
+    t["targets"] = pl.DataFrame({"target_id": ["p1", "p2"], "target_type": ["page", "post"]})
+    report = ingest(write(tmp_path / "src", t), tmp_path / "w.duckdb", now=NOW)
+    assert report.tables["targets"].rows_loaded == 2

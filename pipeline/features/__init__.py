@@ -1,4 +1,4 @@
-"""Feature families, one module each: profile_, beh_, graph_, lock_ (docs/features.md).
+"""Feature families, one module each: profile_, beh_, rate_ (data with engagement values), graph_, lock_ (docs/features.md).
 
 `families.FAMILIES` lists them in column order; each module defines its `Family` (prefix,
 `compute`, analyst wording) beside its SQL or code, and `build` runs them all over a DuckDB

@@ -143,6 +143,7 @@ def warehouse_features(
 TIMED_COLUMNS = (
     "beh_active_days", "beh_burstiness", "beh_busiest_hour_share", "beh_busiest_minute_share", "beh_first_action_delay_days",
     "beh_gap_cv", "beh_gap_median_s", "beh_hour_entropy", "beh_likes_per_active_day", "beh_night_share",
+    "rate_given_burstiness", "rate_given_span_days", "rate_received_burstiness", "rate_received_span_days",
 )  # fmt: skip
 AGE_COLUMNS = ("profile_age_days", "profile_posts_per_day", "beh_first_action_delay_days")
 
@@ -183,7 +184,8 @@ def _build(
     `raw` (account_id + raw_ columns from a dataset) joins the features and, with the behaviour
     counts and the dense-block score, is also averaged over each account's graph neighbours and
     co-engagers. Without engagements (`engagements_known` false: profile-only data) the families
-    that need them are left out.
+    that need them are left out, and so are those that need engagement values (rate_) when no
+    engagement up to the reference time carries one.
     """
     if reference_time is None:
         reference_time = con.execute(f"SELECT max(ts) FROM {engagements}").fetchall()[0][0]
@@ -199,11 +201,7 @@ def _build(
     )
     con.execute(f"CREATE OR REPLACE TEMP VIEW targets AS SELECT target_id, created_at FROM {targets}")
     ctx = Context(con, reference_time, lockstep_params, raw=raw, progress=progress)
-    wanted = [
-        f
-        for f in families.FAMILIES
-        if (engagements_known or not f.engagements) and (f.role != "passthrough" or raw is not None)  # raw_: a dataset's own
-    ]
+    wanted = families.supported(engagements=engagements_known, values=engagements_known and has_values(con), raw=raw is not None)
     features = families.build(ctx, wanted).sort("account_id")
     groups = ctx.outputs.get("groups", empty_groups())
     grouped = groups["members"].explode().n_unique() if groups.height else 0
@@ -218,6 +216,12 @@ def _build(
         seconds=ctx.seconds,
     )
     return features, groups, report
+
+
+def has_values(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether any engagement the connection shows carries a value (a rating): the families that
+    need values are computed only then. One scan of one column, stopped at the first value."""
+    return con.execute("SELECT count(*) FROM (SELECT 1 FROM engagements WHERE value IS NOT NULL LIMIT 1)").fetchall()[0][0] > 0
 
 
 def _is_features_output(folder: Path) -> bool:

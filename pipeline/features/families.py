@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import polars as pl
 
-from pipeline.features import behaviour, graph, lockstep, profile
+from pipeline.features import behaviour, graph, lockstep, profile, rating
 from pipeline.features.family import Context, Family, joined
 
 
@@ -26,7 +26,11 @@ def _raw(ctx: Context) -> pl.DataFrame:
 
 RAW = Family("raw_", "raw", _raw, role="passthrough", engagements=False)  # a dataset's own columns (datasets/*.yaml `raw:`)
 
-FAMILIES: tuple[Family, ...] = (profile.FAMILY, behaviour.FAMILY, RAW, graph.FAMILY, lockstep.FAMILY)
+# Column order: the account's own profile and behaviour, then what its ratings say (rate_: only
+# on data with engagement values; absent elsewhere, so no other column moves), a dataset's own
+# raw_ columns, then the graph and lockstep families. Dependencies do not set the order: each
+# family is computed after the ones it `needs` (`in_order`).
+FAMILIES: tuple[Family, ...] = (profile.FAMILY, behaviour.FAMILY, rating.FAMILY, RAW, graph.FAMILY, lockstep.FAMILY)
 
 
 def prefixes() -> tuple[str, ...]:
@@ -42,17 +46,36 @@ def present(columns: list[str]) -> list[Family]:
     return [f for f in FAMILIES if any(c.startswith(f.prefix) for c in columns)]
 
 
+def supported(*, engagements: bool, values: bool, raw: bool) -> list[Family]:
+    """The families a world's data supports, in column order (both engines ask here): without
+    engagements (profile-only data) none that needs them, without engagement values none that
+    needs values (rate_), and the pass-through raw_ only for a dataset that brings its columns."""
+    return [f for f in FAMILIES if (engagements or not f.engagements) and (values or not f.values) and (raw or f.role != "passthrough")]
+
+
+def ablated() -> tuple[list[Family], list[Family]]:
+    """The own and the relational families of the ablations, in column order.
+
+    Families that need engagement values (rate_) have no ablation step: the evaluate stage's
+    variants are one list for every world, and where there are no values (the simulator's) the
+    step would only repeat the one before it. The benchmark's rows per dataset ("rate only",
+    "without rate") are made from the columns present instead."""
+    own = [f for f in FAMILIES if f.role == "own" and not f.values]
+    return own, [f for f in FAMILIES if f.role == "relational" and not f.values]
+
+
 def ablations() -> list[tuple[str, tuple[str, ...], str]]:
     """(name, prefixes, what) of each ablation: the account's own families added one at a time
     ("profile", "profile+beh"), then each relational family added to all of them
-    ("profile+beh+graph", "profile+beh+lock"). Pass-through families are in the full model only."""
-    own = [f for f in FAMILIES if f.role == "own"]
+    ("profile+beh+graph", "profile+beh+lock"). Pass-through families are in the full model only,
+    and so are the families that need engagement values (`ablated`)."""
+    own, relational = ablated()
     out = []
     for i, family in enumerate(own):
         steps = own[: i + 1]
         what = f"ablation: {family.title} only" if i == 0 else "ablation: " + " + ".join(f.title for f in steps)
         out.append(("+".join(f.name for f in steps), tuple(f.prefix for f in steps), what))
-    for family in (f for f in FAMILIES if f.role == "relational"):
+    for family in relational:
         out.append(
             ("+".join([*(f.name for f in own), family.name]), (*(f.prefix for f in own), family.prefix), f"ablation: + {family.title}")
         )

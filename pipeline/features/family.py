@@ -1,6 +1,6 @@
 """What a feature family is: its column prefix, how it is computed, and how an analyst reads its values.
 
-Each family module (profile, behaviour, graph, lockstep) defines one `Family` beside its SQL or
+Each family module (profile, behaviour, rating, graph, lockstep) defines one `Family` beside its SQL or
 code and its wording; `pipeline.features.families.FAMILIES` lists them in column order. The
 feature builder, the models' feature selection, the ablation variants, the benchmark and the
 reasons printed by `zombiescan score` all read that list (docs/features.md#a-new-family).
@@ -77,6 +77,8 @@ class Family:
             "passthrough" (a dataset's own columns, computed only when it brings them: only in the full model).
         needs: Families whose columns `compute` reads: computed before it whatever the column order.
         engagements: Needs engagements (left out for profile-only data).
+        values: Needs engagement values, ratings (left out unless some engagement at the reference
+            time carries a `value`: the simulator's worlds have none, so their features stay as they were).
         spark: "module:function" computing the same columns on Spark (pipeline/spark/features.py);
             None only for a pass-through family, whose columns a dataset brings.
     """
@@ -88,6 +90,7 @@ class Family:
     role: str = "own"
     needs: tuple[str, ...] = ()
     engagements: bool = True
+    values: bool = False
     spark: str | None = None
 
     @property

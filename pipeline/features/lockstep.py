@@ -120,7 +120,10 @@ def lockstep(
             "CREATE TEMP TABLE acts AS SELECT a, g, t FROM acts_raw JOIN actor_ix USING (actor_id) JOIN target_ix USING (target_id)"
         )
         con.execute("DROP TABLE acts_raw")
-        timed = con.execute("SELECT coalesce(min(t) < max(t), false) FROM acts").fetchall()[0][0]
+        n_acts, timed = con.execute("SELECT count(*), coalesce(min(t) < max(t), false) FROM acts").fetchall()[0]
+        if not n_acts:
+            log.warning("lockstep: no engagements of the kinds %s; no lockstep groups", ", ".join(params.kinds))
+            return LockstepResult(empty_groups(), _features(con, None), 0, False)
         if not timed:
             log.warning("lockstep: engagements carry no time information; no lockstep groups (use the dense-block score)")
             return LockstepResult(empty_groups(), _features(con, None), 0, False)

@@ -3,14 +3,15 @@
 Each `Family` (pipeline/features/families.py) names its Spark computation in `Family.spark`
 ("module:function"); the families' order, dependencies and prefixes are the one list both engines
 read, so a family without a Spark computation is an error here and a failing test
-(tests/test_spark_features.py), never a column that silently exists on one engine only.
+(tests/test_spark_engine.py), never a column that silently exists on one engine only.
 
 - profile_, beh_: the families' SQL files, transpiled by sqlglot (pipeline/spark/sql.py);
+- rate_: its SQL file, transpiled, and REV2 as DataFrame iterations (pipeline/spark/rating.py);
 - graph_: DataFrame iterations (pipeline/spark/graph.py);
 - lock_: the bucketed self-join and the parallel dense-block peel (pipeline/spark/lockstep.py, dense.py).
 
 Spark has no GraphFrames here (it ships only as a Maven jar, and nothing may be downloaded at run
-time): PageRank, k-core, components and the peel are DataFrame iterations with a bound on passes.
+time): PageRank, k-core, components, the peel and REV2 are DataFrame iterations with a bound on passes.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def spark_features(
     )
     spark.sql("CREATE OR REPLACE TEMP VIEW targets AS SELECT target_id, created_at FROM targets_in")
     ctx = SparkContext(spark, reference_time, lockstep_params, progress=progress)
-    wanted = [f for f in families.FAMILIES if f.role != "passthrough"]  # raw_: a dataset's own columns (DuckDB engine)
+    values = spark.sql("SELECT 1 FROM engagements WHERE value IS NOT NULL LIMIT 1").count() > 0
+    wanted = families.supported(engagements=True, values=values, raw=False)  # raw_: a dataset's own columns (DuckDB engine)
     frames = families.in_order(ctx.computed, wanted, lambda family: spark_compute(family)(ctx).cache())
     features = _joined(frames).cache()
     n_accounts = features.count()
@@ -183,6 +185,15 @@ def behaviour(ctx: SparkContext) -> DataFrame:
     from pipeline.spark.sql import run_feature_sql
 
     return ctx.timed("behaviour", run_feature_sql, ctx.spark, "behaviour.sql", {"ref": ctx.reference_time, "young_hours": YOUNG_HOURS})
+
+
+def rating(ctx: SparkContext) -> DataFrame:
+    """The statistics of `rating.sql` (transpiled) with REV2's columns (pipeline/spark/rating.py) joined on."""
+    from pipeline.spark.rating import rating_features
+
+    features, run = ctx.timed("rating", rating_features, ctx.spark, ctx.reference_time)
+    ctx.outputs["rev2"] = {"passes": run.passes, "converged": run.converged}
+    return features
 
 
 def graph(ctx: SparkContext) -> DataFrame:
