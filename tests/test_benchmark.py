@@ -96,6 +96,32 @@ def test_group_kfold_never_puts_a_group_on_both_sides(monkeypatch: pytest.Monkey
     assert all(not (fit & stop) for fit, stop in inner)
 
 
+def test_shipped_train_test_split_crossfits_inside_train(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train and test files, no validation part: the inner cross-fitting on `train` alone, measured once on `test`."""
+    data = _toy()
+    roles = ["test" if i % 4 == 0 else "train" for i in range(data.height)]
+    splits = pl.DataFrame({"account_id": data["account_id"], "split": 0, "role": roles})
+    test_ids = set(data.filter(pl.Series(roles) == "test")["account_id"])
+    seen: list[set[str]] = []
+    real_fit = protocol_module.fit_task
+
+    def spy(task, p, fit_rows, stop_rows, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(set(fit_rows["account_id"]) | set(stop_rows["account_id"]))
+        return real_fit(task, p, fit_rows, stop_rows, **kwargs)
+
+    monkeypatch.setattr(protocol_module, "fit_task", spy)
+    p = TaskParams(label="is_zombie", num_boost_round=50)
+    variants = [Variant("full", ("profile_", "raw_")), Variant("profile_signal", column="profile_signal")]
+    results = evaluate_dataset("zombie", p, data, Protocol(seeds=3, inner_folds=3), variants, splits)
+    assert [(r.variant, r.fold) for r in results] == [("full", 0), ("profile_signal", 0)]  # one run, not one per seed
+    assert len(seen) == 3 and all(rows and not rows & test_ids for rows in seen)  # 3 inner models, never a test row
+    assert results[0].metrics["roc_auc"] > 0.75
+    # a split whose test part holds no labelled account is an error, not an empty measurement
+    no_test = splits.with_columns(role=pl.lit("train"))
+    with pytest.raises(ZombieScanError, match="shipped split 0 has no labelled account in its test part"):
+        evaluate_dataset("zombie", p, data, Protocol(inner_folds=3), variants, no_test)
+
+
 def test_seed_offset_gives_other_folds() -> None:
     y = _toy()["is_zombie"].cast(pl.Int8).to_numpy()
     tuning = [test.tolist() for *_, test in outer_runs(y, Protocol(seeds=1))]

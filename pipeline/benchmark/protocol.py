@@ -9,7 +9,9 @@ For each outer training part, everything that is fitted is fitted on it alone:
   raw scores. On small datasets this uses all training rows for training and for the threshold,
   instead of sacrificing a fixed validation fold.
 - Fixed splits (data that ships them): train on `train`, stop early, calibrate and choose the
-  threshold on `valid`, measure on `test`, exactly as the published methods did.
+  threshold on `valid`, measure on `test`, exactly as the published methods did. A split without
+  a `valid` part (train and test files, Kaggle style): the cross-fitting above on `train`, measured
+  on `test`.
 - Group-aware K-fold (`groups`): the same, with StratifiedGroupKFold outside and inside, so an
   account's group (`pipeline.benchmark.groups`) is never on both sides of any split.
 
@@ -117,12 +119,23 @@ def crossfit(
 
 
 def score_variant(p: TaskParams, train: pl.DataFrame, test: pl.DataFrame, column: str) -> tuple[np.ndarray, float]:
-    """An unsupervised column as the score: calibration and threshold fitted on the training part."""
+    """An unsupervised column as the score: calibration and threshold fitted on the training part.
+
+    An account the score says nothing about (null: e.g. REV2's fairness of an account that rated
+    no one) gets the training part's mean score, which is what REV2's own cold-start prior gives
+    it; a fill of 0 would rank every such account as the least suspicious."""
     y = train[p.label].cast(pl.Int8).to_numpy()
-    x_tr, x_te = (f[column].cast(pl.Float64).fill_nan(None).fill_null(0.0).to_numpy() for f in (train, test))
+    x_tr, x_te = (unsupervised_score(f[column], train[column]) for f in (train, test))
     calibration = Calibration.fit("isotonic", x_tr, y)
     threshold, _ = choose_threshold(calibration.apply(x_tr), y, p.threshold_rule, p.threshold_precision)
     return calibration.apply(x_te), threshold
+
+
+def unsupervised_score(values: pl.Series, reference: pl.Series) -> np.ndarray:
+    """`values` as floats, nulls and NaNs filled with the mean of `reference`'s known values (0 if none is known)."""
+    known = reference.cast(pl.Float64).fill_nan(None).drop_nulls()
+    fill = float(known.mean()) if known.len() else 0.0  # type: ignore[arg-type]
+    return values.cast(pl.Float64).fill_nan(None).fill_null(fill).to_numpy()
 
 
 def evaluate_dataset(
@@ -136,7 +149,8 @@ def evaluate_dataset(
 ) -> list[FoldResult]:
     """Test metrics per variant and run. `data`: account_id, the label column, the features.
 
-    With `splits` (account_id, split, role) the shipped splits are used; with `groups`
+    With `splits` (account_id, split, role) the shipped splits are used (without a `valid` part:
+    cross-fitting inside `train`, one run per split); with `groups`
     (account_id, group) the repeated stratified group K-fold; else the repeated stratified K-fold.
     The first variant is the full model; the others (ablations, unsupervised scores) run on the
     first `protocol.ablation_seeds` seeds' folds.
@@ -166,10 +180,24 @@ def evaluate_dataset(
             split_k = splits.filter(pl.col("split") == k)
             roles = data.select("account_id").join(split_k, on="account_id", how="left", maintain_order="left")["role"]
             train, valid, test = (data.filter(roles == r) for r in ("train", "valid", "test"))
+            for role, part in (("train", train), ("test", test)):
+                if part.height == 0:
+                    raise ZombieScanError(f"benchmark: shipped split {k} has no labelled account in its {role} part")
             y_te = test[p.label].cast(pl.Int8).to_numpy()
+            shuffle = protocol.seed_offset + k
             for variant in variants:  # one model per split and variant: ablations run on every split
                 if variant.column:
                     prob, threshold = score_variant(p, train.vstack(valid), test, variant.column)
+                elif valid.height == 0:  # train and test only: cross-fitting inside train, as for K-fold data
+                    prob, threshold = crossfit(
+                        task,
+                        replace(p, seed=p.seed + shuffle),
+                        train,
+                        test,
+                        variant.columns(data),
+                        inner_folds=protocol.inner_folds,
+                        seed=shuffle,
+                    )
                 else:
                     model = fit_task(task, replace(p, seed=p.seed + k), train, valid, features=variant.columns(data))
                     prob, threshold = model.calibration.apply(_raw(model, test)), model.threshold

@@ -8,7 +8,7 @@ What is measured (`Plan`, params.yaml: benchmark):
 
 - the headline, on **fresh folds**: shuffles drawn after the design (specs, train overrides,
   features) was frozen, on which no choice was ever made (`seed_offset`); data with shipped
-  splits is measured on their test masks;
+  splits is measured on their test part (`protocol_texts`);
 - the **tuning folds** (`tuning`): the folds the per-dataset settings were chosen on, full model
   only, shown beside the headline because they are optimistic by construction;
 - **group-aware folds** (`groups`) for graph datasets: stratified group K-fold over co-engagement
@@ -34,7 +34,7 @@ import polars as pl
 from sklearn.metrics import roc_auc_score
 
 from pipeline.benchmark.groups import coengagement_groups
-from pipeline.benchmark.protocol import Protocol, Variant, evaluate_dataset, outer_runs
+from pipeline.benchmark.protocol import Protocol, Variant, evaluate_dataset, outer_runs, unsupervised_score
 from pipeline.datasets.adapt import Dataset, load_dataset, write_warehouse
 from pipeline.datasets.spec import METRICS, DatasetSpec
 from pipeline.errors import ZombieScanError
@@ -46,7 +46,11 @@ from pipeline.models.train import TaskParams
 
 log = logging.getLogger(__name__)
 
-SCORE_COLUMNS = {"lock_dense_block_score": "dense-block score (unsupervised, FRAUDAR-style)", "lock_share": "lockstep share (unsupervised)"}
+SCORE_COLUMNS = {
+    "lock_dense_block_score": "dense-block score (unsupervised, FRAUDAR-style)",
+    "lock_share": "lockstep share (unsupervised)",
+    "rate_rev2_score": "REV2-style unfairness of ratings given (unsupervised, 1 - fairness)",
+}
 METRIC_NAMES = {"f1": "F1", "accuracy": "accuracy", "roc_auc": "ROC-AUC", "average_precision": "average precision"}
 
 
@@ -96,6 +100,32 @@ def _kfold_text(protocol: Protocol, kind: str = "stratified") -> str:
     )
 
 
+def protocol_texts(protocol: Protocol, splits: pl.DataFrame | None) -> tuple[str, str]:
+    """What the headline of one dataset measured, and how far it is from unseen: the report's Protocol and Headline."""
+    if splits is None:
+        return _kfold_text(protocol), f"fresh folds ({_seeds(protocol)}), drawn after the design was frozen; no choice was made on them."
+    shipped = splits["split"].n_unique()
+    used = min(shipped, protocol.fixed_splits or shipped)
+    if not (splits["role"] == "valid").any():
+        return (
+            f"the shipped train / test split: trained on `train` with {protocol.inner_folds}-fold cross-fitting inside it "
+            "(early stopping, calibration and threshold on its out-of-fold scores), measured on `test`"
+            + (f" (the first {used} of {shipped} shipped splits)" if shipped > 1 else ""),
+            "measured on the shipped test part only. "
+            + ("One test set: there is no spread over folds (the std is unknown) and the numbers are one sample's. " if used == 1 else "")
+            + "The split came with the data, so unlike fresh folds it was not drawn after the design was frozen: the "
+            "benchmark cannot tell whether a setting was chosen while its test numbers were in view (choose them by "
+            "cross-validation inside `train`). There are no other tuning folds: the tuning row repeats these numbers.",
+        )
+    return (
+        f"the first {used} of {shipped} shipped splits (train / valid / test)",
+        "measured on the shipped test masks only. Its settings (the spec's `train:` overrides) were chosen on the "
+        "shipped splits: fit on `train`, scored on the validation masks, never on the test masks; but the test-mask "
+        "numbers of earlier runs were in the reports while the design was settled, so these folds are held out from "
+        "every choice, not unseen. There are no other tuning folds: the tuning row repeats these numbers.",
+    )
+
+
 def _headline_summary(results_summary: dict[str, Any]) -> dict[str, Any]:
     return {m: results_summary["full"][m] for m in METRICS}
 
@@ -130,24 +160,12 @@ def benchmark_dataset(spec: DatasetSpec, root: Path, plan: Plan, train: dict[str
     labelled = data.filter(pl.col(p.label).is_not_null())
     y = labelled[p.label].cast(pl.Int8).to_numpy()
     whole = {
-        column: float(roc_auc_score(y, labelled[column].cast(pl.Float64).fill_null(0.0).to_numpy()))
+        column: float(roc_auc_score(y, unsupervised_score(labelled[column], features[column])))
         for column in SCORE_COLUMNS
         if column in labelled.columns
     }
     families = {f.name: sum(c.startswith(f.prefix) for c in features.columns) for f in feature_families.FAMILIES}
-    if dataset.splits is not None:
-        shipped = dataset.splits["split"].n_unique()
-        used = min(shipped, protocol.fixed_splits or shipped)
-        protocol_text = f"the first {used} of {shipped} shipped splits (train / valid / test)"
-        fresh_text = (
-            "measured on the shipped test masks only. Its settings (the spec's `train:` overrides) were chosen on the "
-            "shipped splits: fit on `train`, scored on the validation masks, never on the test masks; but the test-mask "
-            "numbers of earlier runs were in the reports while the design was settled, so these folds are held out from "
-            "every choice, not unseen. There are no other tuning folds: the tuning row repeats these numbers."
-        )
-    else:
-        protocol_text = _kfold_text(protocol)
-        fresh_text = f"fresh folds ({_seeds(protocol)}), drawn after the design was frozen; no choice was made on them."
+    protocol_text, fresh_text = protocol_texts(protocol, dataset.splits)
     out: dict[str, Any] = {
         "notes": spec.notes.strip(),
         "info": dataset.info(),
@@ -307,6 +325,7 @@ def _margin(g: dict[str, Any]) -> str:
 def markdown(details: dict[str, dict[str, Any]], plan: Plan) -> str:
     """The report a reader compares with the literature: our numbers beside the published ones."""
     head = plan.headline
+    shipped = [name for name, d in details.items() if d["info"]["fixed_splits"]]
     lines = [
         "# Benchmark on real data",
         "",
@@ -323,8 +342,13 @@ def markdown(details: dict[str, dict[str, Any]], plan: Plan) -> str:
             if plan.tuning is not None
             else ""
         )
-        + "Data with shipped splits (tolokers) is measured on its shipped test masks (see its section). Published "
-        "results come from other protocols (another subset, another split, or unsupervised on all users): every "
+        + (
+            f"Data with shipped splits ({', '.join(shipped)}) is measured on the shipped test part only (see "
+            f"{'its' if len(shipped) == 1 else 'each'} section). "
+            if shipped
+            else ""
+        )
+        + "Published results come from other protocols (another subset, another split, or unsupervised on all users): every "
         "published row says how its protocol differs.",
         "",
         "| dataset | goal | fresh folds (headline) | margin | met | tuning folds |",
@@ -390,7 +414,9 @@ def markdown(details: dict[str, dict[str, Any]], plan: Plan) -> str:
             return f"| {label} | " + " | ".join(_cell(ms.get(m)) for m in METRICS) + f" | {note} |"
 
         n_full = v["full"]["f1"]["n_folds"]
-        lines.append(row("**ZombieScan (LightGBM, all features): fresh folds**", v["full"], f"{n_full} test folds (headline)"))
+        lines.append(
+            row("**ZombieScan (LightGBM, all features): fresh folds**", v["full"], f"{n_full} test fold{'s' * (n_full != 1)} (headline)")
+        )
         tuned = d["tuning"]["metrics"]
         if tuned is not None and d["tuning"]["same_as_headline"]:
             lines.append(row("ZombieScan, tuning folds", tuned, d["tuning"]["protocol"]))
@@ -402,11 +428,13 @@ def markdown(details: dict[str, dict[str, Any]], plan: Plan) -> str:
             lines.append(row("ZombieScan, group-aware folds", g["group"], f"{g['group']['f1']['n_folds']} test folds; see above"))
         if d["best_ablation"]:
             b = d["best_ablation"]
+            n_best = v[b]["f1"]["n_folds"]
             lines.append(
                 row(
                     f"ZombieScan, best ablation: {b}",
                     v[b],
-                    f"best by {METRIC_NAMES[d['primary_metric']]} on the folds it is shown on (optimistic); {v[b]['f1']['n_folds']} folds",
+                    f"best by {METRIC_NAMES[d['primary_metric']]} on the folds it is shown on (optimistic); "
+                    f"{n_best} fold{'s' * (n_best != 1)}",
                 )
             )
         for column, label in SCORE_COLUMNS.items():

@@ -21,7 +21,7 @@ import polars as pl
 from pipeline import tasks
 from pipeline.contract import ACCOUNTS, Column
 from pipeline.datasets.read import ROW, read_file, read_masks
-from pipeline.datasets.spec import DatasetSpec, EngagementSpec, FileSpec, TableSpec, ValueSpec
+from pipeline.datasets.spec import ROLES, DatasetSpec, EngagementSpec, FileSpec, TableSpec, ValueSpec
 from pipeline.db import connect as db_connect
 from pipeline.errors import ContractError, ZombieScanError
 from pipeline.ingest import IngestReport, ingest
@@ -30,8 +30,11 @@ from pipeline.io import scratch_dir
 from pipeline.warehouse import warehouse_output
 
 FILE = "__file"
-# Where a dataset has no time at all (no creation times, untimed engagements), everything is
-# placed at this instant; the time-derived features are then dropped (`unsupported_features`).
+FILE_LABEL = "__file_label"  # the spec's `label:` of the file a row came from
+FILE_SPLIT = "__file_split"  # the spec's `split:` of the file a row came from
+# Where a dataset has no time at all (untimed engagements, no creation times), the engagements
+# are placed at this instant; the time-derived features are then dropped (build.dataset_features).
+# An unknown creation time is never placed anywhere: it stays null.
 UNKNOWN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 TWITTER_TIME = "%a %b %d %H:%M:%S %z %Y"  # Fri Apr 06 10:58:22 +0000 2012
 DAYS_PER_MONTH = 30.4375
@@ -48,7 +51,8 @@ class Dataset:
         engagements: Contract engagements, or None for a profile-only dataset.
         labels: account_id and one column per task (pipeline.tasks): the spec's task's label; the others unknown.
         raw: account_id and the `raw_` pass-through features.
-        splits: account_id, split, role (train|valid|test) for data that ships fixed splits.
+        splits: account_id, split, role (train|valid|test) for data that ships fixed splits (npz masks: one
+            split per mask row; a split column or `split:` files: split 0).
         reference_time: The features' "now".
         timed: Whether engagements carry real times.
         created_known: Whether accounts carry real creation times.
@@ -88,14 +92,18 @@ class Dataset:
 def load_dataset(spec: DatasetSpec, root: Path, *, now: datetime | None = None) -> Dataset:
     """Read and convert every file of `spec` (paths relative to `root`)."""
     now = now or datetime.now(UTC)
-    acc_frame = _read_all(root, spec.accounts.files, "accounts")
-    ids = _ids(acc_frame, spec.accounts.id, "accounts")
-    acc_frame = acc_frame.with_columns(account_id=ids)
-    _check_unique(acc_frame, "account_id", spec.accounts.id or "(row number)", "accounts.id")
-
-    engagements, timed = None, False
+    engagements, eng_frame, timed = None, None, False
     if spec.engagements is not None:
-        engagements, timed = _engagements(root, spec.engagements, spec.reference_time, now)
+        engagements, eng_frame, timed = _engagements(root, spec.engagements, spec.reference_time, now)
+    if spec.accounts.from_engagements:
+        assert eng_frame is not None and spec.engagements is not None
+        acc_frame = _accounts_from_engagements(eng_frame)
+    else:
+        acc_frame = _read_all(root, spec.accounts.files, "accounts")
+        ids = _ids(acc_frame, spec.accounts.id, "accounts")
+        acc_frame = acc_frame.with_columns(account_id=ids)
+        _check_unique(acc_frame, "account_id", spec.accounts.id or "(row number)", "accounts.id")
+
     created = spec.accounts.columns.get("created_at")
     created_known = created is not None
     reference_time = spec.reference_time
@@ -113,14 +121,15 @@ def load_dataset(spec: DatasetSpec, root: Path, *, now: datetime | None = None) 
     if created is not None:
         _fail(acc_frame, accounts["created_at"] > now, created.column, "accounts.columns.created_at", later)
 
+    lab_frame = _read_labels(root, spec, acc_frame)
     return Dataset(
         spec=spec,
         root=root,
         accounts=accounts,
         engagements=engagements,
-        labels=_labels(root, spec, acc_frame),
+        labels=_labels(spec, acc_frame, lab_frame),
         raw=_raw(acc_frame, spec.accounts),
-        splits=_splits(root, spec, acc_frame["account_id"]),
+        splits=_splits(root, spec, acc_frame, lab_frame),
         reference_time=reference_time,
         timed=timed,
         created_known=created_known,
@@ -132,7 +141,9 @@ def _read_all(root: Path, files: tuple[FileSpec, ...], where: str) -> pl.DataFra
     for i, f in enumerate(files):
         frame = read_file(root, f, f"{where}.files[{i}]").with_columns(pl.lit(str(root / f.path)).alias(FILE))
         if f.label is not None:
-            frame = frame.with_columns(pl.lit(f.label).alias("__file_label"))
+            frame = frame.with_columns(pl.lit(f.label).alias(FILE_LABEL))
+        if f.split is not None:
+            frame = frame.with_columns(pl.lit(f.split).alias(FILE_SPLIT))
         frames.append(frame)
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
@@ -321,8 +332,8 @@ def _accounts(frame: pl.DataFrame, spec: TableSpec, reference: datetime) -> pl.D
         else:
             series = _column(frame, value.column, key).cast(pl.String)
         columns[col.name] = series.alias(col.name)
-    if "created_at" not in columns:
-        columns["created_at"] = pl.Series("created_at", [reference] * frame.height, pl.Datetime("us", "UTC"))
+    if "created_at" not in columns:  # unknown: null, never a made-up instant (the ingest then skips the checks that need it)
+        columns["created_at"] = pl.Series("created_at", [None] * frame.height, pl.Datetime("us", "UTC"))
     return pl.DataFrame(columns).select([c for c in ACCOUNTS.column_names if c in columns])
 
 
@@ -349,7 +360,9 @@ def _raw(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     return pl.DataFrame(out)
 
 
-def _label_values(frame: pl.DataFrame, column: str, key: str, positive: tuple[Any, ...], negative: tuple[Any, ...]) -> pl.Series:
+def _classes(frame: pl.DataFrame, column: str, key: str, classes: dict[str, tuple[Any, ...]], empty: str) -> pl.Series:
+    """Each row's class (a key of `classes`) by the value in `column`, null where it is empty; a value in
+    no class is an error. Values match as text, case-insensitively; a whole float (1.0) reads as 1."""
     s = _column(frame, column, key)
     if s.dtype.is_float():  # 1.0 reads as 1; NaN is unknown, like empty
         whole = s.is_finite() & (s == s.floor()) & (s.abs() < 2**53)
@@ -357,34 +370,49 @@ def _label_values(frame: pl.DataFrame, column: str, key: str, positive: tuple[An
             pl.when(s.is_nan()).then(None).when(whole).then(s.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(s.cast(pl.String))
         ).to_series()
     text = _text(s).str.to_lowercase().replace("", None)
-    pos, neg = ({str(v).lower() for v in vs} for vs in (positive, negative))
-    expected = f"one of {', '.join(map(str, positive))} (positive) or {', '.join(map(str, negative))} (negative), or empty (unknown)"
-    _fail(frame, text.is_not_null() & ~text.is_in(list(pos | neg)), column, key, expected)
-    return pl.select(pl.when(text.is_null()).then(None).otherwise(text.is_in(list(pos)))).to_series()
+    lookup = {str(v).lower(): name for name, values in classes.items() for v in values}
+    named = " or ".join(f"{', '.join(map(str, values))} ({name})" for name, values in classes.items())
+    _fail(frame, text.is_not_null() & ~text.is_in(list(lookup)), column, key, f"one of {named}, or empty ({empty})")
+    return text.replace_strict(lookup, default=None, return_dtype=pl.String)
 
 
-def _labels(root: Path, spec: DatasetSpec, accounts: pl.DataFrame) -> pl.DataFrame:
+def _label_values(frame: pl.DataFrame, column: str, key: str, positive: tuple[Any, ...], negative: tuple[Any, ...]) -> pl.Series:
+    named = _classes(frame, column, key, {"positive": positive, "negative": negative}, "unknown")
+    return pl.select(pl.when(named.is_null()).then(None).otherwise(named == "positive")).to_series()
+
+
+def _read_labels(root: Path, spec: DatasetSpec, accounts: pl.DataFrame) -> pl.DataFrame | None:
+    """The labels files (spec key `labels`) with account_id; every row must name a known account, once."""
+    if spec.labels is None:
+        return None
+    frame = _read_all(root, spec.labels.files, "labels")
+    frame = frame.with_columns(account_id=_ids(frame, spec.labels.id, "labels"))
+    _check_unique(frame, "account_id", spec.labels.id or "", "labels.id")
+    unknown = ~frame["account_id"].is_in(accounts["account_id"].implode())
+    known = "in the engagements (accounts.from)" if spec.accounts.from_engagements else "in the accounts files"
+    _fail(frame, unknown, spec.labels.id or "", "labels.id", f"the id of an account {known}")
+    return frame
+
+
+def _labels(spec: DatasetSpec, accounts: pl.DataFrame, frame: pl.DataFrame | None) -> pl.DataFrame:
     lab = spec.label
-    if spec.labels is not None:
-        frame = _read_all(root, spec.labels.files, "labels")
-        frame = frame.with_columns(account_id=_ids(frame, spec.labels.id, "labels"))
-        _check_unique(frame, "account_id", spec.labels.id or "", "labels.id")
-        unknown = ~frame["account_id"].is_in(accounts["account_id"].implode())
-        _fail(frame, unknown, spec.labels.id or "", "labels.id", "the id of an account in the accounts files")
+    if frame is not None:
         assert lab.column is not None
         given = frame.select("account_id", _label_values(frame, lab.column, "labels.column", lab.positive, lab.negative).alias("y"))
         y = accounts.select("account_id").join(given, on="account_id", how="left", maintain_order="left")["y"]
     elif lab.column is not None:
         y = _label_values(accounts, lab.column, "label.column", lab.positive, lab.negative)
     else:
-        y = accounts["__file_label"].cast(pl.Boolean)
+        y = accounts[FILE_LABEL].cast(pl.Boolean)
     # the spec labels one task; every other task's label is unknown
     return pl.DataFrame({"account_id": accounts["account_id"]}).with_columns(
         [(y if column == spec.label_column else pl.lit(None, pl.Boolean)).alias(column) for column in tasks.label_columns()]
     )
 
 
-def _engagements(root: Path, spec: EngagementSpec, reference: datetime | None, now: datetime) -> tuple[pl.DataFrame, bool]:
+def _engagements(root: Path, spec: EngagementSpec, reference: datetime | None, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
+    """The contract engagements, the same rows with the file and row each came from (for
+    `accounts: {from: engagements}`), and whether they carry real times."""
     frame = _read_all(root, spec.files, "engagements")
     actor = _ids(frame, spec.actor, "engagements.actor").alias("actor_id")
     target = _ids(frame, spec.target, "engagements.target").alias("target_id")
@@ -397,34 +425,84 @@ def _engagements(root: Path, spec: EngagementSpec, reference: datetime | None, n
         columns["ts"] = ts.alias("ts")
     else:
         columns["ts"] = pl.Series("ts", [None] * frame.height, pl.Datetime("us", "UTC"))
-    weight = (
+    columns["weight"] = (
         _integers(frame, ValueSpec(spec.weight), "engagements.weight", minimum=1)
         if spec.weight
         else pl.Series("weight", np.ones(frame.height, np.int64))
     )
-    out = pl.DataFrame({**columns, "weight": weight}).with_columns(target_type=pl.lit(spec.target_type), kind=pl.lit(spec.kind))
+    if spec.value is not None:  # a rating: any finite number, negative too; empty = the engagement carries none
+        value = _numbers(frame, spec.value, "engagements.value")
+        _fail(frame, value.is_not_null() & ~value.is_finite(), spec.value, "engagements.value", "a finite number")
+        columns["value"] = value.alias("value")
+    out = pl.DataFrame(columns).with_columns(
+        target_type=pl.lit(spec.target_type), kind=pl.lit(spec.kind), **{FILE: frame[FILE], ROW: frame[ROW]}
+    )
     if spec.symmetric:
         out = pl.concat([out, out.with_columns(actor_id=pl.col("target_id"), target_id=pl.col("actor_id"))])
     if timed:
         timed = out["ts"].min() != out["ts"].max()
-    return out.select("actor_id", "target_id", "target_type", "kind", "ts", "weight"), timed
+    contract = ["actor_id", "target_id", "target_type", "kind", "ts", "weight", *(["value"] if spec.value is not None else [])]
+    return out.select(contract), out, timed
 
 
-def _splits(root: Path, spec: DatasetSpec, account_ids: pl.Series) -> pl.DataFrame | None:
-    if spec.splits is None:
-        return None
+def _accounts_from_engagements(engagements: pl.DataFrame) -> pl.DataFrame:
+    """`accounts: {from: engagements}`: every actor and every account target, ids only, in order of first appearance.
+
+    Each account keeps the engagements file and row it first appears in, for messages.
+    """
+    rows = engagements.with_row_index("__at")
+    sides = [rows.select("__at", pl.lit(0).alias("__side"), pl.col("actor_id").alias("account_id"), FILE, ROW)]
+    sides.append(
+        rows.filter(pl.col("target_type") == "account").select(
+            "__at", pl.lit(1).alias("__side"), pl.col("target_id").alias("account_id"), FILE, ROW
+        )
+    )
+    ids = pl.concat(sides).sort("__at", "__side").unique("account_id", keep="first", maintain_order=True)
+    return ids.select("account_id", FILE, ROW)
+
+
+def _splits(root: Path, spec: DatasetSpec, accounts: pl.DataFrame, labels: pl.DataFrame | None) -> pl.DataFrame | None:
+    """account_id, split, role of the shipped splits: npz masks, a split column, or the files' `split:`."""
     s = spec.splits
-    masks = read_masks(root, s.file, (s.train, s.valid, s.test), "splits")
-    n_splits, n = masks["train"].shape
+    by_file = spec.split_files()
+    if s is None and by_file is None:
+        return None
+    if s is not None and s.file is not None:
+        return _mask_splits(root, s.file, s.arrays, accounts["account_id"])
+    if s is not None:
+        assert s.column is not None
+        frame, key = accounts, "splits.column"
+        role = _classes(accounts, s.column, key, dict(s.values), "in no split")
+    else:  # the file each account (or label) came from; the spec checked there is a train and a test file
+        frame = accounts if by_file == "accounts" or labels is None else labels
+        role, key = frame[FILE_SPLIT], f"{by_file}.files[].split"
+    out = pl.DataFrame(
+        {"account_id": frame["account_id"], "split": 0, "role": role}, schema_overrides={"split": pl.Int64, "role": pl.String}
+    )
+    for needed in ("train", "test"):
+        if not (out["role"] == needed).any():
+            files = ", ".join(frame[FILE].unique(maintain_order=True).to_list())
+            where = f"column '{s.column}' of {files}" if s is not None else files
+            raise ZombieScanError(
+                f"{where}: no account in the {needed} part of the shipped split (spec key {key}): it needs a train and a test part"
+            )
+    return out.filter(pl.col("role").is_not_null())
+
+
+def _mask_splits(root: Path, file: FileSpec, arrays: dict[str, str], account_ids: pl.Series) -> pl.DataFrame:
+    masks = read_masks(root, file, arrays, "splits")
+    n_splits, n = next(iter(masks.values())).shape
     if n != len(account_ids):
-        raise ZombieScanError(f"{root / s.file.path}: masks cover {n} rows, the accounts files have {len(account_ids)} (spec key splits)")
+        raise ZombieScanError(f"{root / file.path}: masks cover {n} rows, the accounts files have {len(account_ids)} (spec key splits)")
     frames = []
     for k in range(n_splits):
         role = np.full(n, None, dtype=object)
-        for name in ("train", "valid", "test"):
+        for name in ROLES:
+            if name not in masks:
+                continue
             m = masks[name][k]
             if (m & (role != None)).any():  # noqa: E711 (element-wise)
-                raise ZombieScanError(f"{root / s.file.path}: split {k}: an account is in two roles (spec key splits.{name})")
+                raise ZombieScanError(f"{root / file.path}: split {k}: an account is in two roles (spec key splits.{name})")
             role[m] = name
         frames.append(pl.DataFrame({"account_id": account_ids, "split": k, "role": role}, schema_overrides={"role": pl.String}))
     return pl.concat(frames).filter(pl.col("role").is_not_null()).with_columns(pl.col("split").cast(pl.Int64))

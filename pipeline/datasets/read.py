@@ -1,7 +1,9 @@
-"""Read one dataset file (csv, tsv, parquet, JSON array, JSON Lines, npz) into a frame with its row numbers."""
+"""Read one dataset file (csv or tsv, with a header row or with columns named by the spec; parquet, JSON array,
+JSON Lines, npz) into a frame with its row numbers."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -11,7 +13,9 @@ import polars as pl
 from pipeline.datasets.spec import FileSpec
 from pipeline.errors import ZombieScanError
 
-ROW = "__row"  # 1-based data row of the source file (a CSV's header is row 0; an array's first item is row 1)
+# 1-based data row of the source file (a CSV's header is row 0; in a headerless CSV, whose
+# columns the spec names, the first line is row 1; an array's first item is row 1)
+ROW = "__row"
 
 
 def read_file(root: Path, spec: FileSpec, where: str) -> pl.DataFrame:
@@ -29,7 +33,7 @@ def read_file(root: Path, spec: FileSpec, where: str) -> pl.DataFrame:
     if not path.is_file():
         raise ZombieScanError(f"{path}: file not found (spec key {where}.path, relative to the data root {root})")
     try:
-        frame = _read(path, spec)
+        frame = _read(path, spec, where)
     except ZombieScanError:
         raise
     except Exception as exc:  # every reader has its own exception types for a broken file
@@ -42,16 +46,21 @@ def read_file(root: Path, spec: FileSpec, where: str) -> pl.DataFrame:
     return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
 
 
-def _read(path: Path, spec: FileSpec) -> pl.DataFrame:
+def _read(path: Path, spec: FileSpec, where: str) -> pl.DataFrame:
     if spec.format in ("csv", "tsv"):
+        separator = "\t" if spec.format == "tsv" else ","
+        if spec.columns:
+            _check_fields(path, separator, spec.columns, where)
         # Everything as text: the spec decides what a column means, and a value that does not fit
         # is reported with its row rather than guessed at by type inference.
         return pl.read_csv(
             path,
-            separator="\t" if spec.format == "tsv" else ",",
+            separator=separator,
             infer_schema=False,
             encoding="utf8",
             quote_char='"',
+            has_header=not spec.columns,
+            new_columns=list(spec.columns) or None,
         )
     if spec.format == "parquet":
         return pl.read_parquet(path)
@@ -63,6 +72,21 @@ def _read(path: Path, spec: FileSpec) -> pl.DataFrame:
             raise ZombieScanError(f"{path}: expected a JSON array of objects (format json); use jsonl for one object per line")
         return pl.DataFrame(items, infer_schema_length=None)
     return _read_npz(path, spec)
+
+
+def _check_fields(path: Path, separator: str, columns: tuple[str, ...], where: str) -> None:
+    """A headerless file: every record has as many fields as the spec names columns.
+
+    Polars would fill a short record with nulls and stop at a long one without saying where: one
+    pass of the csv module (the same quoting rules) finds the first record that differs.
+    """
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row, record in enumerate(csv.reader(fh, delimiter=separator, quotechar='"'), start=1):
+            if len(record) != len(columns):
+                raise ZombieScanError(
+                    f"{path}: row {row} has {len(record)} field(s); the spec names {len(columns)} column(s) "
+                    f"({', '.join(columns)}) (spec key {where}.columns; the file is read without a header row)"
+                )
 
 
 def _read_npz(path: Path, spec: FileSpec) -> pl.DataFrame:
@@ -86,8 +110,8 @@ def _read_npz(path: Path, spec: FileSpec) -> pl.DataFrame:
     return pl.DataFrame(columns)
 
 
-def read_masks(root: Path, spec: FileSpec, names: tuple[str, str, str], where: str) -> dict[str, np.ndarray]:
-    """Split masks (splits x rows, boolean) by role name, from an npz file."""
+def read_masks(root: Path, spec: FileSpec, names: dict[str, str], where: str) -> dict[str, np.ndarray]:
+    """Split masks (splits x rows, boolean) by role, from an npz file; `names`: role -> array name."""
     path = root / spec.path
     if not path.is_file():
         raise ZombieScanError(f"{path}: file not found (spec key {where}.path, relative to the data root {root})")
@@ -97,7 +121,7 @@ def read_masks(root: Path, spec: FileSpec, names: tuple[str, str, str], where: s
     except Exception as exc:  # numpy raises several types for a file that is not an npz
         raise ZombieScanError(f"{path}: cannot be read as npz (spec key {where}.path): {exc}") from None
     with npz_file as npz:
-        for role, name in zip(("train", "valid", "test"), names, strict=True):
+        for role, name in names.items():
             if name not in npz.files:
                 raise ZombieScanError(f"{path}: no array '{name}' (spec key {where}.{role}; arrays: {', '.join(npz.files)})")
             try:

@@ -28,6 +28,8 @@ SPEC_DIR = Path("datasets")
 FORMATS = ("csv", "tsv", "parquet", "json", "jsonl", "npz")
 TIME_UNITS = ("iso", "unix_s", "unix_ms", "twitter", "age_days", "age_months")
 METRICS = ("f1", "accuracy", "roc_auc", "average_precision")
+ROLES = ("train", "valid", "test")  # the roles of a shipped split
+TEXT_FORMATS = ("csv", "tsv")  # the formats whose files may lack a header row (a file entry's `columns:`)
 # Contract account columns a spec may fill (account_id and created_at have their own keys).
 PROFILE_COLUMNS = tuple(c.name for c in ACCOUNTS.columns if c.name not in ("account_id", "created_at"))
 
@@ -40,12 +42,15 @@ def data_root(configured: str | Path | None = None) -> Path:
 
 @dataclass(frozen=True)
 class FileSpec:
-    """One input file. `label` gives every row of the file that label ("the file it came from")."""
+    """One input file. `label` gives every row of the file that label, `split` that role of the
+    shipped split ("the file it came from"); `columns` names the columns of a csv/tsv without a header row."""
 
     path: str
     format: str
     label: bool | None = None
     arrays: dict[str, list[str]] = field(default_factory=dict)  # npz: array name -> column names
+    columns: tuple[str, ...] = ()  # csv/tsv without a header row: the names of its columns, in order
+    split: str | None = None  # train | valid | test: every account of the file has this role (one split)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,9 @@ class TableSpec:
     id: str | None = None  # accounts: the id column; None: a hash of the file stem and row (adapt.row_id)
     columns: dict[str, ValueSpec] = field(default_factory=dict)
     raw: tuple[ValueSpec, ...] = ()
+    # accounts: {from: engagements}: no accounts file; every actor and every account target of the
+    # engagements is an account, with its id only (creation time unknown)
+    from_engagements: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,7 @@ class EngagementSpec:
     target: str
     time: ValueSpec | None  # None: untimed (every engagement at the reference time)
     weight: str | None = None
+    value: str | None = None  # a rating or review score per engagement (contract column `value`)
     kind: str = "like"
     target_type: str = "post"
     symmetric: bool = False  # an undirected account-account edge list: each edge both ways
@@ -90,12 +99,18 @@ class EngagementSpec:
 
 @dataclass(frozen=True)
 class SplitSpec:
-    """Fixed splits shipped with the data: boolean masks (splits x accounts, in account row order)."""
+    """Fixed splits shipped with the data, from boolean masks or from a column of the accounts files.
 
-    file: FileSpec
-    train: str
-    valid: str
-    test: str
+    Masks (`file` set): an npz of boolean arrays, splits x accounts in account row order; `arrays`
+    maps a role to its array name. Column (`column` set): one split; `values` maps a role to the
+    values of the column that put an account in it. The third form, the file an account came from,
+    is `FileSpec.split` on the accounts (or labels) files, with no `splits:` key.
+    """
+
+    file: FileSpec | None = None
+    arrays: dict[str, str] = field(default_factory=dict)  # masks: role -> array name (valid optional)
+    column: str | None = None
+    values: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # column: role -> values (valid optional)
 
 
 @dataclass(frozen=True)
@@ -136,9 +151,16 @@ class DatasetSpec:
             out += self.labels.files
         if self.engagements:
             out += self.engagements.files
-        if self.splits:
+        if self.splits and self.splits.file:
             out.append(self.splits.file)
         return out
+
+    def split_files(self) -> str | None:
+        """Which table's files carry `split:` (accounts or labels), or None."""
+        for where, table in (("accounts", self.accounts), ("labels", self.labels)):
+            if table is not None and any(f.split for f in table.files):
+                return where
+        return None
 
 
 class _Keys:
@@ -218,6 +240,8 @@ def load_spec(path: Path | str) -> DatasetSpec:
     except ZombieScanError as exc:
         raise ZombieScanError(str(exc)) from None
     accounts = _table(top.sub("accounts"), accounts=True)
+    if accounts.from_engagements and top.value.get("engagements") is None:
+        raise top.sub("accounts").error("accounts from the engagements: the spec has no `engagements:`", "from")
     created = accounts.columns.get("created_at")
     if created is not None and created.unit in ("age_days", "age_months") and reference_time is None:
         raise top.error(f"missing: accounts.columns.created_at counts back ({created.unit}) from the reference time", "reference_time")
@@ -225,7 +249,8 @@ def load_spec(path: Path | str) -> DatasetSpec:
     label = _label(top, accounts, labels)
     _refuse_leaks(top, accounts, label, labels)
     engagements = _engagements(top.sub("engagements")) if top.value.get("engagements") is not None else None
-    splits = _splits(top.sub("splits")) if top.value.get("splits") is not None else None
+    splits = _splits(top.sub("splits"), accounts) if top.value.get("splits") is not None else None
+    _check_split_files(top, accounts, labels, splits)
     published = tuple(_published(top, i, item) for i, item in enumerate(top.get("published", list, [])))
     goals = top.get("goals", dict, {})
     for metric, value in goals.items():
@@ -254,28 +279,51 @@ def load_spec(path: Path | str) -> DatasetSpec:
     )
 
 
-def _files(keys: _Keys) -> tuple[FileSpec, ...]:
+def _files(keys: _Keys, *, split: bool = False) -> tuple[FileSpec, ...]:
+    """The `files:` list of a table; `split`: its entries may carry `split:` (accounts and labels files)."""
     items = keys.get("files", list)
     if not items:
         raise keys.error("expected at least one file", "files")
     out = []
     for i, item in enumerate(items):
         f = _Keys(keys.spec, f"{keys.where}.files[{i}]", {"path": item} if isinstance(item, str) else item)
-        f.only("path", "format", "label", "arrays")
+        f.only("path", "format", "label", "arrays", "columns", "split")
         file_path = f.get("path", str)
         fmt = f.get("format", str, _format_of(file_path), choices=FORMATS)
         arrays = f.get("arrays", dict, {})
         if fmt == "npz" and not arrays:
             raise f.error("an npz file needs `arrays`: {array name: column name or [column names]}", "arrays")
+        if "split" in f.value and not split:
+            raise f.error("only an accounts or labels file has a role in a shipped split", "split")
         out.append(
             FileSpec(
                 path=file_path,
                 format=fmt,
                 label=f.get("label", bool, None),
                 arrays={k: [v] if isinstance(v, str) else list(v) for k, v in arrays.items()},
+                columns=_header(f, fmt),
+                split=f.get("split", str, None, choices=ROLES),
             )
         )
     return tuple(out)
+
+
+def _header(f: _Keys, fmt: str) -> tuple[str, ...]:
+    """A file entry's `columns:`: the names of a headerless csv/tsv's columns (other formats name their own)."""
+    if "columns" not in f.value:
+        return ()
+    if fmt not in TEXT_FORMATS:
+        raise f.error(f"only for a csv or tsv file without a header row; a {fmt} file names its own columns", "columns")
+    names = f.get("columns", list)
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise f.error(f"expected the file's column names in order, e.g. [rater, ratee, rating, time]; found {names!r}", "columns")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise f.error(f"column name(s) {', '.join(twice)} given more than once", "columns")
+    reserved = [n for n in names if n.startswith("__")]
+    if reserved:
+        raise f.error(f"{', '.join(reserved)}: names starting with '__' are reserved for ZombieScan", "columns")
+    return tuple(names)
 
 
 def _format_of(path: str) -> str:
@@ -297,8 +345,12 @@ def _value(keys: _Keys, key: str, *, timestamp: bool = False) -> ValueSpec:
 
 
 def _table(keys: _Keys, *, accounts: bool) -> TableSpec:
+    if accounts and "from" in keys.value:
+        keys.only("from")  # ids only: nothing else to read
+        keys.get("from", str, choices=("engagements",))
+        return TableSpec(files=(), from_engagements=True)
     keys.only("files", "id", "columns", "raw") if accounts else keys.only("files", "id", "column", "positive", "negative")
-    files = _files(keys)
+    files = _files(keys, split=True)
     columns: dict[str, ValueSpec] = {}
     if accounts and keys.value.get("columns") is not None:
         cols = keys.sub("columns")
@@ -325,6 +377,8 @@ def _label(top: _Keys, accounts: TableSpec, labels: TableSpec | None) -> LabelSp
         keys = top.sub("labels")
         if labels.id is None:
             raise keys.error("missing (the column holding the account id)", "id")
+    elif accounts.from_engagements:
+        raise top.error("missing: accounts from the engagements have no columns; give the labels in a `labels:` file", "labels")
     elif top.value.get("label") is not None:
         keys = top.sub("label")
         keys.only("column", "positive", "negative")
@@ -377,27 +431,64 @@ def _label_words(values: list[Any]) -> tuple[Any, ...]:
 
 
 def _engagements(keys: _Keys) -> EngagementSpec:
-    keys.only("files", "actor", "target", "time", "weight", "kind", "target_type", "symmetric")
+    keys.only("files", "actor", "target", "time", "weight", "value", "kind", "target_type", "symmetric")
     return EngagementSpec(
         files=_files(keys),
         actor=keys.get("actor", str),
         target=keys.get("target", str),
         time=_value(keys, "time", timestamp=True) if keys.value.get("time") is not None else None,
         weight=keys.get("weight", str, None),
+        value=keys.get("value", str, None),
         kind=keys.get("kind", str, "like", choices=KINDS),
         target_type=keys.get("target_type", str, "post", choices=TARGET_TYPES),
         symmetric=keys.get("symmetric", bool, False),
     )
 
 
-def _splits(keys: _Keys) -> SplitSpec:
-    keys.only("path", "format", "train", "valid", "test")
+def _splits(keys: _Keys, accounts: TableSpec) -> SplitSpec:
+    """`splits:` as npz masks ({path, train, valid, test}: array names) or a column ({column, train, valid, test}: values)."""
+    if "column" in keys.value:
+        keys.only("column", *ROLES)
+        if accounts.from_engagements:
+            raise keys.error("accounts from the engagements have no columns; put `split:` on the labels files instead", "column")
+        values = {role: _label_words(keys.get(role, list)) for role in ROLES if role != "valid" or keys.value.get(role) is not None}
+        for role, vs in values.items():
+            if not vs or not all(isinstance(v, str | int | float) for v in vs):
+                raise keys.error(f"expected a list of the column's values that put an account in {role}, found {vs!r}", role)
+        seen: dict[str, str] = {}
+        for role, vs in values.items():
+            for v in vs:
+                word = str(v).lower()
+                if word in seen and seen[word] != role:
+                    raise keys.error(f"value {v!r} is in both {seen[word]} and {role}", role)
+                seen[word] = role
+        return SplitSpec(column=keys.get("column", str), values=values)
+    keys.only("path", "format", *ROLES)
     path = keys.get("path", str)
-    train, valid, test = (keys.get(k, str) for k in ("train", "valid", "test"))
+    arrays = {role: keys.get(role, str) for role in ROLES if role != "valid" or keys.value.get(role) is not None}
     fmt = keys.get("format", str, _format_of(path), choices=("npz",))
-    return SplitSpec(
-        file=FileSpec(path=path, format=fmt, arrays={train: [train], valid: [valid], test: [test]}), train=train, valid=valid, test=test
-    )
+    return SplitSpec(file=FileSpec(path=path, format=fmt, arrays={a: [a] for a in arrays.values()}), arrays=arrays)
+
+
+def _check_split_files(top: _Keys, accounts: TableSpec, labels: TableSpec | None, splits: SplitSpec | None) -> None:
+    """`split:` on files: on every file of one table (accounts or labels), a train and a test file, and no `splits:` beside it."""
+    tables = [(name, t) for name, t in (("accounts", accounts), ("labels", labels)) if t is not None and any(f.split for f in t.files)]
+    if not tables:
+        return
+    name, table = tables[0]
+    if len(tables) > 1:
+        raise top.sub("labels").error("`split:` is on the accounts files already; give it on one table's files", "files")
+    if splits is not None:
+        raise top.error(f"{name}.files carry `split:` already; give the split one way", "splits")
+    for i, f in enumerate(table.files):
+        if f.split is None:
+            raise top.sub(name).error(
+                "missing: the other files have `split:`, so every file needs one (train, valid or test)", f"files[{i}].split"
+            )
+    roles = {f.split for f in table.files}
+    for role in ("train", "test"):
+        if role not in roles:
+            raise top.sub(name).error(f"no file has `split: {role}`: a shipped split needs a train and a test part", "files")
 
 
 def _published(top: _Keys, i: int, item: Any) -> Published:
