@@ -303,8 +303,9 @@ def datasets_check(
     typer.echo(f"  raw_        {len(info['raw_features'])} column(s): {', '.join(info['raw_features']) or '-'}")
     typer.echo(f"  time        engagements {'timed' if info['timed'] else 'untimed' if info['engagements'] else 'none'}; "
                f"creation times {'known' if info['created_known'] else 'unknown'}; reference time {info['reference_time']}")  # fmt: skip
-    if info["fixed_splits"]:
-        typer.echo(f"  splits      {info['fixed_splits']} shipped train/valid/test splits")
+    if dataset.splits is not None:
+        roles = "/".join(r for r in ("train", "valid", "test") if (dataset.splits["role"] == r).any())
+        typer.echo(f"  splits      {info['fixed_splits']} shipped {roles} split{'s' * (info['fixed_splits'] != 1)}")
     typer.echo("  contract    ok: no violations")
 
 
@@ -340,7 +341,8 @@ def benchmark(
     with output_lock(out):  # from the start: a second run writing the same folder stops at once
         details = run_benchmark([load_spec(p) for p in paths], root, plan, settings.get("train") or {}, out)
     for name, d in details.items():
-        cells = ", ".join(f"{m} {v['mean']:.3f} ± {v['std']:.3f}" for m, v in d["metrics"].items())
+        # one test fold (a shipped train/test split): no spread to show
+        cells = ", ".join(f"{m} {v['mean']:.3f}" + (f" ± {v['std']:.3f}" if v["n_folds"] > 1 else "") for m, v in d["metrics"].items())
         err.print(f"{name}: {cells}")
     err.print(f"wrote {out / 'benchmark.md'}, {out / 'benchmark.json'}")
 
@@ -387,11 +389,17 @@ def score(
     ],
     out: Annotated[Path, typer.Option("--out", help="Scores, one row per account (schema in the README).")],
     engagements: Annotated[
-        Path | None, typer.Option("--engagements", help="Engagements in the data contract; needed unless --accounts is a warehouse.")
+        Path | None,
+        typer.Option(
+            "--engagements",
+            help="Engagements in the data contract. Without them (and --accounts a file), every account is scored from its "
+            "profile alone by the profile-only models (<task>-profile/ in --model-dir).",
+        ),
     ] = None,
     targets: Annotated[Path | None, typer.Option("--targets", help="Optional targets table (creation times of posts).")] = None,
     model_dir: Annotated[
-        Path | None, typer.Option("--model-dir", help="Folder with <task>/model.txt and model.json (default: models).")
+        Path | None,
+        typer.Option("--model-dir", help="Folder with <task>/ (and <task>-profile/) model.txt and model.json (default: models)."),
     ] = None,
     model_uri: Annotated[
         str | None,
@@ -401,7 +409,12 @@ def score(
             "models:/zombiescan-zombie@champion,models:/zombiescan-like-farm@champion (store: MLFLOW_TRACKING_URI).",
         ),
     ] = None,
-    reference_time: Annotated[str | None, typer.Option(help="ISO 8601 time the features describe. Default: the last engagement.")] = None,
+    reference_time: Annotated[
+        str | None,
+        typer.Option(
+            help="ISO 8601 time the features describe. Default: the last engagement (without engagements: the last account's creation)."
+        ),
+    ] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Accounts scored at a time (bounds the model step's memory).")] = 100_000,
     memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit for the features; past it DuckDB spills to disk.")] = "5GB",
     explain: Annotated[Explain, typer.Option(help="Reasons for flagged accounts, all accounts, or none.")] = Explain.flagged,
@@ -470,6 +483,8 @@ def score(
     if not quiet:
         if result.unscored:
             err.print(f"note: {result.unscored:,} accounts were created after the reference time and are not scored", highlight=False)
+        for note in result.notes:
+            err.print(f"note: {note}", highlight=False)
         for warning in result.warnings:
             err.print(f"warning: {warning}", highlight=False)
         err.print(f"wrote {out}" + (f" and {pages_out}" if pages_out else ""), highlight=False)
@@ -513,6 +528,11 @@ def _spark_score(
         inputs = warehouse_inputs(accounts)
     else:
         inputs = Inputs(str(accounts), str(engagements) if engagements else None, str(targets) if targets else None)
+    if inputs.engagements is None:  # before a Spark session starts
+        raise ZombieScanError(
+            "--engagements: missing; the Spark engine scores with engagements only; to score the profiles alone "
+            "(the profile-only models), drop --engine spark"
+        )
     logger = logging.getLogger("pipeline")
     level = logger.level
     if quiet:

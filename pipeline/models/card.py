@@ -5,31 +5,53 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline import tasks
-from pipeline.models.train import TaskModel
+from pipeline.features.families import present
+from pipeline.models.train import PROFILE, TaskModel
 
 
-def model_card(model: TaskModel, summary: dict[str, Any], intervals: dict[str, Any], segments: dict[str, Any], bars: dict[str, Any]) -> str:
-    full = summary.get("full", {})
+def model_card(
+    model: TaskModel,
+    summary: dict[str, Any],
+    intervals: dict[str, Any],
+    segments: dict[str, Any],
+    bars: dict[str, Any],
+    variant: str = "full",
+) -> str:
+    """The card of `model`, whose test-fold metrics are `summary[variant]` (the profile model's: its ablation's)."""
+    full = summary.get(variant, {})
     best_other = max(
-        ((name, ms["average_precision"]["mean"]) for name, ms in summary.items() if name != "full"),
+        ((name, ms["average_precision"]["mean"]) for name, ms in summary.items() if name != variant),
         key=lambda kv: kv[1],
         default=("none", float("nan")),
     )
+    profile_only = model.info.get("feature_set") == PROFILE
+    families = present(model.features)
+    names = [f.prefix for f in families]
+    family_text = f"{', '.join(names[:-1])} and {names[-1]} families" if len(names) > 1 else f"{''.join(names)} family"
     lines = [
-        f"# Model card: ZombieScan `{model.task}`",
+        f"# Model card: ZombieScan `{model.task}`" + (" (profile features only)" if profile_only else ""),
         "",
         "## Intended use",
         f"LightGBM binary classifier that {tasks.get(model.task).purpose}. It is a triage tool for an integrity "
         "team: a flag starts a human review; it is not an automated verdict on a person.",
         "",
+        *(
+            [
+                "It reads the account's profile alone, no engagements: `zombiescan score` uses it for an accounts file "
+                "given without `--engagements` (a bulk profile export). With engagements, the full model scores every "
+                f"account. Its metrics are those of the `{variant}` ablation, the same training on the same folds.",
+                "",
+            ]
+            if profile_only
+            else []
+        ),
         *source_warning(model),
         "## Data",
         f"- Trained on: {trained_on_text(model.info.get('trained_on'))}.",
         f"- Label `{model.info.get('label')}`; {model.info.get('train_rows')} training rows, {model.info.get('train_positives')} positive.",
         f"- Split: {model.info.get('split', {}).get('method')} ({model.info.get('split', {}).get('folds')} folds); farms and creation "
         "batches never straddle training and test (docs/models.md).",
-        f"- Features: {len(model.features)} columns of the profile_, beh_, graph_ and lock_ families (docs/features.md); data hash "
-        f"`{model.info.get('data_hash')}`.",
+        f"- Features: {len(model.features)} columns of the {family_text} (docs/features.md); data hash `{model.info.get('data_hash')}`.",
         "",
         "## Metrics (test folds)",
         "",
@@ -42,7 +64,8 @@ def model_card(model: TaskModel, summary: dict[str, Any], intervals: dict[str, A
         lines.append(f"| {metric} | {value['mean']:.3f} ± {value['std']:.3f} | {ci_text} |")
     lines += [
         "",
-        f"Best ablation or baseline by average precision: `{best_other[0]}` ({best_other[1]:.3f}); see the comparison report.",
+        f"Best {'ablation or baseline' if variant == 'full' else 'other variant'} by average precision: `{best_other[0]}` "
+        f"({best_other[1]:.3f}); see the comparison report.",
         "",
         "Quality bars: " + ", ".join(f"{k} ≥ {v['bar']} → {v['value']:.3f} ({'met' if v['met'] else 'NOT met'})" for k, v in bars.items()),
         "",
@@ -62,7 +85,11 @@ def model_card(model: TaskModel, summary: dict[str, Any], intervals: dict[str, A
         "- A model is only as true as the data it learned from: on a simulated world, a simulated platform's habits "
         "(docs/simulator.md lists what the simulator models; reports/transfer.md measures how a model carries to other "
         "simulated styles).",
-        "- Graph and lockstep features depend on the engagement context given: scoring a small slice of a platform changes them.",
+        *(
+            ["- Graph and lockstep features depend on the engagement context given: scoring a small slice of a platform changes them."]
+            if any(f.role == "relational" for f in families)
+            else []
+        ),
         "- New evasion styles (slower farms, aged accounts with real histories) drift away from what was trained on.",
         "",
         "## Ethical notes",

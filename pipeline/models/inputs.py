@@ -15,7 +15,7 @@ import polars as pl
 from pipeline import tasks
 from pipeline.datasets.spec import find_spec, load_spec
 from pipeline.errors import ZombieScanError
-from pipeline.models.train import TaskParams
+from pipeline.models.train import FULL, TaskParams, model_folder
 from pipeline.params import section
 from pipeline.simulate import describe, from_params
 
@@ -66,8 +66,9 @@ def load_data(params: dict[str, Any], label: str | None = None) -> tuple[pl.Data
     return data, features_path, split_path
 
 
-def model_dir(params: dict[str, Any], task: str) -> Path:
-    return Path(section(params, "train")["models"]) / task
+def model_dir(params: dict[str, Any], task: str, feature_set: str = FULL) -> Path:
+    """models/<task>/ (the full model) or models/<task>-profile/ (`feature_set` profile)."""
+    return model_folder(Path(section(params, "train")["models"]), task, feature_set)
 
 
 def untrainable(params: dict[str, Any], label: str) -> str | None:

@@ -4,6 +4,10 @@ Every task (pipeline.tasks) goes through `fit_task`; tasks differ only in params
 in params.yaml). Training takes frames and returns a `TaskModel`, so the evaluate stage, the
 benchmark and notebooks fit exactly this way; `TaskModel.save`/`load` write and read a model's
 folder (model.txt + model.json, checked by pipeline.models.files before LightGBM sees them).
+
+Each task has two feature sets (`FEATURE_SETS`): `full` (every family, `models/<task>/`) and
+`profile` (the families computed from the accounts table alone, `models/<task>-profile/`), which
+`zombiescan score` uses for accounts that come without engagements.
 """
 
 from __future__ import annotations
@@ -24,13 +28,38 @@ from sklearn.metrics import precision_recall_curve
 
 from pipeline import tasks
 from pipeline.errors import ZombieScanError
-from pipeline.features.families import prefixes
+from pipeline.features.families import FAMILIES, prefixes
 from pipeline.io import atomic_path
 from pipeline.models.files import check_meta, read_meta, read_model_text
 
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = 1
+
+FULL, PROFILE = "full", "profile"
+FEATURE_SETS = (FULL, PROFILE)  # model.json `feature_set`; a model.json without one is a full model
+
+
+def feature_set_prefixes(feature_set: str) -> tuple[str, ...]:
+    """The families a feature set reads: `full` every family; `profile` the account's own families that
+    need no engagements (pipeline.features.families: the profile_ family today)."""
+    if feature_set == FULL:
+        return prefixes()
+    if feature_set == PROFILE:
+        return tuple(f.prefix for f in FAMILIES if f.role == "own" and not f.engagements)
+    raise ZombieScanError(f"feature set {feature_set!r}: expected one of {', '.join(FEATURE_SETS)}")
+
+
+def model_folder(root: Path, task: str, feature_set: str = FULL) -> Path:
+    """Where a task's model of a feature set lives: `root/<task>/`, `root/<task>-profile/`."""
+    if feature_set not in FEATURE_SETS:
+        raise ZombieScanError(f"feature set {feature_set!r}: expected one of {', '.join(FEATURE_SETS)}")
+    return root / (task if feature_set == FULL else f"{task}-{feature_set}")
+
+
+def beyond_profile(features: list[str]) -> list[str]:
+    """The features among `features` outside the profile feature set (empty: the accounts table alone gives them all)."""
+    return [c for c in features if not c.startswith(feature_set_prefixes(PROFILE))]
 
 
 @dataclass(frozen=True)
@@ -216,13 +245,14 @@ class TaskModel:
         )
 
 
-def write_untrained(folder: Path, task: str, reason: str) -> None:
+def write_untrained(folder: Path, task: str, reason: str, feature_set: str = FULL) -> None:
     """The model files of a task the data could not train: model.json says why, and loading it is a clear error."""
     folder.mkdir(parents=True, exist_ok=True)
+    meta = {"format": MODEL_FORMAT, "task": task, "feature_set": feature_set, "trained": False, "reason": reason}
     with atomic_path(folder / "model.txt") as tmp:
         tmp.write_text(f"# {task}: not trained: {reason}\n")
     with atomic_path(folder / "model.json") as tmp:
-        tmp.write_text(json.dumps({"format": MODEL_FORMAT, "task": task, "trained": False, "reason": reason}, indent=2) + "\n")
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def untrained_reason(folder: Path) -> str | None:

@@ -4,13 +4,18 @@ The command line parses the options into a `ScoreRequest`, shows progress and pr
 summary; everything in between is here. Outputs are locked from the start (a second run writing
 the same file stops at once) and written under temporary names, renamed into place only when
 all are written: a failure or Ctrl-C leaves every output as it was.
+
+An accounts file given without engagements (a bulk profile export) is scored from the profile
+features alone, by the profile-only models (`models/<task>-profile/`): every row says
+`has_engagements = false` and names that model in `<task>_model_version`. With engagements the
+full models score every account, those without any engagement too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,9 +28,10 @@ from pipeline.errors import ZombieScanError
 from pipeline.features.build import check_reference_time
 from pipeline.io import atomic_path, output_lock, refuse_overwriting_inputs, scratch_dir
 from pipeline.models.card import simulated, simulated_warning
-from pipeline.scoring.models import load_models, load_registered
+from pipeline.models.train import FEATURE_SETS, FULL, PROFILE, model_folder
+from pipeline.scoring.models import check_profile_only, load_models, load_registered
 from pipeline.scoring.pages import suspected_pages
-from pipeline.scoring.score import CHUNK_SIZE, Progress, score_warehouse, to_csv_frame
+from pipeline.scoring.score import CHUNK_SIZE, Progress, score_profiles, score_warehouse, to_csv_frame
 from pipeline.warehouse import connect
 
 DEFAULT_MODEL_DIR = Path("models")
@@ -55,12 +61,25 @@ class ScoreResult:
     summary: dict[str, Any]  # the JSON line `zombiescan score` prints
     unscored: int  # accounts created after the reference time
     warnings: list[str]
+    notes: list[str] = field(default_factory=list)  # what the command says on stderr besides the warnings
 
 
 def run(request: ScoreRequest, progress: Progress | None = None) -> ScoreResult:
     """Score every account of the request's inputs and write the outputs; `progress(step, done, total)`."""
     start = time.perf_counter()
     r = request
+    # a bulk profile export (accounts only, not a warehouse): the profile-only models
+    profile_only = r.engagements is None and not _is_warehouse(r.accounts)
+    if profile_only and r.pages_out is not None:
+        raise ZombieScanError(
+            "--pages-out: needs --engagements (it ranks pages by the likes they received); give them, or drop --pages-out "
+            "to score the profiles alone"
+        )
+    if profile_only and r.targets is not None:
+        raise ZombieScanError(
+            f"--targets {r.targets}: describes what engagements point at, and there are none; give --engagements too, "
+            "or drop --targets to score the profiles alone"
+        )
     model_files = _model_files(r.model_dir or DEFAULT_MODEL_DIR) if not r.model_uri else []
     refuse_overwriting_inputs(
         {"--out": r.out, "--pages-out": r.pages_out},
@@ -91,12 +110,14 @@ def run(request: ScoreRequest, progress: Progress | None = None) -> ScoreResult:
         with scratch_dir("zombiescan-score-") as scratch:
             if r.model_uri:
                 models, versions = load_registered([u.strip() for u in r.model_uri.split(",") if u.strip()], scratch)
+                if profile_only:
+                    check_profile_only(models, versions)
             else:
-                models, versions = load_models(r.model_dir or DEFAULT_MODEL_DIR)
+                models, versions = load_models(r.model_dir or DEFAULT_MODEL_DIR, PROFILE if profile_only else FULL)
             seller = tasks.like_seller()
             if r.pages_out is not None and (seller is None or seller.name not in models):
                 raise ZombieScanError(f"--pages-out: needs a {seller.name if seller else 'like-selling'} model, and none was loaded")
-            if r.accounts.suffix == ".duckdb" or r.accounts.is_dir():
+            if _is_warehouse(r.accounts):
                 if r.engagements is not None or r.targets is not None:
                     raise ZombieScanError(
                         f"--accounts {r.accounts}: is a warehouse, which holds the engagements and targets; drop --engagements/--targets"
@@ -107,16 +128,33 @@ def run(request: ScoreRequest, progress: Progress | None = None) -> ScoreResult:
                 step("validating and loading the input", 0, 0)
                 db = ingest_inputs(scratch, r.accounts, r.engagements, r.targets, r.memory_limit)
             check_reference_time(db, r.reference_time)
-            scores, _ = score_warehouse(
-                db,
-                models,
-                reference_time=r.reference_time,
-                explain=r.explain,
-                versions=versions,
-                chunk_size=r.chunk_size,
-                memory_limit=r.memory_limit,
-                progress=step,
-            )
+            notes = []
+            if profile_only:
+                scores, when = score_profiles(
+                    db,
+                    models,
+                    reference_time=r.reference_time,
+                    explain=r.explain,
+                    versions=versions,
+                    chunk_size=r.chunk_size,
+                    memory_limit=r.memory_limit,
+                    progress=step,
+                )
+                notes.append(
+                    f"no --engagements: scored from the profile alone by {', '.join(versions.values())} "
+                    f"(has_engagements = false), as of {when.isoformat()}"
+                )
+            else:
+                scores, _ = score_warehouse(
+                    db,
+                    models,
+                    reference_time=r.reference_time,
+                    explain=r.explain,
+                    versions=versions,
+                    chunk_size=r.chunk_size,
+                    memory_limit=r.memory_limit,
+                    progress=step,
+                )
             unscored = _accounts_in(db) - scores.height  # features describe accounts created by the reference time
             if r.pages_out is not None:
                 step("pages", 0, 0)
@@ -130,12 +168,13 @@ def run(request: ScoreRequest, progress: Progress | None = None) -> ScoreResult:
         "created_after_reference_time": unscored,
         "flagged": {task: int(scores[f"flagged_{task}"].sum()) for task in models},
         "no_engagements": int((~scores["has_engagements"]).sum()),
+        "models": versions,
         "seconds": round(time.perf_counter() - start, 1),
         "steps": {name: round(v, 1) for name, v in steps.items()},
         "out": str(r.out),
         "warnings": warnings,
     }
-    return ScoreResult(summary, unscored, warnings)
+    return ScoreResult(summary, unscored, warnings, notes)
 
 
 def timed_steps(progress: Progress, steps: dict[str, float]) -> Progress:
@@ -155,13 +194,14 @@ def timed_steps(progress: Progress, steps: dict[str, float]) -> Progress:
 
 
 def ingest_inputs(scratch: Path, accounts: Path, engagements: Path | None, targets: Path | None, memory_limit: str) -> Path:
-    """Validate the input files exactly as `zombiescan ingest` does, into a scratch warehouse; messages name the user's files."""
+    """Validate the input files exactly as `zombiescan ingest` does, into a scratch warehouse; messages name the user's files.
+
+    Without `engagements` only the accounts are required (the warehouse's engagements table is then empty).
+    """
     from pipeline.contract import FORMATS, file_format
     from pipeline.errors import ContractError
     from pipeline.ingest import ingest
 
-    if engagements is None:
-        raise ZombieScanError("--engagements: missing; give the engagements file (or a DuckDB warehouse as --accounts)")
     folder = scratch / "input"
     folder.mkdir()
     names = {}
@@ -179,7 +219,7 @@ def ingest_inputs(scratch: Path, accounts: Path, engagements: Path | None, targe
         link.symlink_to(path.resolve())
         names[str(link)] = str(path)
     try:
-        ingest(folder, scratch / "input.duckdb", memory_limit=memory_limit)
+        ingest(folder, scratch / "input.duckdb", memory_limit=memory_limit, require=None if engagements is not None else ("accounts",))
     except ZombieScanError as exc:
         if isinstance(exc, ContractError):
             raise ContractError([_rename(p, names) for p in exc.problems]) from None
@@ -210,8 +250,17 @@ def write_tables(tables: list[tuple[pl.DataFrame, Path]], fmt: str) -> None:
 
 
 def _model_files(model_dir: Path) -> list[Path]:
-    """The files `load_models` reads from a model folder (inputs that no output may replace)."""
-    return [model_dir / task / name for task in tasks.names() for name in ("model.txt", "model.json")]
+    """The files `load_models` reads from a model folder, either feature set (inputs that no output may replace)."""
+    return [
+        model_folder(model_dir, task, feature_set) / name
+        for task in tasks.names()
+        for feature_set in FEATURE_SETS
+        for name in ("model.txt", "model.json")
+    ]
+
+
+def _is_warehouse(accounts: Path) -> bool:
+    return accounts.suffix == ".duckdb" or accounts.is_dir()
 
 
 def _accounts_in(db: Path) -> int:

@@ -1,4 +1,5 @@
-"""The task models `zombiescan score` loads: from a model folder, or from the MLflow registry."""
+"""The task models `zombiescan score` loads: from a model folder (the full models, or the profile-only
+models for accounts without engagements), or from the MLflow registry."""
 
 from __future__ import annotations
 
@@ -7,29 +8,53 @@ from pathlib import Path
 
 from pipeline import tasks
 from pipeline.errors import ZombieScanError
-from pipeline.models.train import TaskModel, untrained_reason
+from pipeline.models.train import FULL, TaskModel, beyond_profile, model_folder, untrained_reason
 
 
-def load_models(model_dir: Path) -> tuple[dict[str, TaskModel], dict[str, str]]:
-    """The task models in `model_dir/<task>/` (model.txt + model.json), and a version string for each.
+def load_models(model_dir: Path, feature_set: str = FULL) -> tuple[dict[str, TaskModel], dict[str, str]]:
+    """The task models of a feature set in `model_dir` (full: `<task>/`, profile: `<task>-profile/`; model.txt +
+    model.json), and a version string for each: the folder and the MD5 of its model.txt.
 
     A task whose model.json says it was not trained (the data had no labels for it) is left out;
-    no trained model at all is an error.
+    no trained model at all is an error. So is a trained task without its profile model (a model
+    folder from before the train stage wrote them).
     """
     models, versions, skipped = {}, {}, []
     for task in tasks.names():
-        folder = model_dir / task
-        reason = untrained_reason(folder)
+        folder = model_folder(model_dir, task, feature_set)
+        reason = untrained_reason(folder) or (untrained_reason(model_folder(model_dir, task)) if feature_set != FULL else None)
         if reason is not None:
             skipped.append(f"{task}: {reason}")
             continue
-        models[task] = TaskModel.load(folder)
+        if feature_set != FULL and not (folder / "model.json").is_file():
+            raise ZombieScanError(
+                f"{folder}: missing (a model folder from before the {feature_set}-only models); "
+                "run `dvc repro` to train them, or give --engagements"
+            )
+        model = TaskModel.load(folder)
+        if model.info.get("feature_set", FULL) != feature_set:
+            raise ZombieScanError(
+                f"{folder / 'model.json'}: feature_set is {model.info.get('feature_set', FULL)!r}, expected {feature_set!r} "
+                "for this folder; train the models again with `dvc repro`"
+            )
+        models[task] = model
         # the model file's MD5 (model.json records it too): the same text model, the same version
         digest = hashlib.md5((folder / "model.txt").read_bytes(), usedforsecurity=False).hexdigest()
         versions[task] = f"{folder}#{digest[:12]}"
     if not models:
-        raise ZombieScanError(f"{model_dir}: no trained model ({'; '.join(skipped)})")
+        raise ZombieScanError(f"{model_dir}: no trained {'' if feature_set == FULL else feature_set + ' '}model ({'; '.join(skipped)})")
     return models, versions
+
+
+def check_profile_only(models: dict[str, TaskModel], versions: dict[str, str]) -> None:
+    """Without engagements only the profile features can be computed: every model must read nothing else."""
+    for task, model in models.items():
+        beyond = beyond_profile(model.features)
+        if beyond:
+            raise ZombieScanError(
+                f"{versions.get(task, task)}: the {task} model reads {len(beyond)} feature(s) beyond the profile "
+                f"({', '.join(beyond[:2])}, ...); give --engagements, or use --model-dir (its <task>-profile/ models)"
+            )
 
 
 def load_registered(uris: list[str], scratch: Path) -> tuple[dict[str, TaskModel], dict[str, str]]:

@@ -4,7 +4,8 @@
 pipeline's own code (`pipeline.features.build`), checks that each model was trained on exactly
 those features (names, order, dtypes), and scores all accounts with one `Booster.predict` per
 task on a contiguous float32 matrix. Reasons (LightGBM `pred_contrib`) are computed only for the
-accounts that need them: the flagged ones, or all with `explain="all"`.
+accounts that need them: the flagged ones, or all with `explain="all"`. `score_profiles` scores
+accounts that come without engagements, from the profile features alone, by the profile-only models.
 """
 
 from __future__ import annotations
@@ -18,11 +19,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipeline.db import literal
 from pipeline.errors import ZombieScanError
+from pipeline.features import families
 from pipeline.features.build import build_features, warehouse_features
 from pipeline.features.families import wording
-from pipeline.features.lockstep import LockstepParams
-from pipeline.models.train import TaskModel, check_features, to_matrix
+from pipeline.features.family import Context
+from pipeline.features.lockstep import LockstepParams, empty_groups
+from pipeline.features.query import feature_connection
+from pipeline.models.train import TaskModel, beyond_profile, check_features, to_matrix
+from pipeline.warehouse import attach
 
 EXPLAIN = ("flagged", "all", "none")
 TOP_REASONS = 3
@@ -165,8 +171,8 @@ def score_accounts(
 ) -> pl.DataFrame:
     """Score contract frames: features by the pipeline's code, then `score_features`.
 
-    Adds `has_engagements` (an account without engagements is scored from its profile alone) and
-    `lockstep_group` (the id of the account's lockstep group, if any).
+    Adds `has_engagements` (false: the account has no engagement; the models score it with its
+    engagement features empty) and `lockstep_group` (the id of the account's lockstep group, if any).
     """
     settings = lockstep_params or lockstep_settings(models)
     features, groups, _ = build_features(accounts, engagements, targets, reference_time=reference_time, lockstep_params=settings)
@@ -207,6 +213,50 @@ def score_warehouse(
     finally:
         con.close()
     return _with_context(scores, active, groups), groups
+
+
+def score_profiles(
+    db: Path,
+    models: dict[str, TaskModel],
+    *,
+    reference_time: datetime | None = None,
+    explain: str = "flagged",
+    versions: dict[str, str] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    memory_limit: str = "5GB",
+    progress: Progress | None = None,
+) -> tuple[pl.DataFrame, datetime]:
+    """Scores for every account of a warehouse that holds no engagements, from the families the
+    accounts table alone gives (the profile_ features), by profile-only models (`models/<task>-profile/`).
+
+    The frame has the columns `score_warehouse` gives, with `has_engagements` false and no
+    `lockstep_group` on every row. The features describe the accounts at `reference_time`, by
+    default the last account's creation; it is returned beside the scores.
+    """
+    for task, model in models.items():
+        beyond = beyond_profile(model.features)
+        if beyond:
+            raise ZombieScanError(f"{task} model: reads {', '.join(beyond[:3])}, which the profile alone does not give")
+    wanted = families.present([f for model in models.values() for f in model.features])
+    con = feature_connection(memory_limit)
+    try:
+        attach(con, db, "wh")
+        if reference_time is None:
+            reference_time = con.execute("SELECT max(created_at) FROM wh.accounts").fetchall()[0][0]
+        if reference_time is None:
+            raise ZombieScanError(
+                "--reference-time: needed; without engagements the features describe the accounts as of the last account's "
+                "creation, and no account has a creation time"
+            )
+        # as the full features do (pipeline.features.build): nothing created after the reference time is seen
+        ref = f"TIMESTAMPTZ {literal(reference_time.isoformat())}"
+        con.execute(f"CREATE TEMP VIEW accounts AS SELECT * FROM wh.accounts WHERE created_at IS NULL OR created_at <= {ref}")
+        features = families.build(Context(con, reference_time, LockstepParams(), progress=progress), wanted).sort("account_id")
+    finally:
+        con.close()
+    scores = score_features(features, models, explain=explain, versions=versions, chunk_size=chunk_size, progress=progress)
+    active = pl.DataFrame(schema={"account_id": pl.String, "has_engagements": pl.Boolean})
+    return _with_context(scores, active, empty_groups()), reference_time
 
 
 def with_lockstep_groups(scores: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:

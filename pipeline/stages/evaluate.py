@@ -1,4 +1,8 @@
-"""Stage evaluate@<task>: model, ablations and baselines on the same test folds; metrics, plots, model card, registry."""
+"""Stage evaluate@<task>: model, ablations and baselines on the same test folds; metrics, plots, model cards, registry.
+
+The profile-only model (models/<task>-profile/) gets its card too: its metrics are those of the
+ablation that trains on the same families, on the same folds.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,11 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from pipeline import tasks
+from pipeline.features.families import ablations
 from pipeline.io import atomic_path
 from pipeline.models.card import model_card
 from pipeline.models.evaluate import (
+    Variant,
     bootstrap_intervals,
     comparison_markdown,
     evaluate_task,
@@ -28,7 +34,7 @@ from pipeline.models.guard import GuardLimits, check, giveaway_guard
 from pipeline.models.inputs import load_data, model_dir, task_params
 from pipeline.models.split import roles
 from pipeline.models.tracking import data_hash, dvc_lock_hashes, mlflow_run, register_and_promote, rows_hash
-from pipeline.models.train import TaskModel, model_importance, untrained_reason
+from pipeline.models.train import PROFILE, TaskModel, TaskParams, feature_set_prefixes, model_importance, untrained_reason
 from pipeline.params import section
 from pipeline.stages.common import stage_main
 
@@ -47,9 +53,11 @@ def run(params: dict[str, Any], task: str) -> None:
     method = str(section(params, "split").get("method", "group"))
     cfg = section(params, "evaluate")
     folder = model_dir(params, task)
+    profile_folder = model_dir(params, task, PROFILE)
     reason = untrained_reason(folder)
     if reason is not None:
         write_not_evaluated(task, reason, cfg, folder)
+        _write(profile_folder / "MODEL_CARD.md", not_trained_card(task, PROFILE, reason))
         return
     data, features_path, split_path = load_data(params, p.label)
     shipped = TaskModel.load(folder)
@@ -87,6 +95,7 @@ def run(params: dict[str, Any], task: str) -> None:
     _write(Path(cfg["metrics"]) / f"{task}.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
     _write(reports / f"{task}-comparison.md", comparison_markdown(task, summary, segments, guard))
     _write(folder / "MODEL_CARD.md", model_card(shipped, summary, intervals, segments, bars))
+    _write(profile_folder / "MODEL_CARD.md", profile_card(task, p, data, method, summary, profile_folder, int(cfg.get("bootstrap", 200))))
     write_plots(plots, y, prob, model_importance(shipped))
     pred_path = Path(cfg["predictions"]) / f"{task}.parquet"
     pred_path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +133,7 @@ def run(params: dict[str, Any], task: str) -> None:
         tracker.log_metrics({"test": {name: {m: v["mean"] for m, v in ms.items()} for name, ms in summary.items()}, "segments": segments})
         for path in (reports / f"{task}-comparison.md", folder / "MODEL_CARD.md", Path(cfg["metrics"]) / f"{task}.json"):
             tracker.log_artifact(path)
+        tracker.log_artifact(profile_folder / "MODEL_CARD.md", profile_folder.name)
         tracker.log_artifact(plots, "plots")
         example = test.select(shipped.features).head(5).cast(pl.Float64).to_pandas()
         # model.txt and model.json travel with the registered model: `zombiescan score --model-uri`
@@ -131,6 +141,36 @@ def run(params: dict[str, Any], task: str) -> None:
         uri = tracker.log_model(shipped.booster, example, extra_files=[folder / "model.txt", folder / "model.json"])
         decision = register_and_promote(task, uri, mine, p.primary_metric, rows_hash(valid, p.label), tracker)
     log.info("%s", decision)
+
+
+def profile_card(task: str, p: TaskParams, data: pl.DataFrame, method: str, summary: dict[str, Any], folder: Path, bootstrap: int) -> str:
+    """MODEL_CARD.md of the profile-only model: the test-fold metrics of the ablation on the same families
+    (evaluated here if no ablation reads exactly them), intervals and segments from its own predictions on test fold 0."""
+    reason = untrained_reason(folder)
+    if reason is not None:
+        return not_trained_card(task, PROFILE, reason)
+    model = TaskModel.load(folder)
+    families = set(feature_set_prefixes(PROFILE))
+    variant = next((name for name, prefixes, _ in ablations() if set(prefixes) == families and name in summary), None)
+    if variant is None:
+        variant = PROFILE
+        results, _ = evaluate_task(task, p, data, method, variants=(Variant(variant, "lightgbm", feature_set_prefixes(PROFILE)),))
+        summary = {**summary, **summarise(results)}
+    test = data.filter(pl.Series(roles(data, 0) == "test"))  # `data` holds labelled rows only (load_data)
+    prob = model.predict(test)
+    y = test[p.label].cast(pl.Int8).to_numpy()
+    keep = [c for c in ("account_id", p.label, "segment") if c in test.columns]
+    predictions = test.select(keep).with_columns(p=pl.Series(prob), flagged=pl.Series(prob >= model.threshold))
+    bars = {
+        m: {"bar": bar, "value": summary[variant][m]["mean"], "met": summary[variant][m]["mean"] >= bar}
+        for m, bar in p.quality_bars.items()
+    }
+    intervals = bootstrap_intervals(y, prob, model.threshold, bootstrap, p.seed)
+    return model_card(model, summary, intervals, segment_metrics(predictions, p.label), bars, variant=variant)
+
+
+def not_trained_card(task: str, feature_set: str, reason: str) -> str:
+    return f"# Model card: {task} ({feature_set} features only)\n\nThe {task} {feature_set} model was not trained: {reason}.\n"
 
 
 def write_not_evaluated(task: str, reason: str, cfg: dict[str, Any], folder: Path) -> None:
