@@ -241,6 +241,118 @@ def _duckdb_features(
         return featurize_warehouse(db, out, reference_time=when, lockstep_params=settings)
 
 
+@app.command()
+def coordination(
+    db: Annotated[Path, typer.Option("--db", help="Warehouse written by `zombiescan ingest` (a .duckdb file or a Parquet folder).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Folder for network.graphml, network.gexf, nodes.csv, edges.csv, groups.parquet, engagements.parquet and "
+            "report.json; written whole.",
+        ),
+    ],
+    window: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--window",
+            help="Co-engagement window: 60s, 15m, 1h, 3d, seconds, or auto (CooRnet's estimate); repeatable or comma-separated. "
+            "Each edge is marked with the fastest window that gives it. Default: 1h.",
+        ),
+    ] = None,
+    min_repeats: Annotated[
+        int | None, typer.Option("--min-repeats", help="An edge needs co-engagements on at least this many distinct targets (default 3).")
+    ] = None,
+    edge_percentile: Annotated[
+        float | None,
+        typer.Option(
+            "--edge-percentile", help="Keep the edges whose shared-target count is at or above this percentile (0-100; default 0: all)."
+        ),
+    ] = None,
+    kinds: Annotated[
+        str | None, typer.Option("--kinds", help="Engagement kinds, comma-separated (e.g. like,share). Default: the lockstep settings'.")
+    ] = None,
+    fmt: Annotated[
+        list[str] | None, typer.Option("--format", help="Network files: graphml, gexf, csv; repeatable or comma-separated. Default: all.")
+    ] = None,
+    auto_quantile: Annotated[
+        float | None, typer.Option("--auto-quantile", help="With --window auto: the quantile of the fastest gaps (default 0.1).")
+    ] = None,
+    scores: Annotated[
+        Path | None, typer.Option("--scores", help="Scores from `zombiescan score` (Parquet): p_zombie / p_like_farm as node attributes.")
+    ] = None,
+    max_edges: Annotated[
+        int | None, typer.Option("--max-edges", help="Refuse a network with more edges than this (default 5,000,000).")
+    ] = None,
+    max_cell_actors: Annotated[
+        int | None,
+        typer.Option("--max-cell-actors", help="Hub cap: skip (and count) cells with more engagements. Default: featurize.lockstep's."),
+    ] = None,
+    params: Annotated[
+        Path | None,
+        typer.Option(help="Lockstep settings from 'featurize.lockstep' (and defaults from a 'coordination' section) of this file."),
+    ] = None,
+    memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit; past it DuckDB spills to disk.")] = "5GB",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier coordination output at --out.")] = False,
+) -> None:
+    """The account-account coordination network (CooRnet / CooRTweet style) with the evidence behind each edge; JSON summary on stdout."""
+    import dataclasses
+    import json
+    import time
+
+    from pipeline.coordination import CoordinationParams, check_output, coordination_network, parse_formats, windows_from_text
+    from pipeline.features.lockstep import LockstepParams
+    from pipeline.io import output_lock, refuse_overwriting_inputs
+    from pipeline.params import load_params
+
+    started = time.monotonic()
+    refuse_overwriting_inputs({"--out": out}, {"--db": db, "--params": params, "--scores": scores})
+    values = load_params(params) if params else {}
+    lock_params = LockstepParams.from_dict((values.get("featurize") or {}).get("lockstep"), "featurize.lockstep")
+    settings = CoordinationParams.from_dict(values.get("coordination"), lock_params)
+    overrides: dict[str, Any] = {
+        "min_repeats": min_repeats,
+        "edge_percentile": edge_percentile,
+        "auto_quantile": auto_quantile,
+        "max_edges": max_edges,
+        "max_cell_actors": max_cell_actors,
+        "kinds": tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds is not None else None,
+    }
+    if window:
+        overrides.update(windows_from_text(window))
+    settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    formats = parse_formats(fmt)
+    check_output(out, overwrite)  # before any work: an existing folder is refused at once
+    with output_lock(out):  # from the start: a second run writing the same folder stops at once
+        from pipeline.coordination import write_coordination
+
+        result = coordination_network(db, settings, scores, memory_limit=memory_limit)
+        write_coordination(out, result, formats, overwrite)
+    report = result.report
+    if not result.timed and report.get("note"):
+        err.print(f"note: {report['note']}", highlight=False, soft_wrap=True)
+    hub = report["hub_cap"]
+    if hub["capped_targets"]:
+        err.print(
+            f"note: {hub['capped_targets']:,} targets had cells above the hub cap ({hub['max_cell_actors']:,} engagements); "
+            f"{hub['capped_engagements']:,} engagements in them were left out (--max-cell-actors raises the cap)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    err.print(f"wrote {out}", highlight=False)
+    summary = {
+        "edges": report["edges"],
+        "nodes": report["nodes"],
+        "groups": report["groups"],
+        "capped_targets": hub["capped_targets"],
+        "windows_s": report["windows_s"],
+        "timed": report["timed"],
+        "seconds": round(time.monotonic() - started, 2),
+        "out": str(out),
+    }
+    typer.echo(json.dumps(summary))
+
+
 datasets_app = typer.Typer(help="Real datasets described by YAML specs (datasets/*.yaml; docs/datasets.md).", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 

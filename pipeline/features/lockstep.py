@@ -107,20 +107,7 @@ def lockstep(
         con = db.connect()
         con.register("engagements", eng.select("actor_id", "target_id", "kind", "ts"))
     try:
-        # Dense integer ids for actors and targets: the pair self-join below is the costly step,
-        # and it joins and groups several times faster on integers than on VARCHAR ids.
-        con.execute(
-            "CREATE TEMP TABLE acts_raw AS SELECT DISTINCT actor_id, target_id, epoch(ts)::BIGINT AS t FROM engagements "
-            "WHERE kind::VARCHAR IN (SELECT unnest($kinds::VARCHAR[]))",
-            {"kinds": list(params.kinds)},
-        )
-        number_ids(con, "actor_ix", "actor_id", "acts_raw", key="a")
-        number_ids(con, "target_ix", "target_id", "acts_raw", key="g")
-        con.execute(
-            "CREATE TEMP TABLE acts AS SELECT a, g, t FROM acts_raw JOIN actor_ix USING (actor_id) JOIN target_ix USING (target_id)"
-        )
-        con.execute("DROP TABLE acts_raw")
-        n_acts, timed = con.execute("SELECT count(*), coalesce(min(t) < max(t), false) FROM acts").fetchall()[0]
+        n_acts, timed = acts_table(con, params.kinds)
         if not n_acts:
             log.warning("lockstep: no engagements of the kinds %s; no lockstep groups", ", ".join(params.kinds))
             return LockstepResult(empty_groups(), _features(con, None), 0, False)
@@ -218,17 +205,45 @@ def lockstep(
                 con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
+def acts_table(con: duckdb.DuckDBPyConnection, kinds: Sequence[str]) -> tuple[int, bool]:
+    """Temp tables `acts` (a, g, t): each distinct (actor, target, second) of the `engagements`
+    of `kinds`, with `actor_ix` (actor_id, a) and `target_ix` (target_id, g) numbering the ids
+    in sort order; returns the number of acts and whether they span more than one second.
+
+    Dense integer ids: the pair self-joins over acts are the costly steps, and they join and
+    group several times faster on integers than on VARCHAR ids.
+    """
+    con.execute(
+        "CREATE TEMP TABLE acts_raw AS SELECT DISTINCT actor_id, target_id, epoch(ts)::BIGINT AS t FROM engagements "
+        "WHERE kind::VARCHAR IN (SELECT unnest($kinds::VARCHAR[]))",
+        {"kinds": list(kinds)},
+    )
+    number_ids(con, "actor_ix", "actor_id", "acts_raw", key="a")
+    number_ids(con, "target_ix", "target_id", "acts_raw", key="g")
+    con.execute("CREATE TEMP TABLE acts AS SELECT a, g, t FROM acts_raw JOIN actor_ix USING (actor_id) JOIN target_ix USING (target_id)")
+    con.execute("DROP TABLE acts_raw")
+    n_acts, timed = con.execute("SELECT count(*), coalesce(min(t) < max(t), false) FROM acts").fetchall()[0]
+    return int(n_acts), bool(timed)
+
+
+def components(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Connected components of the undirected graph with edges (u[i], v[i]): the sorted node ids,
+    each one's component number and the size of its component."""
+    u, v = np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64)
+    ids = np.unique(np.r_[u, v])
+    graph = sp.coo_matrix((np.ones(len(u)), (np.searchsorted(ids, u), np.searchsorted(ids, v))), shape=(len(ids), len(ids)))
+    _, component = connected_components(graph, directed=False)
+    size = np.bincount(component)[component] if len(ids) else np.zeros(0, dtype=np.int64)
+    return ids, component, size
+
+
 def _groups(con: duckdb.DuckDBPyConnection, params: LockstepParams) -> pl.DataFrame:
     """Connected components of the partner graph, with their targets, time span, density, score.
 
     Leaves a table `components` (a, component, size) of every account with a partner.
     """
     pairs = con.execute("SELECT u, v FROM pairs").fetchnumpy()
-    u, v = pairs["u"].astype(np.int64), pairs["v"].astype(np.int64)
-    ids = np.unique(np.r_[u, v])
-    graph = sp.coo_matrix((np.ones(len(u)), (np.searchsorted(ids, u), np.searchsorted(ids, v))), shape=(len(ids), len(ids)))
-    _, component = connected_components(graph, directed=False)
-    size = np.bincount(component)[component] if len(ids) else np.zeros(0, dtype=np.int64)
+    ids, component, size = components(pairs["u"], pairs["v"])
     con.register(
         "components_df", pl.DataFrame({"a": ids.astype(np.int32), "component": component.astype(np.int64), "size": size.astype(np.int64)})
     )
