@@ -8,6 +8,8 @@ pipeline order on the same working folder, so `ingest` loads what `simulate` jus
     python -m perf.run --presets default --stages realdata   # the real-data benchmark (tiny: its --fast subset)
     python -m perf.run --presets large@250000 large@500000 large \
         --stages simulate features_cli spark_features score_cli spark_score   # both engines' cost growth
+    python -m perf.run --presets default default@24000 --stages simulate ingest coordination_compare
+        # `zombiescan coordination` against coordination-network-toolkit (perf/coordination_compare.py)
 
 A preset `NAME@N` is preset NAME resized to N accounts (farms and communities scale with it).
 With three or more sizes of one stage, the table is followed by the exponent of a log-log fit of
@@ -30,7 +32,7 @@ from pathlib import Path
 
 STAGES = (
     "simulate", "ingest", "index", "ingest_csv", "featurize", "graphlib", "realdata", "score", "score_cli", "score_cli_2gb",
-    "features_cli", "spark_features", "spark_score",
+    "features_cli", "spark_features", "spark_score", "coordination_compare",
 )  # fmt: skip
 DEFAULT_STAGES = ("simulate", "ingest", "index", "featurize", "graphlib")
 PRESETS = ("default", "large")
@@ -82,6 +84,8 @@ def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
         return _features_cli(preset, work, "spark" if stage == "spark_features" else "duckdb")
     elif stage == "spark_score":
         return _score_cli(preset, work, "5GB", engine="spark")
+    elif stage == "coordination_compare":
+        return _coordination_compare(preset, work)
     else:
         raise SystemExit(f"unknown stage {stage}")
     return _result(stage, preset, time.perf_counter() - start, rows)
@@ -283,6 +287,32 @@ def _features_cli(preset: str, work: Path, engine: str) -> dict[str, object]:
     result["note"] = f"`zombiescan features --engine {engine}` from Parquet; {groups} lockstep groups" + _memory_note(engine)
     if engine == "spark":
         result["peak_mib"] = max(float(result["peak_mib"]), _jvm_peak_mib())  # type: ignore[arg-type]
+    return result
+
+
+def _coordination_compare(preset: str, work: Path, window: int = 60, min_weight: int = 2) -> dict[str, object]:
+    """`zombiescan coordination` and coordination-network-toolkit's co_retweet network on the ingested
+    warehouse's likes; seconds and peak are ZombieScan's (its one process), the toolkit's in the note."""
+    import contextlib
+
+    from perf.coordination_compare import print_table, run
+
+    out = work / f"coordination-{preset}"
+    row = run(work / f"warehouse-{preset}.duckdb", out, window, min_weight)
+    with (out / "table.md").open("w") as f, contextlib.redirect_stdout(f):
+        print_table(row)
+    t, z = row["toolkit"], row["zombiescan"]
+    note = (
+        f"window {window} s, min weight {min_weight}, {row['rows']['likes']:,} likes; "  # type: ignore[index]
+        f"toolkit {t['seconds']:.1f} s / {t['tree_mib']:,.0f} MiB tree PSS, zombiescan {z['tree_mib']:,.0f} MiB tree PSS; "  # type: ignore[index]
+        f"edges {row['toolkit_edges']:,} vs {row['zombiescan_edges']:,}, Jaccard edges {row['jaccard_edges']:.3f}, "
+        f"nodes {row['jaccard_nodes']:.3f}; node precision/recall toolkit {row.get('toolkit_precision', float('nan')):.2f}/"
+        f"{row.get('toolkit_recall', float('nan')):.2f}, zombiescan {row.get('zombiescan_precision', float('nan')):.2f}/"
+        f"{row.get('zombiescan_recall', float('nan')):.2f}"
+    )  # fmt: skip
+    result = _result("coordination_compare", preset, float(z["seconds"]), dict(row["rows"]), note)  # type: ignore[index, call-overload]
+    result["peak_mib"] = float(z["max_process_mib"])  # type: ignore[index]
+    result["detail"] = row
     return result
 
 
