@@ -61,6 +61,7 @@ class RunPaths:
     data_root: Path  # the public datasets
     transfer: Path  # transfer.json: trained on other worlds, tested on this one
     robustness: Path  # robustness.json: the knob sweep
+    coordination: Path  # the coordination network's folder (network.graphml, network.gexf, nodes/edges CSV, report.json)
 
     @classmethod
     def from_params(cls, params_file: Path | str, warehouse: Path | str | None = None) -> RunPaths:
@@ -100,6 +101,7 @@ class RunPaths:
             data_root=root,
             transfer=at(get("transfer").get("out", "metrics/transfer.json")),
             robustness=at(get("robustness").get("out", "metrics/robustness.json")),
+            coordination=at(get("coordination").get("out", "data/coordination")),
         )
 
     def check(self, *needed: str) -> RunPaths:

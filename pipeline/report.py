@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import logging
 from datetime import datetime
 from importlib.resources import files
@@ -94,6 +95,7 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
     beyond = _transfer(run), _robustness(run)
     groups = _groups(run)
     pages = _pages(run, groups, loaded)
+    coordination = _coordination(run, base)
     benchmark = _benchmark(run)
     cards = [Markup(_markdown(p.read_text(), shift=2)) for t in models if (p := run.models / t["name"] / "MODEL_CARD.md").is_file()]
     sections = [
@@ -115,6 +117,7 @@ def build_summary(params: dict[str, Any], base: Path | None = None) -> str:
         robustness=beyond[1],
         groups=groups,
         pages=pages,
+        coordination=coordination,
         benchmark=benchmark,
         cards=cards,
         ablation_steps=_ablation_steps(),
@@ -263,13 +266,41 @@ def _untrained(models_dir: Path, task: str) -> str:
     return untrained_reason(models_dir / task) or "no model"
 
 
+def _coordination(run: explore.RunPaths, base: Path) -> dict[str, Any] | None:
+    """The coordination network's counts and its files (paths relative to the run's folder), if the run made it."""
+    report = run.coordination / "report.json"
+    if not report.is_file():
+        return None
+    info = json.loads(report.read_text())
+    folder = run.coordination.relative_to(base) if run.coordination.is_relative_to(base) else run.coordination
+    names = ("network.gexf", "network.graphml", "nodes.csv", "edges.csv", "groups.parquet", "engagements.parquet")
+    return {
+        "edges": info.get("edges", 0),
+        "nodes": info.get("nodes", 0),
+        "groups": info.get("groups", 0),
+        "windows": ", ".join(f"{w:,} s" for w in info.get("windows_s", [])),
+        "min_repeats": info.get("min_repeats"),
+        "capped": (info.get("hub_cap") or {}).get("capped_targets", 0),
+        "files": [(name, str(folder / name)) for name in names if (run.coordination / name).is_file()],
+    }
+
+
 def report_inputs(params: dict[str, Any], base: Path | None = None) -> list[Path]:
     """Every file and folder the page is built from (no output of `zombiescan report` may be one)."""
     run = explore.RunPaths.from_dict(params, base or Path.cwd())
     names = [t.name for t in tasks.configured(params)]
     per_task = [run.models / t / n for t in names for n in ("model.txt", "model.json", "MODEL_CARD.md")]
     per_task += [run.metrics / f"{t}.json" for t in names] + [run.predictions / f"{t}.parquet" for t in names]
-    return [run.db, run.features, run.groups, *per_task, run.benchmark / "benchmark-details.json", run.transfer, run.robustness]
+    return [
+        run.db,
+        run.features,
+        run.groups,
+        *per_task,
+        run.benchmark / "benchmark-details.json",
+        run.transfer,
+        run.robustness,
+        run.coordination,
+    ]
 
 
 def write_summary(params: dict[str, Any], out: Path, base: Path | None = None) -> Path:

@@ -15,6 +15,7 @@ import yaml
 from pipeline.ingest import ingest
 from pipeline.params import DEFAULT_PARAMS
 from pipeline.simulate import make_config, simulate, write_contract
+from pipeline.stages import coordination as coordination_stage
 from pipeline.stages import evaluate as evaluate_stage
 from pipeline.stages import featurize as featurize_stage
 from pipeline.stages import split as split_stage
@@ -59,7 +60,7 @@ def default_tables() -> dict[str, pl.DataFrame]:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> dict[str, Any]:
-    """featurize -> split -> train -> evaluate on the tiny world, MLflow in a temporary store."""
+    """featurize -> split -> train -> evaluate -> coordination on the tiny world, MLflow in a temporary store."""
     root = tmp_path_factory.mktemp("pipeline")
     ingest(tiny_dir, root / "w.duckdb")
     params = yaml.safe_load(DEFAULT_PARAMS.read_text())
@@ -68,6 +69,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> dict[s
     params["split"].update(out=str(root / "split.parquet"), folds=3)
     params["train"]["models"] = str(root / "models")
     params["evaluate"].update(metrics=str(root / "metrics"), reports=str(root / "reports"), predictions=str(root / "pred"), bootstrap=20)
+    params["coordination"].update(out=str(root / "coordination"), report=str(root / "coordination.json"))
     # The tiny world (8 small farms) is a fixture for the pipeline's mechanics; the guard's limits hold
     # the `default` world of `dvc repro` (tests/test_models.py plants a giveaway to test the guard).
     params["evaluate"]["guard"]["enforce"] = False
@@ -82,6 +84,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> dict[s
         for task in ("zombie", "like_farm"):
             assert train_stage.main(["--params", str(path), "--task", task]) == 0
             assert evaluate_stage.main(["--params", str(path), "--task", task]) == 0
+        assert coordination_stage.main(["--params", str(path)]) == 0
     finally:
         mp.undo()
     return {"root": root, "params": params, "path": path}

@@ -14,6 +14,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.coordination import CoordinationParams, coordination_network, parse_window, write_coordination
 from pipeline.coordination import network as network_module
+from pipeline.errors import ZombieScanError
 from pipeline.ingest import ingest
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -257,3 +258,24 @@ def test_an_existing_output_is_kept_without_overwrite(hand: Path, tmp_path: Path
 @pytest.mark.parametrize(("text", "seconds"), [("60s", 60), ("15m", 900), ("1h", 3600), ("3d", 259_200), ("3600", 3600), (" 2H ", 7200)])
 def test_parse_window(text: str, seconds: int) -> None:
     assert parse_window(text) == seconds
+
+
+def test_scores_join_the_nodes_and_the_stage_links_them(hand: Path, tmp_path: Path, tiny_run: dict[str, object]) -> None:
+    """--scores puts each node's p_zombie / p_like_farm on it; the stage scores the run's features itself."""
+    scores = tmp_path / "scores.parquet"
+    pl.DataFrame(
+        {"account_id": ["a", "b", "c", "d", "e"], "p_zombie": [0.1, 0.2, 0.3, 0.4, 0.5], "p_like_farm": [0.9, 0.8, 0.7, 0.6, 0.5]}
+    ).write_parquet(scores)
+    result = coordination_network(hand, CoordinationParams(windows_s=(60,), min_repeats=2), scores)
+    nodes = {r["account_id"]: r for r in result.nodes.iter_rows(named=True)}
+    assert {a: (nodes[a]["p_zombie"], nodes[a]["p_like_farm"]) for a in nodes} == {
+        a: p for a, p in {"a": (0.1, 0.9), "b": (0.2, 0.8), "c": (0.3, 0.7), "d": (0.4, 0.6)}.items() if a in nodes
+    }
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ZombieScanError, match="--scores"):
+        coordination_network(hand, CoordinationParams(windows_s=(60,)), tmp_path / "bad.parquet")
+    root = Path(str(tiny_run["root"]))
+    graph = nx.read_graphml(root / "coordination" / "network.graphml")
+    assert graph.number_of_nodes() > 0
+    assert all("p_like_farm" in d and "p_zombie" in d for _, d in graph.nodes(data=True))
+    assert json.loads((root / "coordination.json").read_text())["edges"] == graph.number_of_edges()

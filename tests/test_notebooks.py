@@ -62,6 +62,7 @@ def test_report_writes_one_self_contained_page(run_params: Path, tmp_path: Path)
         assert f">{heading}</h2>" in page
     assert "<td>average precision</td>" in page and "Not trained" not in page  # both metrics tables
     assert "Pages that bought likes" in page
+    assert "The coordination network</h3>" in page and "network.gexf</code></a>" in page  # the stage's files, linked
     assert page.count("data:image/png;base64,") >= 8  # data (3), per task curves + ablation (4), the largest group (1)
     assert 'src="http' not in page and 'href="http' not in page  # nothing to fetch: one file
     if SHARED.is_dir():

@@ -9,9 +9,10 @@ coordination-network-toolkit:
 - A co-engagement is two different accounts engaging the same target with |t_a - t_b| <= window.
   Candidates come from cells of width `window` per target, each joined with itself and the next
   cell (two times within a window are in one cell or in neighbouring ones), then the exact gap test.
-- An edge (a, b) exists when a and b co-engaged on at least `min_repeats` distinct targets.
-  (The toolkit counts co-engagement events, so an account pair that likes one post twice in a burst
-  counts twice there; here a target counts once.) `edge_percentile` then keeps the edges whose
+- An edge (a, b) exists when a and b co-engaged on at least `min_repeats` distinct targets, as
+  the coordination-network-toolkit's co_retweet network counts them (distinct items; its like
+  reader keeps only the first like of one item by one account, where every repeat is an act here,
+  and it caps no hub: perf/coordination_compare.py labels each difference). `edge_percentile` then keeps the edges whose
   shared-target count is at or above that percentile of the window's edges (CooRnet's rule).
 - Per shared target, the fastest co-engagement gives the gap and who led (a tie counts half).
 - Cells holding more than `max_cell_actors` engagements are skipped (their pairs cost n^2) and

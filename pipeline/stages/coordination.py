@@ -1,0 +1,58 @@
+"""Stage coordination: warehouse + features + models -> coordination.out, the coordination network
+for analysts (nodes/edges CSV, GraphML, GEXF, groups, flagged engagements; pipeline/coordination)
+and its counts as metrics (coordination.report).
+
+The nodes carry p_zombie / p_like_farm from the shipped models, scored on the run's features (the
+same scores `zombiescan score` gives at the features' reference time, without reasons).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline.coordination import CoordinationParams, coordination_network, parse_formats, write_coordination
+from pipeline.features.lockstep import LockstepParams
+from pipeline.io import atomic_path, scratch_dir
+from pipeline.params import section
+from pipeline.scoring.models import load_models
+from pipeline.scoring.score import score_features
+from pipeline.stages.common import stage_main
+
+log = logging.getLogger(__name__)
+
+
+def run(params: dict[str, Any]) -> None:
+    p = dict(section(params, "coordination"))
+    out, report_path = Path(p.pop("out")), Path(p.pop("report"))
+    formats = parse_formats(p.pop("formats", None))
+    lockstep = LockstepParams.from_dict((params.get("featurize") or {}).get("lockstep"), "featurize.lockstep")
+    settings = CoordinationParams.from_dict(p, lockstep)
+    models, _ = load_models(Path(section(params, "train")["models"]))
+    features = pl.read_parquet(Path(section(params, "featurize")["out"]) / "features.parquet")
+    scores = score_features(features, models, explain="none").select("account_id", *[f"p_{task}" for task in models])
+    with scratch_dir("zombiescan-coordination-") as scratch:
+        scores.write_parquet(scratch / "scores.parquet")
+        result = coordination_network(section(params, "ingest")["db"], settings, scratch / "scores.parquet")
+    write_coordination(out, result, formats, overwrite=True)
+    with atomic_path(report_path) as tmp:
+        tmp.write_text(json.dumps(result.report, indent=2, sort_keys=True) + "\n")
+    log.info(
+        "%d edges, %d accounts, %d groups (windows %s s)",
+        result.edges.height,
+        result.nodes.height,
+        result.groups.height,
+        ", ".join(str(w) for w in result.report.get("windows_s", [])),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main("coordination", run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
