@@ -58,8 +58,11 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 TOOLKIT_VENV = ROOT / "perf" / ".toolkit-venv"
 TOOLKIT_REQUIREMENTS = ROOT / "perf" / "requirements-toolkit.txt"
-# likes only, as the toolkit sees them; edges.csv and nodes.csv only, as the toolkit writes one CSV
+# likes only, as the toolkit sees them; edges.csv and nodes.csv only, as the toolkit writes one CSV;
+# no lockstep groups (a node attribute the toolkit has no counterpart for: the same work on both sides;
+# the row `zombiescan_with_lockstep` measures the command with them, as it runs by default)
 ZOMBIESCAN_ARGS = ["--kinds", "like", "--format", "csv", "--overwrite"]
+LIKE_FOR_LIKE = ["--lockstep-groups", "none"]
 
 
 @dataclass
@@ -138,6 +141,13 @@ def measure(cmd: list[str], log: Path) -> Measured:
     return Measured(seconds, max(hwm.values(), default=0) / 1024, peak / 1024)
 
 
+def _median(runs: list[Measured]) -> Measured:
+    """Medians of repeated runs, field by field."""
+    import statistics
+
+    return Measured(*(statistics.median(getattr(r, f) for r in runs) for f in ("seconds", "max_process_mib", "tree_mib")))
+
+
 def _sum(parts: list[Measured]) -> Measured:
     """Steps run one after another: seconds add up, peaks are the largest step's."""
     return Measured(sum(p.seconds for p in parts), max(p.max_process_mib for p in parts), max(p.tree_mib for p in parts))
@@ -198,14 +208,40 @@ def run_toolkit(csv: Path, out: Path, window: int, min_weight: int, log: Path) -
     }
 
 
-def run_zombiescan(db: Path, out: Path, window: int, min_weight: int, extra: list[str], log: Path) -> Measured:
-    """`zombiescan coordination` (this venv's command) on the warehouse, likes only."""
+def run_zombiescan(db: Path, folder: Path, window: int, min_weight: int, extra: list[str], log: Path) -> Measured:
+    """`zombiescan coordination` (this venv's command) on the warehouse, likes only, into `folder`."""
     exe = Path(sys.executable).parent / "zombiescan"
     if not exe.exists():
         raise SystemExit(f"coordination_compare: no {exe}; install ZombieScan in this venv (make venv)")
-    args = [str(exe), "coordination", "--db", str(db), "--out", str(out / "zombiescan"), "--window", f"{window}s"]
+    args = [str(exe), "coordination", "--db", str(db), "--out", str(folder), "--window", f"{window}s"]
     args += ["--min-repeats", str(min_weight), *ZOMBIESCAN_ARGS, *extra]
     return measure(args, log)
+
+
+# The library limit for the same network: DuckDB alone (one process importing duckdb only) reads
+# the likes, joins each window-wide cell of an item with itself and the next, keeps the pairs on
+# >= min_weight items and writes source,target,weight. No evidence, flags, groups or node table.
+BARE_NETWORK = """
+import sys, duckdb
+db, w, m, out, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+con = duckdb.connect(config={"memory_limit": limit} if limit else {})
+con.execute("ATTACH ? AS wh (READ_ONLY)", [db])
+con.execute("CREATE TEMP TABLE c AS SELECT DISTINCT actor_id AS a, target_id AS g, epoch(ts)::BIGINT AS t, epoch(ts)::BIGINT // $w AS c "
+            "FROM wh.engagements WHERE kind = 'like'", {"w": w})
+con.execute(f\"\"\"COPY (
+    SELECT least(xa, ya) AS source, greatest(xa, ya) AS target, count(DISTINCT g) AS weight FROM (
+        SELECT x.a AS xa, y.a AS ya, x.g FROM c x JOIN c y ON x.g = y.g AND x.c = y.c AND x.a < y.a WHERE abs(x.t - y.t) <= {w}
+        UNION ALL
+        SELECT x.a, y.a, x.g FROM c x JOIN c y ON x.g = y.g AND x.c + 1 = y.c AND x.a <> y.a WHERE abs(x.t - y.t) <= {w}
+    ) GROUP BY ALL HAVING count(DISTINCT g) >= {m}
+) TO '{out}' (HEADER)\"\"\")
+"""
+
+
+def run_bare(db: Path, out: Path, window: int, min_weight: int, memory_limit: str, log: Path) -> Measured:
+    """BARE_NETWORK on the warehouse (a .duckdb file): the join's own cost, the floor for the command."""
+    args = [str(db), str(window), str(min_weight), str(out / "bare_edges.csv"), memory_limit]
+    return measure([sys.executable, "-c", BARE_NETWORK, *args], log)
 
 
 def _pairs(edges: pl.DataFrame, weight: str) -> pl.DataFrame:
@@ -341,9 +377,18 @@ def compare(toolkit: pl.DataFrame, zombiescan: pl.DataFrame, farms: set[str] | N
 
 
 def run(
-    db: Path, out: Path, window: int, min_weight: int, *, zombiescan: bool = True, zombiescan_args: list[str] | None = None
+    db: Path,
+    out: Path,
+    window: int,
+    min_weight: int,
+    *,
+    zombiescan: bool = True,
+    zombiescan_args: list[str] | None = None,
+    repeats: int = 1,
+    bare_memory_limit: str = "",
 ) -> dict[str, object]:
-    """Both tools on the warehouse `db`'s likes; the comparison as one JSON-able row."""
+    """Both tools on the warehouse `db`'s likes, each run `repeats` times in turn (medians of time and
+    memory); the comparison as one JSON-able row."""
     out.mkdir(parents=True, exist_ok=True)
     log = out / "coordination_compare.log"
     log.write_text("")
@@ -352,23 +397,31 @@ def run(
     start = time.perf_counter()
     rows = write_likes_csv(db, csv)
     convert_seconds = time.perf_counter() - start
-    steps = run_toolkit(csv, out, window, min_weight, log)
-    toolkit_total = _sum(list(steps.values()))
+    toolkit_runs = [run_toolkit(csv, out, window, min_weight, log) for _ in range(repeats)]
+    steps = {name: _median([r[name] for r in toolkit_runs]) for name in toolkit_runs[0]}
+    toolkit_total = _median([_sum(list(r.values())) for r in toolkit_runs])
     toolkit, asymmetric = read_toolkit_edges(out / "toolkit_edges.csv")
     farms = _farm_accounts(db)
     row: dict[str, object] = {
         "db": str(db), "window_s": window, "min_weight": min_weight, "rows": rows, "convert_seconds": convert_seconds,
         "csv_mib": csv.stat().st_size / 2**20, "toolkit_db_mib": sum(p.stat().st_size for p in out.glob("toolkit.db*")) / 2**20,
         "toolkit": asdict(toolkit_total), "toolkit_steps": {k: asdict(v) for k, v in steps.items()},
-        "toolkit_asymmetric_rows": asymmetric, "cpus": os.cpu_count(),
+        "toolkit_asymmetric_rows": asymmetric, "cpus": os.cpu_count(), "repeats": repeats,
     }  # fmt: skip
     if not zombiescan:
         empty = pl.DataFrame(schema={"a": pl.String, "b": pl.String, "w": pl.Int64})
         cmp = compare(toolkit, empty, farms)
         row.update({k: v for k, v in cmp.items() if k.startswith("toolkit_")})
         return row
-    z = run_zombiescan(db, out, window, min_weight, zombiescan_args or [], log)
+    extra = zombiescan_args or []
+    z = _median([run_zombiescan(db, out / "zombiescan", window, min_weight, [*LIKE_FOR_LIKE, *extra], log) for _ in range(repeats)])
     row["zombiescan"] = asdict(z)
+    full = _median([run_zombiescan(db, out / "zombiescan-with-lockstep", window, min_weight, extra, log) for _ in range(repeats)])
+    row["zombiescan_with_lockstep"] = asdict(full)
+    if db.is_file():  # the bare join reads a .duckdb warehouse
+        bare = _median([run_bare(db, out, window, min_weight, bare_memory_limit, log) for _ in range(repeats)])
+        row["bare_duckdb"] = {**asdict(bare), "memory_limit": bare_memory_limit or "DuckDB's default"}
+        row["bare_duckdb_edges"] = pl.read_csv(out / "bare_edges.csv", infer_schema=False).height
     zs = read_zombiescan_edges(out / "zombiescan")
     row.update(compare(toolkit, zs, farms))
     both = toolkit.join(zs, on=["a", "b"], how="full", coalesce=True, suffix="_z")
@@ -396,17 +449,19 @@ def run(
 
 
 def print_table(row: dict[str, object]) -> None:
-    print(f"{row['db']}: {row['rows']}, window {row['window_s']} s, min weight {row['min_weight']}, {row['cpus']} cores")
+    print(f"{row['db']}: {row['rows']}, window {row['window_s']} s, min weight {row['min_weight']}, {row['cpus']} cores, "
+          f"medians of {row.get('repeats', 1)} runs")  # fmt: skip
     print(f"likes -> toolkit CSV: {row['convert_seconds']:.1f} s, {row['csv_mib']:.0f} MiB (not counted below)\n")
     print("| tool | edges | nodes | seconds | peak MiB (largest process) | peak MiB (process tree PSS) | node precision | node recall |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for tool in ("toolkit", "zombiescan"):
+    for tool in ("toolkit", "zombiescan", "zombiescan_with_lockstep"):
         if tool not in row:
             continue
         m: dict[str, float] = row[tool]  # type: ignore[assignment]
-        p, r = row.get(f"{tool}_precision", float("nan")), row.get(f"{tool}_recall", float("nan"))
-        size = f"{row[f'{tool}_edges']:,} | {row[f'{tool}_nodes']:,}"
-        print(f"| {tool} | {size} | {m['seconds']:.1f} | {m['max_process_mib']:,.0f} | {m['tree_mib']:,.0f} | {p:.3f} | {r:.3f} |")
+        same = tool.split("_with")[0]  # the same network with or without the lockstep groups beside it
+        p, r = row.get(f"{same}_precision", float("nan")), row.get(f"{same}_recall", float("nan"))
+        size = f"{row[f'{same}_edges']:,} | {row[f'{same}_nodes']:,}"
+        print(f"| {tool} | {size} | {m['seconds']:.2f} | {m['max_process_mib']:,.0f} | {m['tree_mib']:,.0f} | {p:.3f} | {r:.3f} |")
     steps: dict[str, dict[str, float]] = row["toolkit_steps"]  # type: ignore[assignment]
     print("\ntoolkit steps: " + ", ".join(f"{k} {v['seconds']:.1f} s / {v['tree_mib']:.0f} MiB" for k, v in steps.items()))
     print(f"toolkit directed rows without an equal reverse: {row['toolkit_asymmetric_rows']}; SQLite file {row['toolkit_db_mib']:.0f} MiB")
@@ -415,6 +470,16 @@ def print_table(row: dict[str, object]) -> None:
         c = steps["compute"]
         speed = f"{t['seconds'] / z['seconds']:.1f}x faster ({c['seconds'] / z['seconds']:.1f}x against its compute step alone)"  # type: ignore[index]
         print(f"zombiescan vs toolkit: {speed}, peak tree PSS {z['tree_mib'] / t['tree_mib']:.2f}x the toolkit's")  # type: ignore[index]
+        if "zombiescan_with_lockstep" in row:
+            f = row["zombiescan_with_lockstep"]
+            print(f"with the lockstep groups computed too (the command's default): {t['seconds'] / f['seconds']:.1f}x faster")  # type: ignore[index]
+        if "bare_duckdb" in row:
+            b = row["bare_duckdb"]
+            print(
+                f"bare DuckDB join (memory limit {b['memory_limit']}): {b['seconds']:.2f} s, {b['max_process_mib']:,.0f} MiB RSS, "  # type: ignore[index]
+                f"{row['bare_duckdb_edges']:,} edges; {t['seconds'] / b['seconds']:.1f}x faster than the toolkit; "  # type: ignore[index]
+                f"the command takes {z['seconds'] / b['seconds']:.1f}x the bare join's time"  # type: ignore[index]
+            )
         print(f"Jaccard edges {row['jaccard_edges']:.4f}, nodes {row['jaccard_nodes']:.4f}; common edges {row['common_edges']:,} "
               f"({row['common_edges_same_weight']:,} with the same weight), toolkit only {row['toolkit_only_edges']:,}, "
               f"zombiescan only {row['zombiescan_only_edges']:,}")  # fmt: skip
@@ -436,9 +501,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-weight", type=int, default=2, help="toolkit --min_edge_weight = zombiescan --min-repeats")
     parser.add_argument("--toolkit-only", action="store_true", help="skip `zombiescan coordination` (the toolkit's numbers alone)")
     parser.add_argument("--zombiescan-args", nargs=argparse.REMAINDER, default=[], help="further arguments for `zombiescan coordination`")
+    parser.add_argument("--repeats", type=int, default=1, help="run each tool this many times (in turn); medians are reported")
+    parser.add_argument("--bare-memory-limit", default="", help="DuckDB memory_limit of the bare join (default: DuckDB's)")
     parser.add_argument("--results", type=Path, default=None, help="append the JSON row here (default: OUT/results.jsonl)")
     args = parser.parse_args(argv)
-    row = run(args.db, args.out, args.window, args.min_weight, zombiescan=not args.toolkit_only, zombiescan_args=args.zombiescan_args)
+    row = run(
+        args.db,
+        args.out,
+        args.window,
+        args.min_weight,
+        zombiescan=not args.toolkit_only,
+        zombiescan_args=args.zombiescan_args,
+        repeats=args.repeats,
+        bare_memory_limit=args.bare_memory_limit,
+    )
     row["machine"] = f"{os.cpu_count()} cores, Python {platform.python_version()}"
     row["command"] = "python -m perf.coordination_compare " + " ".join(sys.argv[1:] if argv is None else argv)
     print_table(row)

@@ -298,7 +298,7 @@ def _coordination_compare(preset: str, work: Path, window: int = 60, min_weight:
     from perf.coordination_compare import print_table, run
 
     out = work / f"coordination-{preset}"
-    row = run(work / f"warehouse-{preset}.duckdb", out, window, min_weight)
+    row = run(work / f"warehouse-{preset}.duckdb", out, window, min_weight, repeats=3)
     with (out / "table.md").open("w") as f, contextlib.redirect_stdout(f):
         print_table(row)
     t, z = row["toolkit"], row["zombiescan"]

@@ -288,6 +288,21 @@ def coordination(
         int | None,
         typer.Option("--max-cell-actors", help="Hub cap: skip (and count) cells with more engagements. Default: featurize.lockstep's."),
     ] = None,
+    max_pair_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--max-pair-rows",
+            help="Refuse, before joining, a window whose cells hold more pairs of engagements than this (default 500,000,000).",
+        ),
+    ] = None,
+    lockstep_groups: Annotated[
+        str,
+        typer.Option(
+            "--lockstep-groups",
+            help="The nodes' lockstep group: compute (run the lockstep detector here), a folder `zombiescan features` wrote for "
+            "this warehouse (or its lockstep_groups.parquet) to reuse, or none.",
+        ),
+    ] = "compute",
     params: Annotated[
         Path | None,
         typer.Option(help="Lockstep settings from 'featurize.lockstep' (and defaults from a 'coordination' section) of this file."),
@@ -306,11 +321,18 @@ def coordination(
     from pipeline.params import load_params
 
     started = time.monotonic()
-    refuse_overwriting_inputs({"--out": out}, {"--db": db, "--params": params, "--scores": scores})
+    given = Path(lockstep_groups) if lockstep_groups not in ("compute", "none") else None
+    refuse_overwriting_inputs({"--out": out}, {"--db": db, "--params": params, "--scores": scores, "--lockstep-groups": given})
     values = load_params(params) if params else {}
     lock_params = LockstepParams.from_dict((values.get("featurize") or {}).get("lockstep"), "featurize.lockstep")
-    settings = CoordinationParams.from_dict(values.get("coordination"), lock_params)
+    section = dict(values.get("coordination") or {})
+    for stage_key in ("out", "report"):  # the DVC stage's paths; --out names this run's folder
+        section.pop(stage_key, None)
+    fmt = fmt or section.pop("formats", None)
+    section.pop("formats", None)
+    settings = CoordinationParams.from_dict(section, lock_params)
     overrides: dict[str, Any] = {
+        "max_pair_rows": max_pair_rows,
         "min_repeats": min_repeats,
         "edge_percentile": edge_percentile,
         "auto_quantile": auto_quantile,
@@ -326,7 +348,7 @@ def coordination(
     with output_lock(out):  # from the start: a second run writing the same folder stops at once
         from pipeline.coordination import write_coordination
 
-        result = coordination_network(db, settings, scores, memory_limit=memory_limit)
+        result = coordination_network(db, settings, scores, lockstep_groups=lockstep_groups, memory_limit=memory_limit)
         write_coordination(out, result, formats, overwrite)
     report = result.report
     if not result.timed and report.get("note"):

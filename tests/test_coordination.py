@@ -87,6 +87,41 @@ def test_hand_made_edges_gaps_and_leaders(hand: Path) -> None:
     assert result.report["labels"] == {"like_farm_accounts_engaged": 2, "like_farm_accounts_in_network": 2, "recall": 1.0}
 
 
+def test_repeated_engagements_are_flagged_one_by_one(tmp_path: Path) -> None:
+    """An account that engaged one target several times: only the engagements within the window
+    of a partner's are coordinated (the others are tested against the partner's, not taken whole)."""
+    rows = [*HAND, ("a", "p1", 4000), ("a", "p1", 9000), ("b", "p1", 4030)]
+    result = coordination_network(_warehouse(tmp_path / "rep", rows), CoordinationParams(windows_s=(60,), min_repeats=2))
+    rows_out = result.engagements.iter_rows(named=True)
+    flags = {(r["actor_id"], r["target_id"], int((r["ts"] - T0).total_seconds())): r["coordinated"] for r in rows_out}
+    assert [k for k, v in flags.items() if not v] == [("a", "p1", 9000), ("e", "p1", 5000), ("e", "p2", 5000)]
+    assert flags[("a", "p1", 0)] and flags[("a", "p1", 4000)] and flags[("b", "p1", 4030)]
+
+
+def test_lockstep_groups_computed_reused_or_left_out(tiny_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    params = CoordinationParams(windows_s=(3_600,), min_repeats=3)
+    computed = coordination_network(tiny_db, params)
+    assert main(["features", "--db", str(tiny_db), "--out", str(tmp_path / "features")]) == 0
+    capsys.readouterr()
+    reused = coordination_network(tiny_db, params, lockstep_groups=tmp_path / "features")
+    assert reused.nodes.equals(computed.nodes) and reused.edges.equals(computed.edges)
+    assert reused.report["lockstep"] == {**computed.report["lockstep"], "source": "featurize"}
+    assert reused.nodes["lockstep_group"].drop_nulls().len() > 0
+    left_out = coordination_network(tiny_db, params, lockstep_groups="none")
+    assert "lockstep_group" not in left_out.nodes.columns and left_out.edges.equals(computed.edges)
+    assert left_out.report["lockstep"] == {"source": "none", "groups": None, "skipped_cells": None}
+    with pytest.raises(ZombieScanError, match=r"--lockstep-groups .*: no .*lockstep_groups\.parquet"):
+        coordination_network(tiny_db, params, lockstep_groups=tmp_path)
+
+
+def test_the_project_params_file_is_read_as_the_stage_reads_it(hand: Path, tmp_path: Path) -> None:
+    """--params params.yaml: the stage's own keys (out, report, formats) are not settings of a run."""
+    out = tmp_path / "out"
+    assert main(["coordination", "--db", str(hand), "--out", str(out), "--params", "params.yaml", "--min-repeats", "2"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["windows_s"] == [60, 3600] and report["formats"] == ["graphml", "gexf", "csv"]
+
+
 def test_min_repeats_and_edge_percentile(hand: Path) -> None:
     assert sorted(_edges(coordination_network(hand, CoordinationParams(windows_s=(60,), min_repeats=3)))) == [("a", "b")]
     # shares 3, 2, 2, 2: the 80th percentile (R type 7) is 2 + 0.4 x (3 - 2) = 2.4, so only a-b stays
@@ -226,6 +261,8 @@ def test_same_input_same_bytes(tiny_db: Path, tmp_path: Path) -> None:
         (["--edge-percentile", "100"], "--edge-percentile 100: expected a number in [0, 100)"),
         (["--format", "pajek"], "--format 'pajek': unknown format"),
         (["--max-edges", "2", "--min-repeats", "2", "--window", "60s"], "would have 4 edges, above --max-edges 2"),
+        (["--max-pair-rows", "5", "--min-repeats", "2", "--window", "60s"], "would test 11 pairs of engagements"),
+        (["--lockstep-groups", "nowhere"], "--lockstep-groups nowhere: no nowhere; give compute, none, or a folder"),
     ],
 )
 def test_bad_input_is_refused_and_nothing_is_written(
@@ -279,3 +316,16 @@ def test_scores_join_the_nodes_and_the_stage_links_them(hand: Path, tmp_path: Pa
     assert graph.number_of_nodes() > 0
     assert all("p_like_farm" in d and "p_zombie" in d for _, d in graph.nodes(data=True))
     assert json.loads((root / "coordination.json").read_text())["edges"] == graph.number_of_edges()
+
+
+def test_slices_shrink_with_the_memory_limit() -> None:
+    """A smaller --memory-limit gives smaller slices of the pair steps (so DuckDB can hold each), never more than the default's."""
+    from pipeline.features.query import feature_connection
+
+    rows = {}
+    for limit in ("5GB", "300MB", "1MB"):
+        con = feature_connection(limit)
+        rows[limit] = network_module._rows_per_slice(con)
+        con.close()
+    assert rows["5GB"] == network_module.PAIR_ROWS_PER_SLICE and rows["1MB"] == 100_000
+    assert 1_000_000 < rows["300MB"] < 2_000_000  # ~286 MiB / 190 bytes

@@ -28,6 +28,7 @@ network: an edge joins accounts that engaged at least `min_repeats` common targe
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 MASK = 4_294_967_295  # the low 32 bits of a packed pair key: (u << 32) | v
+ROW_BYTES = 190  # DuckDB memory per row of a pair step: 25M rows (PAIR_ROWS_PER_SLICE) in its default 5GB
+COMPUTE, NONE = "compute", "none"  # the lockstep groups: run the detector here, or leave them out
 
 
 def parse_window(text: str | int, option: str = "--window") -> int:
@@ -83,6 +86,7 @@ class CoordinationParams:
     kinds: tuple[str, ...] | None = None
     max_cell_actors: int | None = None
     max_edges: int = 5_000_000
+    max_pair_rows: int = 500_000_000
     max_listed_targets: int = 20
     lockstep: LockstepParams = field(default_factory=LockstepParams)
 
@@ -107,6 +111,8 @@ class CoordinationParams:
             raise ZombieScanError(f"auto_max_window_s {self.auto_max_window_s}: expected seconds > 0")
         if self.max_edges < 1:
             raise ZombieScanError(f"--max-edges {self.max_edges}: expected a whole number >= 1")
+        if self.max_pair_rows < 1:
+            raise ZombieScanError(f"--max-pair-rows {self.max_pair_rows}: expected a whole number >= 1")
         if self.max_cell_actors is not None and self.max_cell_actors < 2:
             raise ZombieScanError(f"--max-cell-actors {self.max_cell_actors}: expected a whole number >= 2")
 
@@ -208,23 +214,39 @@ PAIR_KEY = "((least(xa, ya)::BIGINT << 32) | greatest(xa, ya)::BIGINT)"
 
 
 def coordination_network(
-    db: Path | str, params: CoordinationParams, scores: Path | str | None = None, *, memory_limit: str = "5GB"
+    db: Path | str,
+    params: CoordinationParams,
+    scores: Path | str | None = None,
+    *,
+    lockstep_groups: Path | str = COMPUTE,
+    memory_limit: str = "5GB",
 ) -> CoordinationResult:
     """The coordination network of a warehouse: edges, nodes, groups, flagged engagements and a report.
 
     `scores` is a file `zombiescan score` wrote (Parquet): its p_zombie / p_like_farm join the nodes.
+    `lockstep_groups` gives the nodes' lockstep group: "compute" runs the lockstep detector here;
+    a folder `zombiescan features` wrote (or its lockstep_groups.parquet) reuses its groups; "none"
+    leaves the attribute out.
 
     Raises:
-        ZombieScanError: no warehouse at `db`; a scores file without account_id; a network above
+        ZombieScanError: no warehouse at `db`; a scores file without account_id; a lockstep groups
+            file that is not one; a network above `params.max_pair_rows` candidate pairs or
             `params.max_edges` edges (naming the count and the options that make it smaller).
     """
     score_columns = _read_scores(scores) if scores is not None else None
+    read_groups = _read_lockstep_groups(lockstep_groups) if str(lockstep_groups) not in (COMPUTE, NONE) else None
     con = feature_connection(memory_limit)
     try:
         attach(con, db, "wh")
         con.execute("CREATE OR REPLACE TEMP VIEW engagements AS SELECT actor_id, target_id, kind::VARCHAR AS kind, ts FROM wh.engagements")
-        log.info("coordination: lockstep groups (the node attribute)")
-        lock = lockstep(con=con, params=params.lockstep)
+        if read_groups is not None:
+            lock_groups, lock_report = read_groups
+        elif str(lockstep_groups) == COMPUTE:
+            log.info("coordination: lockstep groups (the node attribute)")
+            lock = lockstep(con=con, params=params.lockstep)
+            lock_groups, lock_report = lock.groups, {"source": COMPUTE, "groups": lock.groups.height, "skipped_cells": lock.skipped_cells}
+        else:
+            lock_groups, lock_report = None, {"source": NONE, "groups": None, "skipped_cells": None}
         kinds = params.engagement_kinds
         n_acts, timed = acts_table(con, kinds)
         farm = _labels(con)
@@ -236,13 +258,13 @@ def coordination_network(
             "edge_percentile": params.edge_percentile,
             "max_edges": params.max_edges,
             "hub_cap": {"max_cell_actors": params.cell_cap},
-            "lockstep": {"groups": lock.groups.height, "skipped_cells": lock.skipped_cells},
+            "lockstep": lock_report,
             "auto_window": None,
         }
         con.execute("CREATE TEMP TABLE co_capped (g INTEGER)")
         con.execute("CREATE TEMP TABLE co_flag (a INTEGER, g INTEGER, t BIGINT)")
         con.execute(
-            "CREATE TEMP TABLE co_edges (uv BIGINT, window_s BIGINT, shared BIGINT, targets VARCHAR[], min_gap BIGINT, "
+            "CREATE TEMP TABLE co_edges (uv BIGINT, window_s BIGINT, shared BIGINT, targets INTEGER[], min_gap BIGINT, "
             "median_gap DOUBLE, led DOUBLE, first BIGINT, last BIGINT)"
         )
         windows: list[int] = list(params.windows_s)
@@ -275,7 +297,7 @@ def coordination_network(
         n_edges = con.execute("SELECT count(DISTINCT uv) FROM co_edges").fetchall()[0][0]
         _check_size(n_edges, params, "all windows together")
         edges = _merged_edges(con, timed)
-        nodes, groups, flagged = _nodes_and_groups(con, kinds, lock.groups, score_columns, timed, farm)
+        nodes, groups, flagged = _nodes_and_groups(con, kinds, lock_groups, score_columns, timed, farm)
         capped = con.execute("SELECT count(DISTINCT g) FROM co_capped").fetchall()[0][0]
         report["hub_cap"].update(
             capped_targets=capped,
@@ -293,6 +315,34 @@ def coordination_network(
         return CoordinationResult(nodes, edges, groups, flagged, report)
     finally:
         con.close()
+
+
+def _read_lockstep_groups(source: Path | str) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Lockstep groups `zombiescan features` wrote: its output folder (groups and the report's skipped
+    cells) or its lockstep_groups.parquet; the groups and what the report says of them."""
+    path = Path(source)
+    folder = path if path.is_dir() else None
+    if folder is not None:
+        path = folder / "lockstep_groups.parquet"
+    option = f"--lockstep-groups {source}"
+    if not path.is_file():
+        raise ZombieScanError(
+            f"{option}: no {path}; give compute, none, or a folder `zombiescan features` wrote (or its lockstep_groups.parquet)"
+        )
+    try:
+        schema = pl.read_parquet_schema(path)
+    except (OSError, pl.exceptions.ComputeError) as exc:
+        raise ZombieScanError(f"{option}: cannot read {path} as Parquet ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in ("group_id", "size", "members") if c not in schema]
+    if missing:
+        raise ZombieScanError(
+            f"{option}: {path} has no column {', '.join(missing)}; expected lockstep_groups.parquet from `zombiescan features`"
+        )
+    groups = pl.read_parquet(path, columns=["group_id", "size", "members"])
+    skipped = None
+    if folder is not None and (folder / "report.json").is_file():
+        skipped = json.loads((folder / "report.json").read_text()).get("lockstep_skipped_cells")
+    return groups, {"source": "featurize", "groups": groups.height, "skipped_cells": skipped}
 
 
 def _read_scores(path: Path | str) -> pl.DataFrame:
@@ -353,22 +403,46 @@ def _cells(con: duckdb.DuckDBPyConnection, w: int | None, cap: int, min_targets:
     return {"capped_cells": cost[0], "capped_targets": cost[1], "capped_engagements": int(cost[2]), "capped_farm_engagements": capped_farm}
 
 
-def _slices(con: duckdb.DuckDBPyConnection, cells: str) -> int:
-    """How many slices of targets keep each slice's candidate pairs under PAIR_ROWS_PER_SLICE."""
+def _rows_per_slice(con: duckdb.DuckDBPyConnection) -> int:
+    """Rows one slice of a pair step may hold: PAIR_ROWS_PER_SLICE at DuckDB's default 5GB, fewer
+    under a smaller --memory-limit (~190 bytes a row with the hash tables and the median's state:
+    measured, the evidence step of 2.8M pair-target rows needs ~1GB at once)."""
+    text = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]  # e.g. '286.1 MiB'
+    number, unit = text.split()
+    limit = float(number) * 1024 ** (["B", "KiB", "MiB", "GiB", "TiB", "PiB"].index(unit))
+    return int(min(PAIR_ROWS_PER_SLICE, max(100_000, limit // ROW_BYTES)))
+
+
+def _candidate_rows(con: duckdb.DuckDBPyConnection, cells: str) -> int:
+    """The pairs of engagements the cell join will test: n(n-1)/2 within a cell plus n x n' with the next cell."""
     rows = con.execute(
         f"""
         WITH k AS (SELECT g, c, count(*) AS n FROM {cells} GROUP BY ALL)
         SELECT coalesce(sum(k.n * (k.n - 1) // 2 + k.n * coalesce(k2.n, 0)), 0) FROM k LEFT JOIN k k2 ON k2.g = k.g AND k2.c = k.c + 1
         """
     ).fetchall()[0][0]
-    return max(1, -(-int(rows) // PAIR_ROWS_PER_SLICE))
+    return int(rows)
 
 
-def _pair_targets(con: duckdb.DuckDBPyConnection, w: int | None) -> int:
+def _pair_targets(con: duckdb.DuckDBPyConnection, w: int | None, params: CoordinationParams, where: str) -> int:
     """Temp table co_pt (uv, g, key, first, last): per account pair and target, the fastest
     co-engagement packed as key = gap * 3 + (0 source led, 1 together, 2 target led), and the
-    first and last engagement of all their co-engagements there. Returns the slices used."""
-    slices = _slices(con, "co_cells")
+    first and last engagement of all their co-engagements there. Returns the candidate pair rows.
+
+    Raises:
+        ZombieScanError: the candidate pair rows are above `params.max_pair_rows` (counted from the
+            cell sizes before any join, so a window too wide for the machine stops in seconds).
+    """
+    rows = _candidate_rows(con, "co_cells")
+    if rows > params.max_pair_rows:
+        raise ZombieScanError(
+            f"coordination: the network ({where}) would test {rows:,} pairs of engagements (two engagements of one target in one "
+            f"window-wide cell or the next), above --max-pair-rows {params.max_pair_rows:,}; nothing was written. Raise "
+            f"--max-pair-rows (DuckDB spills what does not fit in --memory-limit to disk: ~40 bytes a row), or test fewer pairs: "
+            f"a smaller --window, a lower hub cap --max-cell-actors (now {params.cell_cap:,}), fewer --kinds, or a higher "
+            f"--min-repeats (now {params.min_repeats})"
+        )
+    slices = max(1, -(-rows // _rows_per_slice(con)))
     con.execute("CREATE OR REPLACE TEMP TABLE co_pt (uv BIGINT, g INTEGER, key BIGINT, first BIGINT, last BIGINT)")
     for i in range(slices):
         # A target's co-engagements are all in one slice, so the GROUP BY within a slice is exact.
@@ -382,7 +456,7 @@ def _pair_targets(con: duckdb.DuckDBPyConnection, w: int | None) -> int:
             """,
             {"slices": slices, "i": i, "w": w if w is not None else 0},
         )
-    return slices
+    return rows
 
 
 def _auto_window(con: duckdb.DuckDBPyConnection, params: CoordinationParams) -> tuple[int, dict[str, Any]]:
@@ -391,7 +465,7 @@ def _auto_window(con: duckdb.DuckDBPyConnection, params: CoordinationParams) -> 
     log.info("coordination: estimating the window (quantile %g of the fastest gaps within %d s)", params.auto_quantile, w)
     _cells(con, w, params.cell_cap, 1, False)
     con.execute("DELETE FROM co_capped")  # the estimate's cells are not the network's: their cap is not reported
-    _pair_targets(con, w)
+    _pair_targets(con, w, params, f"--window auto (gaps within {w:,} s)")
     n, gap = con.execute("SELECT count(*), quantile_disc(key // 3, $q) FROM co_pt", {"q": params.auto_quantile}).fetchall()[0]
     if not n:
         raise ZombieScanError(
@@ -416,18 +490,28 @@ def _window(con: duckdb.DuckDBPyConnection, w: int | None, params: CoordinationP
     """The network of one window (None: untimed) into co_edges, its engagements into co_flag; what it found."""
     log.info("coordination: window %s", f"{w:,} s" if w is not None else "none (untimed)")
     stats: dict[str, Any] = {"window_s": w, **_cells(con, w, params.cell_cap, params.min_repeats, farm)}
-    slices = _pair_targets(con, w)
+    stats["candidate_pair_rows"] = _pair_targets(con, w, params, f"window {w:,} s" if w is not None else "untimed")
+    # One pass over the pair-target rows gives the edges and their evidence; the listed targets are
+    # the first k target numbers, which are in target_id order (target_ix numbers them sorted). In
+    # parts of pairs, so the median's per-pair state never has to hold every pair at once.
+    n_pt = con.execute("SELECT count(*) FROM co_pt").fetchall()[0][0]
+    parts = max(1, -(-n_pt // _rows_per_slice(con)))
     con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE co_w AS
-        SELECT uv, count(*) AS shared, min(key // 3) AS min_gap, quantile_cont(key // 3, 0.5)::DOUBLE AS median_gap,
-               -- who led, from integer counts (exact): 1 per target the source led, 0.5 per tie
-               sum(2 - key % 3) / (2.0 * count(*)) AS led, min(first) AS first, max(last) AS last
-        FROM co_pt GROUP BY uv HAVING count(*) >= $m
-        """,
-        {"m": params.min_repeats},
+        "CREATE OR REPLACE TEMP TABLE co_w (uv BIGINT, shared BIGINT, min_gap BIGINT, median_gap DOUBLE, led DOUBLE, "
+        "first BIGINT, last BIGINT, targets INTEGER[])"
     )
-    stats["co_engagements"] = con.execute("SELECT count(*) FROM co_pt").fetchall()[0][0]
+    for i in range(parts):
+        con.execute(
+            """
+            INSERT INTO co_w
+            SELECT uv, count(*), min(key // 3), quantile_cont(key // 3, 0.5)::DOUBLE,
+                   -- who led, from integer counts (exact): 1 per target the source led, 0.5 per tie
+                   sum(2 - key % 3) / (2.0 * count(*)), min(first), max(last), min(g, $k)
+            FROM co_pt WHERE $parts = 1 OR uv % $parts = $i GROUP BY uv HAVING count(*) >= $m
+            """,
+            {"m": params.min_repeats, "k": params.max_listed_targets, "parts": parts, "i": i},
+        )
+    stats["co_engagements"] = n_pt
     stats["edges_before_percentile"] = n = con.execute("SELECT count(*) FROM co_w").fetchall()[0][0]
     threshold = None
     if params.edge_percentile > 0 and n:
@@ -437,65 +521,88 @@ def _window(con: duckdb.DuckDBPyConnection, w: int | None, params: CoordinationP
     stats["percentile_threshold"] = threshold
     stats["edges"] = kept = con.execute("SELECT count(*) FROM co_w").fetchall()[0][0]
     _check_size(kept, params, f"window {w:,} s" if w is not None else "untimed")
-    con.execute(
-        """
-        INSERT INTO co_edges
-        SELECT w.uv, $w, w.shared, l.targets, w.min_gap, w.median_gap, w.led, w.first, w.last
-        FROM co_w w JOIN (
-            SELECT p.uv, list(ti.target_id ORDER BY ti.target_id)[1:$k] AS targets
-            FROM co_pt p SEMI JOIN co_w USING (uv) JOIN target_ix ti USING (g) GROUP BY p.uv
-        ) l USING (uv)
-        """,
-        {"w": w, "k": params.max_listed_targets},
-    )
-    con.execute("DROP TABLE co_pt")
-    # The engagements behind the kept edges: the co-engagements again, among their accounts only.
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE co_fc AS
-        SELECT * FROM co_cells WHERE a IN (SELECT (uv >> 32)::INTEGER FROM co_w UNION SELECT (uv & $mask)::INTEGER FROM co_w)
-        """,
-        {"mask": MASK},
-    )
-    for i in range(slices):
-        con.execute(
-            f"""
-            INSERT INTO co_flag
-            WITH kept AS (SELECT * FROM ({CO_ENGAGEMENTS.format(cells="co_fc")}) WHERE {PAIR_KEY} IN (SELECT uv FROM co_w))
-            SELECT xa, g, xt FROM kept UNION SELECT ya, g, yt FROM kept
-            """,
-            {"slices": slices, "i": i, "w": w if w is not None else 0},
-        )
-    for name in ("co_fc", "co_cells", "co_counts", "co_w"):
+    con.execute("INSERT INTO co_edges SELECT uv, $w, shared, targets, min_gap, median_gap, led, first, last FROM co_w", {"w": w})
+    _flag(con, w)
+    for name in ("co_pt", "co_cells", "co_counts", "co_w"):
         con.execute(f"DROP TABLE {name}")
     return stats
+
+
+def _flag(con: duckdb.DuckDBPyConnection, w: int | None) -> None:
+    """The engagements behind the kept edges into co_flag, from the kept pair-target rows (no second pair join).
+
+    An account's only engagement with a target in a kept pair's shared target is in a
+    co-engagement of that pair, so it is flagged as it is; where an account engaged one target
+    several times, each of those engagements is tested against its partners' engagements there.
+    """
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE co_kept AS
+        -- (a, b, g) is unique: co_pt holds one row per pair and target, and a <> b
+        WITH k AS (SELECT p.uv, p.g FROM co_pt p SEMI JOIN co_w USING (uv))
+        SELECT (uv >> 32)::INTEGER AS a, (uv & {MASK})::INTEGER AS b, g FROM k
+        UNION ALL
+        SELECT (uv & {MASK})::INTEGER, (uv >> 32)::INTEGER, g FROM k
+        """
+    )
+    con.execute(
+        """
+        INSERT INTO co_flag
+        WITH x AS (
+            SELECT c.a, c.g, c.t, count(*) OVER (PARTITION BY c.a, c.g) AS n
+            FROM co_cells c SEMI JOIN (SELECT DISTINCT a, g FROM co_kept) e USING (a, g)
+        )
+        SELECT a, g, t FROM x WHERE n = 1
+        UNION ALL
+        SELECT DISTINCT x.a, x.g, x.t
+        FROM x JOIN co_kept e ON e.a = x.a AND e.g = x.g JOIN co_cells y ON y.a = e.b AND y.g = x.g
+        WHERE x.n > 1 AND abs(x.t - y.t) <= $w
+        """,
+        {"w": w if w is not None else 0},
+    )
+    con.execute("DROP TABLE co_kept")
 
 
 def _merged_edges(con: duckdb.DuckDBPyConnection, timed: bool) -> pl.DataFrame:
     """One row per account pair: the attributes of its fastest window, and every window that gives it."""
     times = (
         "e.min_gap AS min_gap_s, e.median_gap AS median_gap_s, e.led AS led_by_source_share, "
-        "to_timestamp(e.first) AS first_ts, to_timestamp(e.last) AS last_ts, e.window_s, w.windows"
+        "to_timestamp(e.first) AS first_ts, to_timestamp(e.last) AS last_ts, e.window_s, e.windows"
         if timed
         else "NULL AS min_gap_s, NULL AS median_gap_s, NULL AS led_by_source_share, NULL AS first_ts, NULL AS last_ts, "
         "NULL AS window_s, NULL AS windows"
     )
+    one_window = con.execute("SELECT count(DISTINCT window_s) <= 1 FROM co_edges").fetchall()[0][0]
+    fastest = (
+        "SELECT *, [window_s] AS windows FROM co_edges"
+        if one_window
+        else """
+            SELECT e.*, w.windows FROM co_edges e
+            JOIN (SELECT uv, list(window_s ORDER BY window_s) AS windows, min(window_s) AS fastest FROM co_edges GROUP BY uv) w
+            ON w.uv = e.uv AND e.window_s IS NOT DISTINCT FROM w.fastest
+        """
+    )
     edges = con.sql(
         f"""
-        WITH w AS (SELECT uv, list(window_s ORDER BY window_s) AS windows, min(window_s) AS fastest FROM co_edges GROUP BY uv)
+        WITH e AS ({fastest})
         SELECT s.actor_id AS source, t.actor_id AS target, e.shared AS shared_targets, e.targets, {times}
-        FROM co_edges e JOIN w ON w.uv = e.uv AND e.window_s IS NOT DISTINCT FROM w.fastest
-        JOIN actor_ix s ON s.a = (e.uv >> 32)::INTEGER JOIN actor_ix t ON t.a = (e.uv & {MASK})::INTEGER
-        ORDER BY source, target
+        FROM e JOIN actor_ix s ON s.a = (e.uv >> 32)::INTEGER JOIN actor_ix t ON t.a = (e.uv & {MASK})::INTEGER
+        ORDER BY e.uv
         """
     ).pl()
+    # The listed targets are numbers in target_id order (target_ix numbers the sorted ids): their ids,
+    # looked up by position in one array of every target id (a take, not a join and a regrouping).
+    names = con.sql("SELECT target_id FROM target_ix ORDER BY g").pl()["target_id"].rechunk().to_arrow()
+    listed = edges["targets"].rechunk().to_arrow()
+    # (the list's whole child array and its offsets as they are; pyarrow.compute and .to_numpy() would import pandas, 0.1 s)
+    edges = edges.with_columns(pl.Series("targets", type(listed).from_arrays(listed.offsets, names.take(listed.values))))
     return edges.cast(EDGE_SCHEMA)
 
 
 def _nodes_and_groups(
     con: duckdb.DuckDBPyConnection,
     kinds: Sequence[str],
-    lock_groups: pl.DataFrame,
+    lock_groups: pl.DataFrame | None,
     scores: pl.DataFrame | None,
     timed: bool,
     farm: bool,
@@ -528,7 +635,7 @@ def _nodes_and_groups(
             SELECT ai.actor_id, ti.target_id, to_timestamp(x.t) AS ts, f.a IS NOT NULL AS coordinated
             FROM acts x JOIN actor_ix ai USING (a) JOIN target_ix ti USING (g)
             LEFT JOIN (SELECT DISTINCT a, g, t FROM co_flag) f ON f.a = x.a AND f.g = x.g AND f.t = x.t
-            ORDER BY ai.actor_id, ti.target_id, ts
+            ORDER BY x.a, x.g, x.t  -- the numbers are in id order: this is account, target, time order
             """
         ).pl()
         group_rows = con.sql(
@@ -559,14 +666,12 @@ def _nodes_and_groups(
     # Group ids count from 0, largest first, so they do not depend on how ids were numbered.
     groups = group_rows.with_columns(group_id=pl.int_range(pl.len(), dtype=pl.Int64)).select(list(GROUP_SCHEMA)).cast(GROUP_SCHEMA)
     group_of = groups.select(pl.col("members").alias("account_id"), "group_id").explode("account_id")
-    lock_of = lock_groups.select(
-        pl.col("members").alias("account_id"), pl.col("group_id").alias("lockstep_group"), pl.col("size").alias("lockstep_group_size")
-    ).explode("account_id")
-    nodes = (
-        nodes.drop("component", "size")
-        .join(group_of.rename({"group_id": "coordination_group"}), on="account_id", how="left")
-        .join(lock_of, on="account_id", how="left")
-    )
+    nodes = nodes.drop("component", "size").join(group_of.rename({"group_id": "coordination_group"}), on="account_id", how="left")
+    if lock_groups is not None:
+        lock_of = lock_groups.select(
+            pl.col("members").alias("account_id"), pl.col("group_id").alias("lockstep_group"), pl.col("size").alias("lockstep_group_size")
+        ).explode("account_id")
+        nodes = nodes.join(lock_of, on="account_id", how="left")
     if scores is not None:
         nodes = nodes.join(scores, on="account_id", how="left")
     if not timed:

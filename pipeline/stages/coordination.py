@@ -3,7 +3,8 @@ for analysts (nodes/edges CSV, GraphML, GEXF, groups, flagged engagements; pipel
 and its counts as metrics (coordination.report).
 
 The nodes carry p_zombie / p_like_farm from the shipped models, scored on the run's features (the
-same scores `zombiescan score` gives at the features' reference time, without reasons).
+same scores `zombiescan score` gives at the features' reference time, without reasons), and the
+lockstep groups of the featurize stage (lockstep_groups.parquet, same warehouse and settings).
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ def run(params: dict[str, Any]) -> None:
     scores = score_features(features, models, explain="none").select("account_id", *[f"p_{task}" for task in models])
     with scratch_dir("zombiescan-coordination-") as scratch:
         scores.write_parquet(scratch / "scores.parquet")
-        result = coordination_network(section(params, "ingest")["db"], settings, scratch / "scores.parquet")
+        # the lockstep groups featurize found with the same settings on the same warehouse: not found twice
+        result = coordination_network(
+            section(params, "ingest")["db"], settings, scratch / "scores.parquet", lockstep_groups=section(params, "featurize")["out"]
+        )
     write_coordination(out, result, formats, overwrite=True)
     with atomic_path(report_path) as tmp:
         tmp.write_text(json.dumps(result.report, indent=2, sort_keys=True) + "\n")
