@@ -3,8 +3,9 @@
 `score_accounts` (frames) and `score_warehouse` (a warehouse, out of core) compute the features with the
 pipeline's own code (`pipeline.features.build`), checks that each model was trained on exactly
 those features (names, order, dtypes), and scores all accounts with one `Booster.predict` per
-task on a contiguous float32 matrix. Reasons (LightGBM `pred_contrib`) are computed only for the
-accounts that need them: the flagged ones, or all with `explain="all"`. `score_profiles` scores
+task on a contiguous float32 matrix. Reasons (SHAP values equal to LightGBM's `pred_contrib`,
+computed by pipeline.scoring.treeshap) only for the accounts that need them: the flagged ones, or
+all with `explain="all"`. `score_profiles` scores
 accounts that come without engagements, from the profile features alone, by the profile-only models.
 """
 
@@ -114,7 +115,9 @@ def _reasons(model: TaskModel, x: np.ndarray, need: np.ndarray, features: pl.Dat
     if not len(rows):
         return _fill_empty(pl.select(pl.repeat(None, n, dtype=pl.List(REASON))).to_series())
     assert model.booster is not None
-    contrib = np.asarray(model.booster.predict(x[rows], pred_contrib=True))[:, :-1]  # last column: the bias
+    from pipeline.scoring.treeshap import shap_values  # numba: imported (and compiled once, cached) only for reasons
+
+    contrib = shap_values(model.booster, x[rows])  # pred_contrib's values without the bias column, ~5x faster
     k = min(TOP_REASONS, contrib.shape[1])
     top = np.argsort(-contrib, axis=1)[:, :k]
     row = np.repeat(rows, k)

@@ -1,0 +1,269 @@
+"""Exact TreeSHAP for LightGBM models, the values `Booster.predict(pred_contrib=True)` gives, faster.
+
+LightGBM's pred_contrib runs Lundberg's path algorithm for every row, every tree and every leaf:
+O(leaves x depth^2) per tree and row. Here, as in Fast TreeSHAP v2 (Yang 2021), each leaf's share
+of the Shapley values depends on a row only through which of the leaf's path conditions the row
+meets (one bit per distinct feature on the path). For a path with distinct features F (zero
+fractions z_k, the share of the training rows that went the path's way) and the set O of features
+whose conditions the row meets, the leaf (value v) adds to feature j:
+
+    phi_j = v (1[j in O] - z_j) prod_{k in F \\ O \\ {j}} z_k  sum_{S subset of O \\ {j}} w(|S|) prod_{k in (O \\ {j}) \\ S} z_k
+
+with w(s) = s! (|F| - s - 1)! / |F|!. That value is computed once per (leaf, pattern) that occurs
+and looked up for every row with the same pattern, so a row costs one decision per node and one
+lookup per leaf and distinct feature: O(leaves x depth) per tree. The covers are the trees' data
+counts and the decisions LightGBM's own (missing values, zero as missing, default directions), so
+the values are LightGBM's to floating-point rounding (tests/test_treeshap.py: <= 1e-6 on real
+models). Numerical splits only: a model with a categorical split falls back to pred_contrib.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numba
+import numpy as np
+
+MISSING = {"None": 0, "Zero": 1, "NaN": 2}
+ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| at or below it is zero for "zero as missing"
+MAX_DENSE_DEPTH = 16  # distinct features on a path up to this: a table of 2^d patterns; above it, no table
+
+
+@dataclass(frozen=True)
+class Forest:
+    """A LightGBM model's trees as flat arrays (see `forest`); node and leaf arrays are indexed from each tree's start."""
+
+    n_features: int
+    node_start: np.ndarray  # (trees + 1,) offsets into the node arrays
+    feature: np.ndarray
+    threshold: np.ndarray
+    default_left: np.ndarray
+    missing: np.ndarray
+    leaf_start: np.ndarray  # (trees + 1,) offsets into the leaf arrays
+    leaf_value: np.ndarray
+    cond_start: np.ndarray  # (leaves + 1,) each leaf's path conditions
+    cond_node: np.ndarray  # tree-local internal node
+    cond_left: np.ndarray  # the path goes left there
+    cond_unique: np.ndarray  # which of the leaf's distinct features the condition is on (0 .. d-1)
+    unique_start: np.ndarray  # (leaves + 1,) each leaf's distinct path features
+    unique_feature: np.ndarray  # column index
+    unique_zero: np.ndarray  # zero fraction: product of the path's count ratios for that feature
+    max_nodes: int
+    max_unique: int
+
+
+def forest(booster: lgb.Booster) -> Forest | None:
+    """The booster's trees as flat arrays; None when TreeSHAP here cannot reproduce pred_contrib
+    (a categorical split, a linear tree, several outputs per row)."""
+    model = booster.dump_model()
+    if model.get("num_tree_per_iteration", 1) != 1 or any(t.get("is_linear") for t in model["tree_info"]):
+        return None
+    try:
+        trees = [_Tree(info["tree_structure"]) for info in model["tree_info"]]
+    except _UnsupportedSplitError:
+        return None
+    nodes = [node for tree in trees for node in tree.nodes]
+    leaves = [leaf for tree in trees for leaf in tree.leaves]
+    conditions = [c for leaf in leaves for c in leaf.conditions]
+    return Forest(
+        n_features=booster.num_feature(),
+        node_start=np.cumsum([0, *(len(t.nodes) for t in trees)]).astype(np.int64),
+        feature=np.asarray([n["split_feature"] for n in nodes], np.int64),
+        threshold=np.asarray([n["threshold"] for n in nodes], np.float64),
+        default_left=np.asarray([n["default_left"] for n in nodes], np.bool_),
+        missing=np.asarray([MISSING[n["missing_type"]] for n in nodes], np.int8),
+        leaf_start=np.cumsum([0, *(len(t.leaves) for t in trees)]).astype(np.int64),
+        leaf_value=np.asarray([leaf.value for leaf in leaves], np.float64),
+        cond_start=np.cumsum([0, *(len(leaf.conditions) for leaf in leaves)]).astype(np.int64),
+        cond_node=np.asarray([c[0] for c in conditions], np.int64),
+        cond_left=np.asarray([c[1] for c in conditions], np.bool_),
+        cond_unique=np.asarray([c[2] for c in conditions], np.int64),
+        unique_start=np.cumsum([0, *(len(leaf.features) for leaf in leaves)]).astype(np.int64),
+        unique_feature=np.asarray([f for leaf in leaves for f in leaf.features], np.int64),
+        unique_zero=np.asarray([z for leaf in leaves for z in leaf.zero], np.float64),
+        max_nodes=max((len(t.nodes) for t in trees), default=0),
+        max_unique=max((len(leaf.features) for leaf in leaves), default=0),
+    )
+
+
+@dataclass
+class _Leaf:
+    value: float
+    conditions: list[tuple[int, bool, int]]  # (tree-local node, the path goes left, index into features)
+    features: list[int]  # the distinct features on the path, in path order
+    zero: list[float]  # each one's zero fraction
+
+
+class _Tree:
+    """One tree of a model dump: internal nodes numbered in preorder, leaves with their paths."""
+
+    def __init__(self, root: dict[str, Any]) -> None:
+        self.nodes: list[dict[str, Any]] = []
+        self.leaves: list[_Leaf] = []
+        self._walk(root, [])
+
+    def _walk(self, node: dict[str, Any], path: list[tuple[int, bool, int, float]]) -> None:
+        """path: (feature, goes left, tree-local node, count ratio of the child taken) from the root to `node`."""
+        if "leaf_value" in node:
+            leaf = _Leaf(node["leaf_value"], [], [], [])
+            for feature, goes_left, at, ratio in path:
+                if feature not in leaf.features:
+                    leaf.features.append(feature)
+                    leaf.zero.append(1.0)
+                u = leaf.features.index(feature)
+                leaf.zero[u] *= ratio  # a feature split twice on the path: the fractions multiply (TreeSHAP's unwind)
+                leaf.conditions.append((at, goes_left, u))
+            self.leaves.append(leaf)
+            return
+        if node["decision_type"] != "<=":
+            raise _UnsupportedSplitError
+        at = len(self.nodes)
+        self.nodes.append(node)
+        total = node["internal_count"]
+        for child, goes_left in ((node["left_child"], True), (node["right_child"], False)):
+            count = child["leaf_count"] if "leaf_value" in child else child["internal_count"]
+            self._walk(child, [*path, (node["split_feature"], goes_left, at, count / total if total else 0.0)])
+
+
+class _UnsupportedSplitError(Exception):
+    """A split this module does not reproduce (categorical)."""
+
+
+_FORESTS: weakref.WeakKeyDictionary[lgb.Booster, Forest | None] = weakref.WeakKeyDictionary()
+
+
+def shap_values(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
+    """`booster.predict(x, pred_contrib=True)` without its last (bias) column: by `contributions`,
+    or by LightGBM where this module does not reproduce the model (see `forest`)."""
+    if booster not in _FORESTS:
+        _FORESTS[booster] = forest(booster)
+    model = _FORESTS[booster]
+    if model is None:
+        return np.asarray(booster.predict(x, pred_contrib=True))[:, :-1]
+    return contributions(model, x)
+
+
+def contributions(model: Forest, x: np.ndarray, dense_depth: int = MAX_DENSE_DEPTH) -> np.ndarray:
+    """SHAP values (rows x features), as `pred_contrib` without its last (bias) column.
+
+    Paths with more than `dense_depth` distinct features get no table: each row's value is
+    computed directly (the same formula; slower)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)  # LightGBM compares features as doubles
+    if x.ndim != 2 or x.shape[1] != model.n_features:
+        raise ValueError(f"expected a matrix of {model.n_features} columns, got shape {x.shape}")
+    weights = np.array(
+        [[math.factorial(s) * math.factorial(d - s - 1) / math.factorial(d) if s < d else 0.0 for s in range(model.max_unique + 1)]
+         for d in range(model.max_unique + 1)]
+    )  # fmt: skip
+    out = np.zeros((x.shape[0], model.n_features))
+    m = model
+    _forest_shap(
+        x, out, weights, m.node_start, m.feature, m.threshold, m.default_left, m.missing, m.leaf_start, m.leaf_value,
+        m.cond_start, m.cond_node, m.cond_left, m.cond_unique, m.unique_start, m.unique_feature, m.unique_zero, m.max_nodes,
+        dense_depth,
+    )  # fmt: skip
+    return out
+
+
+@numba.njit(cache=True)
+def _goes_left(value: float, threshold: float, default_left: bool, missing: int) -> bool:
+    """LightGBM's numerical decision (tree.h NumericalDecision)."""
+    if np.isnan(value) and missing != 2:
+        value = 0.0
+    if (missing == 1 and abs(value) <= ZERO) or (missing == 2 and np.isnan(value)):
+        return default_left
+    return value <= threshold
+
+
+@numba.njit(cache=True)
+def _pattern_value(zero: np.ndarray, pattern: int, d: int, weights: np.ndarray, out: np.ndarray) -> None:
+    """phi_j / v for every distinct feature j of a leaf's path, given the pattern of met conditions (see the module docstring)."""
+    e = np.empty(d + 1)
+    for j in range(d):
+        # elementary symmetric polynomials of z over A = O \ {j}; the product of z over the rest
+        e[0] = 1.0
+        size = 0
+        rest = 1.0
+        for k in range(d):
+            if k == j:
+                continue
+            if (pattern >> k) & 1:
+                size += 1
+                e[size] = 0.0
+                for r in range(size, 0, -1):
+                    e[r] += e[r - 1] * zero[k]
+            else:
+                rest *= zero[k]
+        total = 0.0
+        for s in range(size + 1):  # |S| = s, |A \ S| = size - s
+            total += weights[d, s] * e[size - s]
+        met = 1.0 if (pattern >> j) & 1 else 0.0
+        out[j] = (met - zero[j]) * rest * total
+
+
+@numba.njit(parallel=True, cache=True)
+def _forest_shap(
+    x, out, weights, node_start, feature, threshold, default_left, missing, leaf_start, leaf_value,
+    cond_start, cond_node, cond_left, cond_unique, unique_start, unique_feature, unique_zero, max_nodes, dense_depth,
+):  # fmt: skip
+    n = x.shape[0]
+    go = np.empty((n, max(max_nodes, 1)), np.bool_)  # each row's decision at each node of the current tree
+    max_leaves = 0
+    for t in range(len(leaf_start) - 1):
+        max_leaves = max(max_leaves, leaf_start[t + 1] - leaf_start[t])
+    patterns = np.empty((max_leaves, n), np.int64)  # leaf-major: the table pass reads one leaf's patterns in a run
+    for t in range(len(node_start) - 1):
+        n0, n1 = node_start[t], node_start[t + 1]
+        l0, l1 = leaf_start[t], leaf_start[t + 1]
+        n_leaves = l1 - l0
+        if n1 == n0:
+            continue  # a single leaf: no feature changes the output
+        # each row's pattern per leaf (which distinct path features' conditions it meets)
+        for i in numba.prange(n):
+            for k in range(n1 - n0):
+                go[i, k] = _goes_left(x[i, feature[n0 + k]], threshold[n0 + k], default_left[n0 + k], missing[n0 + k])
+            for leaf in range(n_leaves):
+                c0, c1 = cond_start[l0 + leaf], cond_start[l0 + leaf + 1]
+                d = unique_start[l0 + leaf + 1] - unique_start[l0 + leaf]
+                pattern = (1 << d) - 1
+                for c in range(c0, c1):
+                    if go[i, cond_node[c]] != cond_left[c]:
+                        pattern &= ~(1 << cond_unique[c])
+                patterns[leaf, i] = pattern
+        # the value of each (leaf, pattern) that occurs, computed once: tables of 2^d patterns side by side
+        offset = np.zeros(n_leaves + 1, np.int64)
+        for leaf in range(n_leaves):
+            d = unique_start[l0 + leaf + 1] - unique_start[l0 + leaf]
+            offset[leaf + 1] = offset[leaf] + ((1 << d) * d if d <= dense_depth else 0)
+        table = np.empty(offset[n_leaves])
+        for leaf in numba.prange(n_leaves):
+            u0, u1 = unique_start[l0 + leaf], unique_start[l0 + leaf + 1]
+            d = u1 - u0
+            if d > dense_depth:
+                continue
+            done = np.zeros(1 << d, np.bool_)
+            for i in range(n):
+                p = patterns[leaf, i]
+                if not done[p]:
+                    at = offset[leaf] + p * d
+                    _pattern_value(unique_zero[u0:u1], p, d, weights, table[at : at + d])
+                    for j in range(d):
+                        table[at + j] *= leaf_value[l0 + leaf]
+                    done[p] = True
+        for i in numba.prange(n):
+            for leaf in range(n_leaves):
+                u0, u1 = unique_start[l0 + leaf], unique_start[l0 + leaf + 1]
+                d = u1 - u0
+                if d <= dense_depth:
+                    at = offset[leaf] + patterns[leaf, i] * d
+                    for j in range(d):
+                        out[i, unique_feature[u0 + j]] += table[at + j]
+                else:  # a path too long for a table: this row's value directly
+                    phi = np.empty(d)
+                    _pattern_value(unique_zero[u0:u1], patterns[leaf, i], d, weights, phi)
+                    for j in range(d):
+                        out[i, unique_feature[u0 + j]] += leaf_value[l0 + leaf] * phi[j]

@@ -1,0 +1,85 @@
+"""pipeline.scoring.treeshap gives LightGBM's pred_contrib (without the bias column) to 1e-6, on every kind of split it handles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+import pytest
+
+from pipeline.models.train import FULL, to_matrix
+from pipeline.scoring import treeshap
+from pipeline.scoring.models import load_models
+
+
+def _reference(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
+    return np.asarray(booster.predict(x, pred_contrib=True))[:, :-1]
+
+
+def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features of every awkward kind: NaN, exact zeros, few distinct integers (values on the thresholds), wide floats."""
+    rng = np.random.default_rng(seed)
+    x = np.column_stack(
+        [
+            rng.normal(size=n),
+            rng.integers(0, 4, n).astype(float),  # thresholds fall between these, rows sit on both sides
+            np.where(rng.random(n) < 0.3, np.nan, rng.exponential(size=n)),
+            np.where(rng.random(n) < 0.4, 0.0, rng.normal(size=n)),
+            rng.lognormal(3, 2, n),
+            *(rng.normal(size=n) for _ in range(20)),
+        ]
+    )
+    signal = x[:, 0] + (x[:, 1] > 1) + np.nan_to_num(x[:, 2]) - x[:, 3] + 0.3 * x[:, 5:].sum(axis=1)
+    y = (signal + rng.normal(size=n) > 1).astype(int)
+    return x, y
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"num_leaves": 31},
+        {"num_leaves": 63, "min_data_in_leaf": 5, "zero_as_missing": True},  # "Zero" missing type
+        {"num_leaves": 15, "use_missing": False},  # "None": NaN read as 0
+        {"num_leaves": 255, "min_data_in_leaf": 2, "max_depth": -1, "feature_fraction": 1.0},  # long paths
+    ],
+)
+def test_equal_to_pred_contrib(params: dict[str, Any]) -> None:
+    x, y = _data(3_000, seed=len(params))
+    booster = lgb.train({"objective": "binary", "verbose": -1, "seed": 1, **params}, lgb.Dataset(x, y), num_boost_round=40)
+    test, _ = _data(2_000, seed=99)
+    root = booster.dump_model()["tree_info"][0]["tree_structure"]
+    test[:50, root["split_feature"]] = root["threshold"]  # rows exactly on a threshold: `<=` goes left
+    model = treeshap.forest(booster)
+    assert model is not None
+    ref = _reference(booster, test)
+    np.testing.assert_allclose(treeshap.contributions(model, test), ref, rtol=0, atol=1e-6)
+    # every path's value computed directly (no table): the same numbers
+    np.testing.assert_allclose(treeshap.contributions(model, test, dense_depth=0), ref, rtol=0, atol=1e-6)
+    assert np.abs(treeshap.shap_values(booster, test.astype(np.float32)) - _reference(booster, test.astype(np.float32))).max() <= 1e-6
+
+
+def test_categorical_splits_fall_back_to_lightgbm() -> None:
+    x, y = _data(2_000, seed=5)
+    x[:, 1] = np.floor(x[:, 1])
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "min_data_per_group": 5, "cat_smooth": 1},
+        lgb.Dataset(x, y, categorical_feature=[1]),
+        num_boost_round=10,
+    )
+    assert treeshap.forest(booster) is None
+    np.testing.assert_array_equal(treeshap.shap_values(booster, x[:100]), _reference(booster, x[:100]))
+
+
+def test_the_trained_models_on_their_features(tiny_run: dict[str, Any]) -> None:
+    """The pipeline's own models (train stage on the tiny world) on the features they were trained on."""
+    root = Path(str(tiny_run["root"]))
+    models, _ = load_models(root / "models", FULL)
+    features = pl.read_parquet(root / "features" / "features.parquet")
+    for task, model in models.items():
+        assert model.booster is not None
+        x = to_matrix(features, model.features)
+        got = treeshap.shap_values(model.booster, x)
+        assert np.abs(got - _reference(model.booster, x)).max() <= 1e-6, task
