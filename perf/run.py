@@ -379,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), help="size presets to run (tiny, default, large)")
     parser.add_argument("--stages", nargs="+", default=list(DEFAULT_STAGES), choices=STAGES, help="stages to run, in pipeline order")
     parser.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one, removed after)")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="run each stage (but simulate) this many times; the row is the run of median time"
+    )
     parser.add_argument("--one", nargs=3, metavar=("STAGE", "PRESET", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -396,17 +399,26 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for preset in args.presets:
         for stage in args.stages:
-            done = subprocess.run([sys.executable, "-m", "perf.run", "--one", stage, preset, str(work)], capture_output=True, text=True)
-            if done.returncode != 0:
-                print(done.stderr, file=sys.stderr)
-                raise SystemExit(f"perf: {stage} at {preset} failed (exit {done.returncode}); its stderr is above")
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            r = results[-1]
-            print(f"  {stage:<9} {preset:<8} {r['seconds']:8.1f} s {r['peak_mib']:9.0f} MiB", file=sys.stderr, flush=True)
+            runs = []
+            for _ in range(1 if stage == "simulate" else args.repeats):
+                done = subprocess.run([sys.executable, "-m", "perf.run", "--one", stage, preset, str(work)], capture_output=True, text=True)
+                if done.returncode != 0:
+                    print(done.stderr, file=sys.stderr)
+                    raise SystemExit(f"perf: {stage} at {preset} failed (exit {done.returncode}); its stderr is above")
+                runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+                r = runs[-1]
+                print(f"  {stage:<9} {preset:<8} {r['seconds']:8.1f} s {r['peak_mib']:9.0f} MiB", file=sys.stderr, flush=True)
+            median = sorted(runs, key=lambda r: float(r["seconds"]))[(len(runs) - 1) // 2]  # a real run, its note and steps
+            if len(runs) > 1:
+                median["runs"] = [round(float(r["seconds"]), 1) for r in runs]
+                median["note"] = f"median of {len(runs)} runs ({', '.join(f'{x:.1f}' for x in median['runs'])} s); " + str(median["note"])
+            results.append(median)
     if tmp:
         tmp.cleanup()
 
     cmd = "python -m perf.run " + " ".join(["--presets", *args.presets, "--stages", *args.stages])
+    if args.repeats > 1:
+        cmd += f" --repeats {args.repeats}"
     print(f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}; command: `{cmd}`\n")
     print("| stage | preset | rows | seconds | peak RSS (MiB) | note |")
     print("|---|---|---|---:|---:|---|")

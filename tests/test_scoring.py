@@ -136,7 +136,10 @@ def test_chunks_give_the_same_scores_and_reasons(scored: tuple[pl.DataFrame, dic
     steps: list[tuple[str, int, int]] = []
     chunked = score_features(features, ctx["models"], explain="all", scored_at=when, chunk_size=37, progress=lambda *a: steps.append(a))
     assert_frame_equal(whole, chunked)
-    assert len(steps) == 1 + -(-features.height // 37) and steps[-1] == ("scoring", features.height, features.height)
+    chunks = -(-features.height // 37)
+    assert sorted({done for step, done, _ in steps if step == "scoring"}) == [min(i * 37, features.height) for i in range(chunks + 1)]
+    assert sum(step == "scoring: reasons" for step, _, _ in steps) == chunks * len(ctx["models"])  # the reasons' time apart
+    assert steps[-1] == ("scoring", features.height, features.height)
 
 
 # --- the command line ------------------------------------------------------------------------

@@ -77,15 +77,27 @@ def score_features(
         progress("scoring", 0, total)
     parts = []
     for offset in range(0, max(total, 1), chunk_size):
-        parts.append(score_chunk(features.slice(offset, chunk_size), models, explain, versions or {}))
+        # the reasons' seconds apart from the scores' (the summary's steps): "scoring: reasons" shares the scoring bar
+        def step(name: str, done: int = offset) -> None:
+            if progress is not None:
+                progress(name, done, total)
+
+        parts.append(score_chunk(features.slice(offset, chunk_size), models, explain, versions or {}, step))
         if progress is not None:
             progress("scoring", min(offset + chunk_size, total), total)
     out = pl.concat(parts, rechunk=True) if len(parts) > 1 else parts[0]
     return out.with_columns(pl.lit(scored_at or datetime.now(UTC), pl.Datetime("us", "UTC")).alias("scored_at"))
 
 
-def score_chunk(features: pl.DataFrame, models: dict[str, TaskModel], explain: str, versions: dict[str, str]) -> pl.DataFrame:
-    """Scores, flags, reasons and model versions of a few rows: what both engines run on each batch."""
+def score_chunk(
+    features: pl.DataFrame,
+    models: dict[str, TaskModel],
+    explain: str,
+    versions: dict[str, str],
+    step: Callable[[str], None] | None = None,
+) -> pl.DataFrame:
+    """Scores, flags, reasons and model versions of a few rows: what both engines run on each batch.
+    `step` is told "scoring: reasons" when the reasons start and "scoring" when they end."""
     out = features.select("account_id")
     matrices: dict[tuple[str, ...], np.ndarray] = {}  # both tasks usually read the same columns: one matrix
     for task, model in models.items():
@@ -98,10 +110,15 @@ def score_chunk(features: pl.DataFrame, models: dict[str, TaskModel], explain: s
         p = model.calibration.apply(raw)
         flagged = p >= model.threshold
         need = np.ones(len(p), bool) if explain == "all" else flagged if explain == "flagged" else np.zeros(len(p), bool)
+        if step is not None:
+            step("scoring: reasons")
+        reasons = _reasons(model, x, need, features).cast(pl.List(REASON))
+        if step is not None:
+            step("scoring")
         out = out.with_columns(
             pl.Series(f"p_{task}", p),
             pl.Series(f"flagged_{task}", flagged),
-            _reasons(model, x, need, features).cast(pl.List(REASON)).alias(f"{task}_reasons"),
+            reasons.alias(f"{task}_reasons"),
             pl.lit(versions.get(task, ""), pl.String).alias(f"{task}_model_version"),
         )
     return out
