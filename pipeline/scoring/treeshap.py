@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,9 @@ class Forest:
     unique_start: np.ndarray  # (leaves + 1,) each leaf's distinct path features
     unique_feature: np.ndarray  # column index
     unique_zero: np.ndarray  # zero fraction: product of the path's count ratios for that feature
+    path_mask: np.ndarray  # (leaves,) uint64: bit k set when tree-local node k is on the leaf's path (trees of <= 64 nodes)
+    left_mask: np.ndarray  # (leaves,) uint64: bit k set when the path goes left at node k
+    unique_mask: np.ndarray  # (distinct path features,) uint64: the nodes of the path that split on that feature
     max_nodes: int
     max_unique: int
 
@@ -85,9 +89,19 @@ def forest(booster: lgb.Booster) -> Forest | None:
         unique_start=np.cumsum([0, *(len(leaf.features) for leaf in leaves)]).astype(np.int64),
         unique_feature=np.asarray([f for leaf in leaves for f in leaf.features], np.int64),
         unique_zero=np.asarray([z for leaf in leaves for z in leaf.zero], np.float64),
+        path_mask=np.asarray([_bits(at for at, _, _ in leaf.conditions) for leaf in leaves], np.uint64),
+        left_mask=np.asarray([_bits(at for at, goes_left, _ in leaf.conditions if goes_left) for leaf in leaves], np.uint64),
+        unique_mask=np.asarray(
+            [_bits(at for at, _, v in leaf.conditions if v == u) for leaf in leaves for u in range(len(leaf.features))], np.uint64
+        ),
         max_nodes=max((len(t.nodes) for t in trees), default=0),
         max_unique=max((len(leaf.features) for leaf in leaves), default=0),
     )
+
+
+def _bits(positions: Iterable[int]) -> int:
+    """An integer with the given bits set (bits past 63 dropped: such trees take the per-condition route)."""
+    return sum(1 << k for k in positions if k < 64)
 
 
 @dataclass
@@ -163,8 +177,8 @@ def contributions(model: Forest, x: np.ndarray, dense_depth: int = MAX_DENSE_DEP
     m = model
     _forest_shap(
         x, out, weights, m.node_start, m.feature, m.threshold, m.default_left, m.missing, m.leaf_start, m.leaf_value,
-        m.cond_start, m.cond_node, m.cond_left, m.cond_unique, m.unique_start, m.unique_feature, m.unique_zero, m.max_nodes,
-        dense_depth,
+        m.cond_start, m.cond_node, m.cond_left, m.cond_unique, m.unique_start, m.unique_feature, m.unique_zero, m.path_mask,
+        m.left_mask, m.unique_mask, m.max_nodes, dense_depth,
     )  # fmt: skip
     return out
 
@@ -208,10 +222,11 @@ def _pattern_value(zero: np.ndarray, pattern: int, d: int, weights: np.ndarray, 
 @numba.njit(parallel=True, cache=True)
 def _forest_shap(
     x, out, weights, node_start, feature, threshold, default_left, missing, leaf_start, leaf_value,
-    cond_start, cond_node, cond_left, cond_unique, unique_start, unique_feature, unique_zero, max_nodes, dense_depth,
+    cond_start, cond_node, cond_left, cond_unique, unique_start, unique_feature, unique_zero, path_mask, left_mask, unique_mask,
+    max_nodes, dense_depth,
 ):  # fmt: skip
     n = x.shape[0]
-    go = np.empty((n, max(max_nodes, 1)), np.bool_)  # each row's decision at each node of the current tree
+    go = np.empty((n if max_nodes > 64 else 1, max(max_nodes, 1)), np.bool_)  # trees of > 64 nodes: each row's decisions
     max_leaves = 0
     for t in range(len(leaf_start) - 1):
         max_leaves = max(max_leaves, leaf_start[t + 1] - leaf_start[t])
@@ -223,17 +238,32 @@ def _forest_shap(
         if n1 == n0:
             continue  # a single leaf: no feature changes the output
         # each row's pattern per leaf (which distinct path features' conditions it meets)
-        for i in numba.prange(n):
-            for k in range(n1 - n0):
-                go[i, k] = _goes_left(x[i, feature[n0 + k]], threshold[n0 + k], default_left[n0 + k], missing[n0 + k])
-            for leaf in range(n_leaves):
-                c0, c1 = cond_start[l0 + leaf], cond_start[l0 + leaf + 1]
-                d = unique_start[l0 + leaf + 1] - unique_start[l0 + leaf]
-                pattern = (1 << d) - 1
-                for c in range(c0, c1):
-                    if go[i, cond_node[c]] != cond_left[c]:
-                        pattern &= ~(1 << cond_unique[c])
-                patterns[leaf, i] = pattern
+        if n1 - n0 <= 64:  # the row's decisions as one word: a leaf's missed conditions are (G ^ left) & path
+            for i in numba.prange(n):
+                g = np.uint64(0)
+                for k in range(n1 - n0):
+                    if _goes_left(x[i, feature[n0 + k]], threshold[n0 + k], default_left[n0 + k], missing[n0 + k]):
+                        g |= np.uint64(1) << np.uint64(k)
+                for leaf in range(n_leaves):
+                    missed = (g ^ left_mask[l0 + leaf]) & path_mask[l0 + leaf]
+                    u0, u1 = unique_start[l0 + leaf], unique_start[l0 + leaf + 1]
+                    pattern = 0
+                    for u in range(u1 - u0):
+                        if missed & unique_mask[u0 + u] == 0:
+                            pattern |= 1 << u
+                    patterns[leaf, i] = pattern
+        else:
+            for i in numba.prange(n):
+                for k in range(n1 - n0):
+                    go[i, k] = _goes_left(x[i, feature[n0 + k]], threshold[n0 + k], default_left[n0 + k], missing[n0 + k])
+                for leaf in range(n_leaves):
+                    c0, c1 = cond_start[l0 + leaf], cond_start[l0 + leaf + 1]
+                    d = unique_start[l0 + leaf + 1] - unique_start[l0 + leaf]
+                    pattern = (1 << d) - 1
+                    for c in range(c0, c1):
+                        if go[i, cond_node[c]] != cond_left[c]:
+                            pattern &= ~(1 << cond_unique[c])
+                    patterns[leaf, i] = pattern
         # the value of each (leaf, pattern) that occurs, computed once: tables of 2^d patterns side by side
         offset = np.zeros(n_leaves + 1, np.int64)
         for leaf in range(n_leaves):
