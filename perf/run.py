@@ -400,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--one", nargs=3, metavar=("STAGE", "PRESET", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: expected a whole number >= 1")
     if args.one:
         stage, preset, work = args.one
         _log_to(Path(work) / f"{stage}-{preset}.log")

@@ -110,8 +110,14 @@ def test_lockstep_groups_computed_reused_or_left_out(tiny_db: Path, tmp_path: Pa
     left_out = coordination_network(tiny_db, params, lockstep_groups="none")
     assert "lockstep_group" not in left_out.nodes.columns and left_out.edges.equals(computed.edges)
     assert left_out.report["lockstep"] == {"source": "none", "groups": None, "skipped_cells": None}
-    with pytest.raises(ZombieScanError, match=r"--lockstep-groups .*: no .*lockstep_groups\.parquet"):
+    with pytest.raises(ZombieScanError, match=r"--lockstep-groups .*: cannot read .* as Parquet"):
         coordination_network(tiny_db, params, lockstep_groups=tmp_path)
+    # the Spark engine writes lockstep_groups.parquet as a folder of parts: read as well
+    parts = tmp_path / "spark" / "lockstep_groups.parquet"
+    parts.mkdir(parents=True)
+    pl.read_parquet(tmp_path / "features" / "lockstep_groups.parquet").write_parquet(parts / "part-00000.parquet")
+    for given in (tmp_path / "spark", parts):
+        assert coordination_network(tiny_db, params, lockstep_groups=given).nodes.equals(computed.nodes)
 
 
 def test_the_project_params_file_is_read_as_the_stage_reads_it(hand: Path, tmp_path: Path) -> None:

@@ -61,6 +61,32 @@ def test_equal_to_pred_contrib(params: dict[str, Any]) -> None:
     assert np.abs(treeshap.shap_values(booster, test.astype(np.float32)) - _reference(booster, test.astype(np.float32))).max() <= 1e-6
 
 
+def test_zero_as_missing_uses_lightgbms_float_threshold() -> None:
+    """LightGBM's zero threshold is the float 1e-35f (1.0000000180025095e-35), not the double 1e-35."""
+    x, y = _data(3_000, seed=11)
+    x[::3, 3] = 0.0
+    booster = lgb.train({"objective": "binary", "verbose": -1, "zero_as_missing": True}, lgb.Dataset(x, y), num_boost_round=20)
+    test, _ = _data(300, seed=12)
+    test[:100, 3] = 1.00000001e-35
+    test[100:200, 3] = -1.00000001e-35
+    model = treeshap.forest(booster)
+    assert model is not None
+    np.testing.assert_allclose(treeshap.contributions(model, test), _reference(booster, test), rtol=0, atol=1e-6)
+
+
+def test_a_few_rows_and_one_row() -> None:
+    x, y = _data(2_000, seed=13)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 63}, lgb.Dataset(x, y), num_boost_round=20)
+    for rows in (x[:1], x[:7]):
+        np.testing.assert_allclose(treeshap.shap_values(booster, rows), _reference(booster, rows), rtol=0, atol=1e-6)
+
+
+def test_linear_trees_are_left_to_lightgbm() -> None:
+    x, y = _data(2_000, seed=14)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "linear_tree": True}, lgb.Dataset(np.nan_to_num(x), y), num_boost_round=5)
+    assert treeshap.forest(booster) is None  # pred_contrib refuses them; so must we, not give the constant leaves' values
+
+
 def test_categorical_splits_fall_back_to_lightgbm() -> None:
     x, y = _data(2_000, seed=5)
     x[:, 1] = np.floor(x[:, 1])

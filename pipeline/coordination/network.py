@@ -319,20 +319,23 @@ def coordination_network(
 
 def _read_lockstep_groups(source: Path | str) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Lockstep groups `zombiescan features` wrote: its output folder (groups and the report's skipped
-    cells) or its lockstep_groups.parquet; the groups and what the report says of them."""
+    cells) or its lockstep_groups.parquet (a file, or the folder of parts the Spark engine writes)."""
     path = Path(source)
-    folder = path if path.is_dir() else None
-    if folder is not None:
-        path = folder / "lockstep_groups.parquet"
+    folder = None
+    if path.is_dir() and (path / "lockstep_groups.parquet").exists():
+        folder, path = path, path / "lockstep_groups.parquet"
     option = f"--lockstep-groups {source}"
-    if not path.is_file():
+    if not path.exists():
         raise ZombieScanError(
             f"{option}: no {path}; give compute, none, or a folder `zombiescan features` wrote (or its lockstep_groups.parquet)"
         )
     try:
         schema = pl.read_parquet_schema(path)
-    except (OSError, pl.exceptions.ComputeError) as exc:
-        raise ZombieScanError(f"{option}: cannot read {path} as Parquet ({str(exc).splitlines()[0]})") from None
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ZombieScanError(
+            f"{option}: cannot read {path} as Parquet ({str(exc).splitlines()[0]}); give a folder `zombiescan features` wrote "
+            "(or its lockstep_groups.parquet)"
+        ) from None
     missing = [c for c in ("group_id", "size", "members") if c not in schema]
     if missing:
         raise ZombieScanError(
@@ -350,7 +353,7 @@ def _read_scores(path: Path | str) -> pl.DataFrame:
     path = Path(path)
     try:
         schema = pl.read_parquet_schema(path)
-    except (OSError, pl.exceptions.ComputeError) as exc:
+    except (OSError, pl.exceptions.PolarsError) as exc:
         raise ZombieScanError(
             f"--scores {path}: cannot read it as Parquet ({str(exc).splitlines()[0]}); give a file `zombiescan score` wrote"
         ) from None
@@ -549,13 +552,14 @@ def _flag(con: duckdb.DuckDBPyConnection, w: int | None) -> None:
         """
         INSERT INTO co_flag
         WITH x AS (
-            SELECT c.a, c.g, c.t, count(*) OVER (PARTITION BY c.a, c.g) AS n
+            SELECT c.a, c.g, c.t, c.c, count(*) OVER (PARTITION BY c.a, c.g) AS n
             FROM co_cells c SEMI JOIN (SELECT DISTINCT a, g FROM co_kept) e USING (a, g)
         )
         SELECT a, g, t FROM x WHERE n = 1
         UNION ALL
         SELECT DISTINCT x.a, x.g, x.t
-        FROM x JOIN co_kept e ON e.a = x.a AND e.g = x.g JOIN co_cells y ON y.a = e.b AND y.g = x.g
+        FROM x JOIN co_kept e ON e.a = x.a AND e.g = x.g
+        JOIN co_cells y ON y.a = e.b AND y.g = x.g AND y.c BETWEEN x.c - 1 AND x.c + 1  -- implied by the gap: bounds the join
         WHERE x.n > 1 AND abs(x.t - y.t) <= $w
         """,
         {"w": w if w is not None else 0},

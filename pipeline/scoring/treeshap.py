@@ -30,7 +30,7 @@ import numba
 import numpy as np
 
 MISSING = {"None": 0, "Zero": 1, "NaN": 2}
-ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| at or below it is zero for "zero as missing"
+ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (1e-35f): |x| at or below it is zero for "zero as missing"
 MAX_DENSE_DEPTH = 16  # distinct features on a path up to this: a table of 2^d patterns; above it, no table
 
 
@@ -123,6 +123,8 @@ class _Tree:
     def _walk(self, node: dict[str, Any], path: list[tuple[int, bool, int, float]]) -> None:
         """path: (feature, goes left, tree-local node, count ratio of the child taken) from the root to `node`."""
         if "leaf_value" in node:
+            if "leaf_coeff" in node:  # a linear tree: pred_contrib itself refuses it
+                raise _UnsupportedSplitError
             leaf = _Leaf(node["leaf_value"], [], [], [])
             for feature, goes_left, at, ratio in path:
                 if feature not in leaf.features:
@@ -191,6 +193,13 @@ def _goes_left(value: float, threshold: float, default_left: bool, missing: int)
     if (missing == 1 and abs(value) <= ZERO) or (missing == 2 and np.isnan(value)):
         return default_left
     return value <= threshold
+
+
+@numba.njit(cache=True)
+def _tabled(d: int, n: int, dense_depth: int) -> bool:
+    """A leaf gets a table of its 2^d patterns (filled only where a row's pattern lands) when d is at most
+    dense_depth and the table is not far larger than the rows; otherwise each row's value is computed directly."""
+    return d <= dense_depth and (1 << d) <= 64 * n
 
 
 @numba.njit(cache=True)
@@ -268,12 +277,12 @@ def _forest_shap(
         offset = np.zeros(n_leaves + 1, np.int64)
         for leaf in range(n_leaves):
             d = unique_start[l0 + leaf + 1] - unique_start[l0 + leaf]
-            offset[leaf + 1] = offset[leaf] + ((1 << d) * d if d <= dense_depth else 0)
+            offset[leaf + 1] = offset[leaf] + ((1 << d) * d if _tabled(d, n, dense_depth) else 0)
         table = np.empty(offset[n_leaves])
         for leaf in numba.prange(n_leaves):
             u0, u1 = unique_start[l0 + leaf], unique_start[l0 + leaf + 1]
             d = u1 - u0
-            if d > dense_depth:
+            if not _tabled(d, n, dense_depth):
                 continue
             done = np.zeros(1 << d, np.bool_)
             for i in range(n):
@@ -288,7 +297,7 @@ def _forest_shap(
             for leaf in range(n_leaves):
                 u0, u1 = unique_start[l0 + leaf], unique_start[l0 + leaf + 1]
                 d = u1 - u0
-                if d <= dense_depth:
+                if _tabled(d, n, dense_depth):
                     at = offset[leaf] + patterns[leaf, i] * d
                     for j in range(d):
                         out[i, unique_feature[u0 + j]] += table[at + j]
