@@ -316,21 +316,18 @@ def coordination(
     import time
 
     from pipeline.coordination import CoordinationParams, check_output, coordination_network, parse_formats, windows_from_text
+    from pipeline.coordination.network import COMPUTE, NONE
     from pipeline.features.lockstep import LockstepParams
     from pipeline.io import output_lock, refuse_overwriting_inputs
     from pipeline.params import load_params
 
     started = time.monotonic()
-    given = Path(lockstep_groups) if lockstep_groups not in ("compute", "none") else None
+    given = Path(lockstep_groups) if lockstep_groups not in (COMPUTE, NONE) else None
     refuse_overwriting_inputs({"--out": out}, {"--db": db, "--params": params, "--scores": scores, "--lockstep-groups": given})
     values = load_params(params) if params else {}
     lock_params = LockstepParams.from_dict((values.get("featurize") or {}).get("lockstep"), "featurize.lockstep")
-    section = dict(values.get("coordination") or {})
-    for stage_key in ("out", "report"):  # the DVC stage's paths; --out names this run's folder
-        section.pop(stage_key, None)
-    fmt = fmt or section.pop("formats", None)
-    section.pop("formats", None)
-    settings = CoordinationParams.from_dict(section, lock_params)
+    settings = CoordinationParams.from_dict(values.get("coordination"), lock_params)  # its out/report paths are the stage's
+    fmt = fmt or (values.get("coordination") or {}).get("formats")
     overrides: dict[str, Any] = {
         "max_pair_rows": max_pair_rows,
         "min_repeats": min_repeats,

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 MASK = 4_294_967_295  # the low 32 bits of a packed pair key: (u << 32) | v
 ROW_BYTES = 190  # DuckDB memory per row of a pair step: 25M rows (PAIR_ROWS_PER_SLICE) in its default 5GB
+STAGE_KEYS = ("out", "report", "formats")  # a params section's keys for the DVC stage, not network settings
 COMPUTE, NONE = "compute", "none"  # the lockstep groups: run the detector here, or leave them out
 
 
@@ -128,8 +129,9 @@ class CoordinationParams:
     def from_dict(
         cls, values: dict[str, Any] | None, lockstep_params: LockstepParams | None = None, where: str = "coordination"
     ) -> CoordinationParams:
-        """Settings from a params section (windows as `1h`, `60s`, seconds or `auto`), naming any unknown setting."""
-        values = dict(values or {})
+        """Settings from a params section (windows as `1h`, `60s`, seconds or `auto`), naming any unknown setting.
+        The stage's own keys (STAGE_KEYS: its output paths and file formats) are not settings and are skipped."""
+        values = {k: v for k, v in (values or {}).items() if k not in STAGE_KEYS}
         known = {f.name for f in fields(cls)} - {"lockstep", "auto_window"} | {"windows"}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -110,10 +110,11 @@ def score_chunk(
         p = model.calibration.apply(raw)
         flagged = p >= model.threshold
         need = np.ones(len(p), bool) if explain == "all" else flagged if explain == "flagged" else np.zeros(len(p), bool)
-        if step is not None and need.any():
+        explaining = bool(need.any())
+        if step is not None and explaining:
             step("scoring: reasons")
         reasons = _reasons(model, x, need, features).cast(pl.List(REASON))
-        if step is not None and need.any():
+        if step is not None and explaining:
             step("scoring")
         out = out.with_columns(
             pl.Series(f"p_{task}", p),

@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 
 def run(params: dict[str, Any]) -> None:
-    p = dict(section(params, "coordination"))
-    out, report_path = Path(p.pop("out")), Path(p.pop("report"))
-    formats = parse_formats(p.pop("formats", None))
+    p = section(params, "coordination")
+    out, report_path = Path(p["out"]), Path(p["report"])
+    formats = parse_formats(p.get("formats"))
     lockstep = LockstepParams.from_dict((params.get("featurize") or {}).get("lockstep"), "featurize.lockstep")
     settings = CoordinationParams.from_dict(p, lockstep)
     models, _ = load_models(Path(section(params, "train")["models"]))
