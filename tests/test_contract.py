@@ -478,3 +478,84 @@ def test_targets_may_leave_out_created_at(tmp_path: Path) -> None:
     t["targets"] = pl.DataFrame({"target_id": ["p1", "p2"], "target_type": ["page", "post"]})
     report = ingest(write(tmp_path / "src", t), tmp_path / "w.duckdb", now=NOW)
     assert report.tables["targets"].rows_loaded == 2
+
+
+# --- Parquet checked in place (what `zombiescan score` and `features` do with Parquet inputs) ---
+
+
+def _tables_of(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    con = connect(db)
+    try:
+        return {
+            t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+            for t in ("accounts", "engagements", "targets", "labels", "campaigns")
+        }
+    finally:
+        con.close()
+
+
+def _typed(t: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The same tables with Parquet's own types (timestamps, booleans, integers), as an export writes them."""
+    ts = pl.col("ts").str.to_datetime(time_zone="UTC")
+    accounts = t["accounts"].with_columns(
+        pl.col("created_at").str.to_datetime(time_zone="UTC"),
+        pl.col("has_profile_photo", "is_verified") == "true",
+        pl.col("followers_count", "following_count", "posts_count").cast(pl.Int64),
+    )
+    return {**t, "accounts": accounts, "engagements": t["engagements"].with_columns(ts, weight=pl.Series([1, 2, 1, 1, 3, 1]))}
+
+
+@pytest.mark.parametrize("typed", [False, True], ids=["text", "typed"])
+def test_parquet_that_passes_is_read_in_place_as_ingest_loads_it(tmp_path: Path, typed: bool) -> None:
+    from pipeline.ingest.load import check_in_place
+
+    t = good_tables()
+    t["targets"] = pl.DataFrame({"target_id": ["p1", "p2"], "target_type": [" page", "post"]})
+    src = write(tmp_path / "src", _typed(t) if typed else t, fmt="parquet")
+    report = check_in_place(src, tmp_path / "views.duckdb", now=NOW)
+    assert report is not None and {n: r.rows_loaded for n, r in report.tables.items()} == {
+        "accounts": 4, "engagements": 6, "targets": 2, "labels": 4,
+    }  # fmt: skip
+    ingest(src, tmp_path / "copy.duckdb", now=NOW)
+    assert _tables_of(tmp_path / "views.duckdb") == _tables_of(tmp_path / "copy.duckdb")
+    assert (tmp_path / "views.duckdb").stat().st_size < 1 << 20  # views, not a copy
+
+
+@pytest.mark.parametrize(("edit", "file", "message"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_parquet_that_breaks_a_rule_is_left_to_ingest(tmp_path: Path, edit: str, file: str, message: str) -> None:
+    """Every rule is counted in bulk: a file breaking any one is not read in place (ingest names its rows)."""
+    from pipeline.ingest.load import check_in_place
+
+    src = write(tmp_path / "src", _bad(edit), fmt="parquet")
+    assert check_in_place(src, tmp_path / "views.duckdb", now=NOW) is None
+    assert list(tmp_path.iterdir()) == [src]  # nothing written
+    with pytest.raises(ContractError, match=re.escape(message.split(":")[0])):
+        ingest(src, tmp_path / "w.duckdb", now=NOW)
+
+
+@pytest.mark.parametrize(("column", "values", "message"), PARQUET_BAD, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(PARQUET_BAD)])
+def test_parquet_values_that_ingest_refuses_are_not_read_in_place(tmp_path: Path, column: str, values: pl.Series, message: str) -> None:
+    from pipeline.ingest.load import check_in_place
+
+    t = good_tables()
+    t["engagements"] = t["engagements"].with_columns(values.alias(column))
+    assert check_in_place(write(tmp_path / "src", t, fmt="parquet"), tmp_path / "views.duckdb", now=NOW) is None
+
+
+def test_duplicates_csv_and_damaged_parquet_are_left_to_ingest(tmp_path: Path) -> None:
+    """Exact duplicate engagements (ingest keeps one copy), a CSV file, a damaged Parquet file: not read in place."""
+    from pipeline.ingest.load import check_in_place
+
+    t = good_tables()
+    t["engagements"] = pl.concat([t["engagements"], t["engagements"].slice(2, 1)])
+    assert check_in_place(write(tmp_path / "dup", t, fmt="parquet"), tmp_path / "a.duckdb", now=NOW) is None
+    src = write(tmp_path / "mixed", good_tables(), fmt="parquet")
+    good_tables()["labels"].write_csv(src / "labels.csv")
+    (src / "labels.parquet").unlink()
+    assert check_in_place(src, tmp_path / "b.duckdb", now=NOW) is None
+    src = write(tmp_path / "damaged", good_tables(), fmt="parquet")
+    data = bytearray((src / "engagements.parquet").read_bytes())
+    data[40:60] = b"\xff" * 20  # inside the first data page; the footer still reads
+    (src / "engagements.parquet").write_bytes(bytes(data))
+    assert check_in_place(src, tmp_path / "c.duckdb", now=NOW) is None
+    assert not any(p.suffix == ".duckdb" for p in tmp_path.iterdir())

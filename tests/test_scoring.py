@@ -208,7 +208,7 @@ def test_score_command_csv_and_warehouse_input(tiny_run: dict[str, Any], tmp_pat
     assert json.loads(reasons)[0]["text"]
 
 
-@pytest.mark.parametrize("case", ["exists", "no_engagements", "no_folder", "duplicate_ids", "empty_accounts", "same_path"])
+@pytest.mark.parametrize("case", ["exists", "no_engagements", "no_folder", "duplicate_ids", "empty_accounts", "same_path", "unknown_actor"])
 def test_score_command_bad_input_writes_nothing(
     case: str, tiny_run: dict[str, Any], tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -232,6 +232,13 @@ def test_score_command_bad_input_writes_nothing(
         pl.read_parquet(tiny_dir / "accounts.parquet").head(0).write_parquet(tmp_path / "accounts.parquet")
         args[args.index("--accounts") + 1] = str(tmp_path / "accounts.parquet")
         expected = f"{tmp_path / 'accounts.parquet'}: file has no rows"
+    elif case == "unknown_actor":  # Parquet, checked in bulk: the failing row is still named, in the user's file
+        engagements = pl.read_parquet(tiny_dir / "engagements.parquet")
+        engagements.with_columns(actor_id=pl.when(pl.int_range(pl.len()) == 9).then(pl.lit("ghost")).otherwise("actor_id")).write_parquet(
+            tmp_path / "engagements.parquet"
+        )
+        args[args.index("--engagements") + 1] = str(tmp_path / "engagements.parquet")
+        expected = f"{tmp_path / 'engagements.parquet'}: column 'actor_id', row 10: expected an actor_id present in accounts; found 'ghost'"
     else:
         accounts = pl.read_parquet(tiny_dir / "accounts.parquet")
         pl.concat([accounts, accounts.head(1)]).write_csv(tmp_path / "accounts.csv")

@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from pipeline.contract import EXPECTED, Column, Table, find_table_files, table_by_name, tables
+from pipeline.contract import EXPECTED, Column, Table, file_format, find_table_files, table_by_name, tables
 from pipeline.db import connect as db_connect
 from pipeline.db import literal, quote
 from pipeline.errors import ContractError, ZombieScanError
@@ -77,13 +77,10 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     return con.execute(sql).fetchall()[0][0]
 
 
-def _typed_table(con: duckdb.DuckDBPyConnection, table: Table, present: list[str]) -> list[str]:
-    """Create temp table typed_<table>: `_row` plus every contract column converted to its type.
-
-    Returns the columns whose conversion can fail; for each, a boolean `_bad_<col>` column marks
-    the rows whose value could not be converted.
-    """
-    types = staging.source_types(con, table)
+def _typed_select(table: Table, types: dict[str, str], present: list[str]) -> tuple[list[str], list[str]]:
+    """The select list converting raw_<table> to the contract's types: `_row`, every contract column,
+    and for each column whose conversion can fail a boolean `_bad_<col>` marking the rows whose value
+    could not be converted. Returns the list and those columns."""
     select = [f"{staging.ROW} AS _row"]
     checked = []
     for col in table.columns:
@@ -96,6 +93,16 @@ def _typed_table(con: duckdb.DuckDBPyConnection, table: Table, present: list[str
         if can_fail:
             select.append(f"({src} IS NOT NULL AND ({expr}) IS NULL) AS {quote('_bad_' + col.name)}")
             checked.append(col.name)
+    return select, checked
+
+
+def _typed_table(con: duckdb.DuckDBPyConnection, table: Table, present: list[str]) -> list[str]:
+    """Create temp table typed_<table>: `_row` plus every contract column converted to its type.
+
+    Returns the columns whose conversion can fail; for each, a boolean `_bad_<col>` column marks
+    the rows whose value could not be converted.
+    """
+    select, checked = _typed_select(table, staging.source_types(con, table), present)
     # Engagements carry a 64-bit hash of the converted row, computed once, for deduplication.
     outer = f"*, hash({', '.join(quote(c) for c in table.column_names)}) AS _hash" if table.name == "engagements" else "*"
     con.execute(f"CREATE TEMP TABLE typed_{table.name} AS SELECT {outer} FROM (SELECT {', '.join(select)} FROM raw_{table.name})")
@@ -120,6 +127,10 @@ class _Check:
     # A consequence of another row's problem (e.g. the actor's account row was rejected). It
     # is only reported through the rejects table, since fixing the cause fixes it.
     cascade: bool = False
+    # The same rule for the bulk check (check_in_place), as a predicate over `t` LEFT JOIN the
+    # accepted accounts `a`: None, `where` as it is; "", not counted there (a key is checked by a
+    # GROUP BY of its own, and a cascade cannot happen when the table it follows from is clean).
+    bulk: str | None = None
 
 
 def _row_checks(table: Table, checked: list[str], loaded: set[str]) -> list[_Check]:
@@ -151,6 +162,7 @@ def _row_checks(table: Table, checked: list[str], loaded: set[str]) -> list[_Che
                 f"t._row IN (SELECT _row FROM (SELECT t._row, row_number() OVER (PARTITION BY {key} ORDER BY t._row) AS n "
                 f"FROM typed_{table.name} t WHERE {' AND '.join(f't.{quote(k)} IS NOT NULL' for k in table.key)}) WHERE n > 1)",
                 shown,
+                bulk="",
             )
         )
     for ref in ("actor_id",) if table.name == "engagements" else ("account_id",) if table.name == "labels" else ():
@@ -162,6 +174,7 @@ def _row_checks(table: Table, checked: list[str], loaded: set[str]) -> list[_Che
                 f"an {ref} present in accounts",
                 f"t.{ref} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM typed_accounts k WHERE k.account_id = t.{ref})",
                 f"t.{ref}",
+                bulk=f"t.{ref} IS NOT NULL AND a.account_id IS NULL",
             )
         )
         checks.append(
@@ -172,6 +185,7 @@ def _row_checks(table: Table, checked: list[str], loaded: set[str]) -> list[_Che
                 f"t.{ref}",
                 f"LEFT JOIN accepted_accounts a ON a.account_id = t.{ref}",
                 cascade=True,
+                bulk="",
             )
         )
     if table.name == "engagements" and "accounts" in loaded:
@@ -354,6 +368,106 @@ def ingest(
         finally:
             con.close()
     return report
+
+
+def check_in_place(
+    source: Path | str,
+    db: Path | str,
+    *,
+    now: datetime | None = None,
+    require: tuple[str, ...] | None = None,
+    memory_limit: str | None = None,
+) -> IngestReport | None:
+    """Check a folder of Parquet contract files where they are, and if every row passes, write `db`
+    as a warehouse of views over them: what `ingest` would load, with nothing copied.
+
+    The rules are `ingest`'s, counted in bulk: one scan per table (the accounts joined in for the
+    tables that reference them), a GROUP BY per key, and one over a hash of each engagement for
+    exact duplicates. Each view converts its file's columns the way `ingest` does.
+
+    Returns None, with nothing written, when the folder holds a file that is not Parquet, a column
+    is missing, any row breaks a rule, an engagement is repeated exactly (ingest removes the copy),
+    or a file cannot be read: `ingest` then names each problem by file, column and row (or loads
+    the rows it drops duplicates from). The views read the files on every query: they must stay
+    in place, unchanged, while the warehouse is used (a scratch warehouse for one command).
+    """
+    source, db = Path(source), Path(db)
+    now = now or datetime.now(UTC)
+    files = find_table_files(source, require)
+    if any(file_format(path) != ".parquet" for path in files.values()):
+        return None
+    report = IngestReport(source=str(source), db=str(db), quarantine=False)
+    views: dict[str, str] = {}
+    con = db_connect(memory_limit=memory_limit)
+    try:
+        loaded: set[str] = set()
+        for table in tables():
+            if table.name not in files:
+                continue
+            path = files[table.name]
+            present, rows = staging.stage(con, table, path, source)
+            if _missing_columns(table, path, present):
+                return None
+            types = staging.source_types(con, table)
+            select, checked = _typed_select(table, types, present)
+            con.execute(f"CREATE TEMP VIEW typed_{table.name} AS SELECT {', '.join(select)} FROM raw_{table.name}")
+            checks = _row_checks(table, checked, loaded)
+            if _bulk_problems(con, table, checks, now):
+                return None
+            con.execute(f"CREATE TEMP VIEW accepted_{table.name} AS SELECT * FROM typed_{table.name}")
+            columns = [
+                f"CAST({staging.checked_conversion(c, types[c.name], quote(c.name)) if c.name in present else c.default} "
+                f"AS {c.sql_type}) AS {quote(c.name)}"
+                for c in table.columns
+            ]
+            views[table.name] = f"SELECT {', '.join(columns)} FROM read_parquet({literal(str(path.resolve()))}, binary_as_string = true)"
+            if table.name == "engagements" and _scalar(
+                con,
+                f"SELECT count(*) FROM (SELECT hash({', '.join(quote(c) for c in table.column_names)}) AS h "
+                f"FROM ({views[table.name]}) GROUP BY h HAVING count(*) > 1)",
+            ):
+                return None
+            report.tables[table.name] = TableReport(file=str(path), rows_read=rows, rows_loaded=rows)
+            loaded.add(table.name)
+    except duckdb.Error as exc:
+        if _is_damaged_file(exc):
+            return None
+        raise
+    finally:
+        con.close()
+    with warehouse_output(db) as tmp_db:
+        con = db_connect(tmp_db)
+        try:
+            _create_final_tables(con)
+            for name, view in views.items():
+                con.execute(f"DROP TABLE {name}")
+                con.execute(f"CREATE VIEW {name} AS {view}")
+            con.execute("INSERT INTO ingest_log VALUES (?, ?, ?)", [datetime.now(UTC), str(source), report.to_json()])
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    return report
+
+
+def _bulk_problems(con: duckdb.DuckDBPyConnection, table: Table, checks: list[_Check], now: datetime) -> bool:
+    """Whether any row of typed_<table> breaks one of `checks`: their counts in one scan (the rows'
+    accepted accounts LEFT JOINed as `a` where a rule looks at them), and each key's in a GROUP BY."""
+    counted = [ch.where if ch.bulk is None else ch.bulk for ch in checks if ch.bulk != ""]
+    joined = any(ch.join or (ch.bulk and "a." in ch.bulk) for ch in checks if ch.bulk != "")
+    if counted:
+        ref = "actor_id" if table.name == "engagements" else "account_id"
+        join = f"LEFT JOIN accepted_accounts a ON a.account_id = t.{ref}" if joined else ""
+        # count(*) FILTER, not count_if: count_if over only NULL predicates is NULL, not 0
+        sql = f"SELECT {' + '.join(f'count(*) FILTER (WHERE {w})' for w in counted)} FROM typed_{table.name} t {join}"
+        if con.execute(sql, {"now": now} if "$now" in sql else None).fetchall()[0][0]:
+            return True
+    if table.key:
+        key = ", ".join(quote(k) for k in table.key)
+        not_null = " AND ".join(f"{quote(k)} IS NOT NULL" for k in table.key)
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM typed_{table.name} WHERE {not_null} GROUP BY {key} HAVING count(*) > 1)"
+        if _scalar(con, sql):
+            return True
+    return False
 
 
 def _check_reject_share(

@@ -196,11 +196,15 @@ def timed_steps(progress: Progress, steps: dict[str, float]) -> Progress:
 def ingest_inputs(scratch: Path, accounts: Path, engagements: Path | None, targets: Path | None, memory_limit: str) -> Path:
     """Validate the input files exactly as `zombiescan ingest` does, into a scratch warehouse; messages name the user's files.
 
+    Parquet files that pass are not copied: the scratch warehouse shows them through views
+    (`check_in_place`), so they must stay unchanged while the command runs.
+
     Without `engagements` only the accounts are required (the warehouse's engagements table is then empty).
     """
     from pipeline.contract import FORMATS, file_format
     from pipeline.errors import ContractError
     from pipeline.ingest import ingest
+    from pipeline.ingest.load import check_in_place
 
     folder = scratch / "input"
     folder.mkdir()
@@ -218,8 +222,12 @@ def ingest_inputs(scratch: Path, accounts: Path, engagements: Path | None, targe
         link = folder / f"{table}{fmt}{'.gz' if path.name.lower().endswith('.gz') else ''}"
         link.symlink_to(path.resolve())
         names[str(link)] = str(path)
+    require = None if engagements is not None else ("accounts",)
     try:
-        ingest(folder, scratch / "input.duckdb", memory_limit=memory_limit, require=None if engagements is not None else ("accounts",))
+        # Parquet inputs that pass every rule are read where they are (views, nothing copied);
+        # any problem, and CSV or JSON Lines, take the full ingest, which names each bad row.
+        if check_in_place(folder, scratch / "input.duckdb", require=require, memory_limit=memory_limit) is None:
+            ingest(folder, scratch / "input.duckdb", memory_limit=memory_limit, require=require)
     except ZombieScanError as exc:
         if isinstance(exc, ContractError):
             raise ContractError([_rename(p, names) for p in exc.problems]) from None
