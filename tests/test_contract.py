@@ -542,13 +542,26 @@ def test_parquet_values_that_ingest_refuses_are_not_read_in_place(tmp_path: Path
     assert check_in_place(write(tmp_path / "src", t, fmt="parquet"), tmp_path / "views.duckdb", now=NOW) is None
 
 
-def test_duplicates_csv_and_damaged_parquet_are_left_to_ingest(tmp_path: Path) -> None:
-    """Exact duplicate engagements (ingest keeps one copy), a CSV file, a damaged Parquet file: not read in place."""
+@pytest.mark.parametrize("sort_rows", [100_000_000, 0], ids=["numpy-sort", "group-by"])
+def test_exact_duplicate_engagements_are_left_to_ingest(tmp_path: Path, sort_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways of finding exact duplicates (ingest keeps one copy); a row equal but for one value is no duplicate."""
+    from pipeline.ingest import load
+
+    monkeypatch.setattr(load, "HASH_SORT_ROWS", sort_rows)
+    t = good_tables()
+    e = t["engagements"]
+    t["engagements"] = pl.concat([e, e.slice(2, 1)])
+    assert load.check_in_place(write(tmp_path / "dup", t, fmt="parquet"), tmp_path / "a.duckdb", now=NOW) is None
+    t["engagements"] = pl.concat([e, set_cell(e.slice(2, 1), "ts", 1, "2026-05-01T10:00:10Z")])
+    assert load.check_in_place(write(tmp_path / "near", t, fmt="parquet"), tmp_path / "b.duckdb", now=NOW) is not None
+    t["engagements"] = pl.concat([e, set_cell(e.slice(2, 1), "actor_id", 1, "ghost")])  # a broken rule on that path too
+    assert load.check_in_place(write(tmp_path / "bad", t, fmt="parquet"), tmp_path / "c.duckdb", now=NOW) is None
+
+
+def test_csv_and_damaged_parquet_are_left_to_ingest(tmp_path: Path) -> None:
+    """A CSV file among the Parquet ones, a damaged Parquet file: not read in place."""
     from pipeline.ingest.load import check_in_place
 
-    t = good_tables()
-    t["engagements"] = pl.concat([t["engagements"], t["engagements"].slice(2, 1)])
-    assert check_in_place(write(tmp_path / "dup", t, fmt="parquet"), tmp_path / "a.duckdb", now=NOW) is None
     src = write(tmp_path / "mixed", good_tables(), fmt="parquet")
     good_tables()["labels"].write_csv(src / "labels.csv")
     (src / "labels.parquet").unlink()

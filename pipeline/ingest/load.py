@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from pipeline.contract import EXPECTED, Column, Table, file_format, find_table_files, table_by_name, tables
 from pipeline.db import connect as db_connect
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 MAX_EXAMPLES = 5
 INDEXABLE = ("actor_id", "target_id")
 DEFAULT_MAX_REJECT_SHARE = 0.01
+# check_in_place looks for duplicate engagements by sorting their 64-bit hashes in numpy up to this
+# many rows (1.6 GB with the sorted copy); beyond, by DuckDB's GROUP BY, which spills past its limit
+HASH_SORT_ROWS = 100_000_000
 
 
 @dataclass
@@ -382,8 +386,9 @@ def check_in_place(
     as a warehouse of views over them: what `ingest` would load, with nothing copied.
 
     The rules are `ingest`'s, counted in bulk: one scan per table (the accounts joined in for the
-    tables that reference them), a GROUP BY per key, and one over a hash of each engagement for
-    exact duplicates. Each view converts its file's columns the way `ingest` does.
+    tables that reference them; for the engagements, grouped by a hash of each row in the same
+    scan to find exact duplicates) and a GROUP BY per key. Each view converts its file's columns
+    the way `ingest` does.
 
     Returns None, with nothing written, when the folder holds a file that is not Parquet, a column
     is missing, any row breaks a rule, an engagement is repeated exactly (ingest removes the copy),
@@ -410,23 +415,21 @@ def check_in_place(
                 return None
             types = staging.source_types(con, table)
             select, checked = _typed_select(table, types, present)
-            con.execute(f"CREATE TEMP VIEW typed_{table.name} AS SELECT {', '.join(select)} FROM raw_{table.name}")
-            checks = _row_checks(table, checked, loaded)
-            if _bulk_problems(con, table, checks, now):
-                return None
-            con.execute(f"CREATE TEMP VIEW accepted_{table.name} AS SELECT * FROM typed_{table.name}")
+            # each column as the warehouse view shows it: the conversion, without the tests it passed
             columns = [
-                f"CAST({staging.checked_conversion(c, types[c.name], quote(c.name)) if c.name in present else c.default} "
-                f"AS {c.sql_type}) AS {quote(c.name)}"
+                f"CAST({staging.checked_conversion(c, types[c.name], quote(c.name)) if c.name in present else c.default} AS {c.sql_type})"
                 for c in table.columns
             ]
-            views[table.name] = f"SELECT {', '.join(columns)} FROM read_parquet({literal(str(path.resolve()))}, binary_as_string = true)"
-            if table.name == "engagements" and _scalar(
-                con,
-                f"SELECT count(*) FROM (SELECT hash({', '.join(quote(c) for c in table.column_names)}) AS h "
-                f"FROM ({views[table.name]}) GROUP BY h HAVING count(*) > 1)",
-            ):
+            dedup = table.name == "engagements"  # ingest keeps one copy of an exact duplicate: left to it
+            if dedup:  # a row's hash as the view shows it (when a rule fails, the hash is moot)
+                select.append(f"hash({', '.join(columns)}) AS _hash")
+            con.execute(f"CREATE TEMP VIEW typed_{table.name} AS SELECT {', '.join(select)} FROM raw_{table.name}")
+            checks = _row_checks(table, checked, loaded)
+            if _bulk_problems(con, table, checks, now, rows=rows, dedup=dedup):
                 return None
+            con.execute(f"CREATE TEMP VIEW accepted_{table.name} AS SELECT * FROM typed_{table.name}")
+            named = ", ".join(f"{expr} AS {quote(c.name)}" for expr, c in zip(columns, table.columns, strict=True))
+            views[table.name] = f"SELECT {named} FROM read_parquet({literal(str(path.resolve()))}, binary_as_string = true)"
             report.tables[table.name] = TableReport(file=str(path), rows_read=rows, rows_loaded=rows)
             loaded.add(table.name)
     except duckdb.Error as exc:
@@ -449,16 +452,36 @@ def check_in_place(
     return report
 
 
-def _bulk_problems(con: duckdb.DuckDBPyConnection, table: Table, checks: list[_Check], now: datetime) -> bool:
-    """Whether any row of typed_<table> breaks one of `checks`: their counts in one scan (the rows'
-    accepted accounts LEFT JOINed as `a` where a rule looks at them), and each key's in a GROUP BY."""
+def _bulk_problems(
+    con: duckdb.DuckDBPyConnection, table: Table, checks: list[_Check], now: datetime, *, rows: int, dedup: bool = False
+) -> bool:
+    """Whether any row of typed_<table> breaks one of `checks` (counted in one scan, the rows' accepted
+    accounts LEFT JOINed as `a` where a rule looks at them; each key in a GROUP BY of its own), or,
+    with `dedup`, repeats another exactly (its column `_hash`: up to HASH_SORT_ROWS rows the scan's
+    hashes are sorted in numpy, beyond that grouped in the same scan)."""
     counted = [ch.where if ch.bulk is None else ch.bulk for ch in checks if ch.bulk != ""]
     joined = any(ch.join or (ch.bulk and "a." in ch.bulk) for ch in checks if ch.bulk != "")
-    if counted:
+    if counted or dedup:
         ref = "actor_id" if table.name == "engagements" else "account_id"
         join = f"LEFT JOIN accepted_accounts a ON a.account_id = t.{ref}" if joined else ""
-        # count(*) FILTER, not count_if: count_if over only NULL predicates is NULL, not 0
-        sql = f"SELECT {' + '.join(f'count(*) FILTER (WHERE {w})' for w in counted)} FROM typed_{table.name} t {join}"
+        # a rule's predicate is NULL on a NULL value: only a true one is a problem
+        bad = f"coalesce({' OR '.join(f'({w})' for w in counted) or 'false'}, false)"
+        if dedup and rows <= HASH_SORT_ROWS:
+            # numpy sorts 24M hashes in 0.7 s; DuckDB's GROUP BY of as many distinct keys takes 4 s
+            sql = f"SELECT t._hash AS h, {bad} AS bad FROM typed_{table.name} t {join}"
+            got = con.execute(sql, {"now": now} if "$now" in sql else None).fetchnumpy()
+            if got["bad"].any():
+                return True
+            hashes = np.sort(np.asarray(got["h"]))
+            del got
+            return bool((hashes[1:] == hashes[:-1]).any())
+        if dedup:  # past what numpy holds comfortably: DuckDB's GROUP BY, which spills to disk past its memory limit
+            sql = (
+                "SELECT coalesce(sum(bad), 0) + count(*) FILTER (WHERE n > 1) FROM "
+                f"(SELECT count(*) AS n, sum({bad}::INTEGER) AS bad FROM typed_{table.name} t {join} GROUP BY t._hash)"
+            )
+        else:
+            sql = f"SELECT count(*) FILTER (WHERE {bad}) FROM typed_{table.name} t {join}"
         if con.execute(sql, {"now": now} if "$now" in sql else None).fetchall()[0][0]:
             return True
     if table.key:

@@ -267,7 +267,12 @@ def conversion(col: Column, source_type: str, src: str) -> tuple[str, bool]:
             if not (text or source_type in INT_TYPES):
                 return "NULL", True  # a float or boolean id is a broken export, not an id
             value = f"{src}::VARCHAR"
-            return f"CASE WHEN NOT regexp_matches({value}, '^\\s|\\s$') AND {value} <> '' THEN {value} END", True
+            # no blank first or last character: RE2's \\s, [\\t\\n\\f\\r ], by code point (a third of the regexp's cost)
+            blank = "(9, 10, 12, 13, 32)"
+            return (
+                f"CASE WHEN {value} <> '' AND ascii({value}) NOT IN {blank} AND ascii(({value})[-1]) NOT IN {blank} THEN {value} END",
+                True,
+            )
         return (f"{src}::VARCHAR", False) if not text else (src, False)
     if col.dtype == "int":
         if source_type in INT_TYPES:
