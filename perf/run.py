@@ -10,6 +10,8 @@ pipeline order on the same working folder, so `ingest` loads what `simulate` jus
         --stages simulate features_cli spark_features score_cli spark_score   # both engines' cost growth
     python -m perf.run --presets default default@24000 --stages simulate ingest coordination_compare
         # `zombiescan coordination` against coordination-network-toolkit (perf/coordination_compare.py)
+    python -m perf.run --presets large --stages score_cli limits --repeats 3 --work DIR
+        # each step of `zombiescan score` beside its library limit, measured in the same run (perf/limits.py)
 
 A preset `NAME@N` is preset NAME resized to N accounts (farms and communities scale with it).
 With three or more sizes of one stage, the table is followed by the exponent of a log-log fit of
@@ -31,7 +33,7 @@ import time
 from pathlib import Path
 
 STAGES = (
-    "simulate", "ingest", "index", "ingest_csv", "featurize", "graphlib", "realdata", "score", "score_cli", "score_cli_2gb",
+    "simulate", "ingest", "index", "ingest_csv", "featurize", "graphlib", "realdata", "score", "score_cli", "score_cli_2gb", "limits",
     "features_cli", "spark_features", "spark_score", "coordination_compare",
 )  # fmt: skip
 DEFAULT_STAGES = ("simulate", "ingest", "index", "featurize", "graphlib")
@@ -80,6 +82,8 @@ def _one(stage: str, preset: str, work: Path) -> dict[str, object]:
         return _score(preset, work)
     elif stage in ("score_cli", "score_cli_2gb"):
         return _score_cli(preset, work, "2GB" if stage == "score_cli_2gb" else "5GB")
+    elif stage == "limits":
+        return _limits(preset, work)
     elif stage in ("features_cli", "spark_features"):
         return _features_cli(preset, work, "spark" if stage == "spark_features" else "duckdb")
     elif stage == "spark_score":
@@ -356,8 +360,31 @@ def _score_cli(preset: str, work: Path, memory_limit: str, engine: str = "duckdb
     note = f"`zombiescan score --engine {engine}` from Parquet, {where}: {steps}; flagged {summary['flagged']}" + _memory_note(engine)
     stage = "score_cli" if engine == "duckdb" else "spark_score"
     result = _result(stage, preset, seconds, {"accounts": summary["accounts"], "engagements": _engagements(src)}, note)
+    result["steps"] = summary["steps"]
     if engine == "spark":
         result["peak_mib"] = max(float(result["peak_mib"]), _jvm_peak_mib())  # type: ignore[arg-type]
+    return result
+
+
+def _limits(preset: str, work: Path) -> dict[str, object]:
+    """Each step of `zombiescan score` done bare by its library (perf/limits.py), on the same Parquet
+    files; the scores of an earlier `score_cli` run give the flagged rows, `zombiescan features`
+    (run here once, untimed, if its output is missing) the feature matrices."""
+    from perf import limits
+
+    src, scores = work / f"sim-{preset}", work / f"scores-duckdb-{preset}" / "scores.parquet"
+    if not scores.is_file():
+        raise SystemExit(f"limits: {scores} not found; run the score_cli stage first (e.g. --stages score_cli limits)")
+    features = work / f"features-duckdb-{preset}" / "features.parquet"
+    if not features.is_file():
+        _features_cli(preset, work, "duckdb")
+    start = time.perf_counter()
+    measured = limits.measure(src, features, scores, Path("models"))
+    seconds: dict[str, float] = measured["seconds"]
+    note = ", ".join(f"{k.removeprefix('features: ')} {v:.1f} s" for k, v in seconds.items())
+    note += f"; bare lockstep pairs {measured['lockstep_pairs']:,}, pred_contrib rows {measured['flagged']:,}"
+    result = _result("limits", preset, time.perf_counter() - start, {"engagements": _engagements(src)}, note)
+    result["limits"] = seconds
     return result
 
 
@@ -444,6 +471,13 @@ def main(argv: list[str] | None = None) -> int:
         rows: dict[str, int] = r["rows"]  # type: ignore[assignment]
         size = ", ".join(f"{rows[k]:,} {k}" for k in ("accounts", "engagements") if k in rows)
         print(f"| {r['stage']} | {r['preset']} | {size} | {r['seconds']:.1f} | {r['peak_mib']:,.0f} | {r['note']} |")
+    for r in results:  # each score_cli row beside the limits measured in the same run
+        limit = next((x for x in results if x["stage"] == "limits" and x["preset"] == r["preset"]), None)
+        if r["stage"] == "score_cli" and limit is not None:
+            from perf.limits import ratio_table
+
+            print(f"\nSteps of score_cli at {r['preset']} beside their library limits (perf/limits.py; medians' runs):\n")
+            print("\n".join(ratio_table(r["steps"], limit["limits"])))  # type: ignore[arg-type]
     growth = _growth(results)
     if growth:
         print("\nCost growth (exponent of a log-log fit of seconds against engagements; 1.0 is linear):\n")

@@ -1,0 +1,19 @@
+"""The benchmark's step-versus-library-limit table (perf/limits.py) is built from real runs of both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perf.run import main
+
+
+def test_limits_table_puts_each_step_beside_its_library_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--presets", "tiny", "--stages", "simulate", "score_cli", "limits", "--work", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("beside their library limits") :].splitlines()
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table if line.startswith("| ") and " | " in line}
+    for step in ("validating and loading the input", "features: behaviour", "features: lockstep", "features: graph", "scoring", "pages"):
+        assert rows[step].count("x |") == 1, rows[step]  # a ratio
+    assert "FRAUDAR" in rows["features: dense_block"]  # no library limit, and why
