@@ -22,12 +22,15 @@ import numpy as np
 WHAT = {
     "validating and loading the input": "Parquet -> DuckDB: every column of accounts, engagements and targets read once into "
     "DuckDB tables (no checks)",
-    "features: profile": "one DuckDB pass over the accounts Parquet: every column read, a few expressions per row",
+    "features: profile": "one DuckDB pass over the accounts Parquet computing the same profile features per row (username "
+    "entropy from each name's character histogram, Levenshtein name distance, digit shares, logs, age)",
     "features: behaviour": "one DuckDB group-by per account over the engagements: count, distinct targets, gap median/mean/std "
     "(each account's sorted times), hour-of-day entropy",
     "features: lockstep": "the bucketed self-join: likes in (target, hour) cells of 3 to 1,000 accounts, every two accounts of a "
     "cell, the pairs on >= 3 distinct targets (one grid, one window; ids as integers)",
-    "features: graph": "igraph: the follow graph read from Parquet (ids numbered in DuckDB), PageRank and k-core",
+    "features: graph": "igraph: the follow graph read from Parquet (ids numbered in DuckDB), degrees, PageRank, k-core, local "
+    "clustering; DuckDB: each account's targets' popularity (mean, median, max, min, small-target share). Not in it: the step's "
+    "reciprocity, 1- and 2-hop neighbour means and co-engager means of other families' features",
     "scoring": "LightGBM Booster.predict of both models on the same feature matrices (every account)",
     "scoring: reasons": "LightGBM pred_contrib on the same flagged rows (the step computes the same values by TreeSHAP)",
     "pages": "DuckDB: likes per target with the flagged like sellers joined in, one group-by",
@@ -63,13 +66,22 @@ def validation(src: Path) -> float:
 
 def profile(src: Path) -> float:
     con = _con()
+    age = "date_diff('second', created_at, TIMESTAMPTZ '2026-01-01') / 86400.0"
+    letters = "lower(regexp_replace({}, '[^A-Za-z0-9]', '', 'g'))"
     try:
         return _timed(
             lambda: con.execute(
                 f"""
-                CREATE TABLE p AS SELECT account_id, date_diff('second', created_at, TIMESTAMPTZ '2026-01-01') / 86400.0 AS age,
-                       length(username) AS n, regexp_matches(username, '[0-9]') AS digits, bio IS NULL AS no_bio,
-                       followers_count / greatest(following_count, 1) AS ratio, posts_count, has_profile_photo, is_verified
+                CREATE TABLE p AS
+                SELECT account_id, {age} AS age, length(username) AS n,
+                       length(regexp_replace(username, '[^0-9]', '', 'g')) / length(username) AS digit_share,
+                       length(regexp_extract(username, '[0-9]+$')) AS trailing_digits,
+                       list_sum(list_transform(map_values(list_histogram(string_split(username, ''))),
+                                               lambda c: -(c / length(username)) * log2(c / length(username)))) AS entropy,
+                       levenshtein({letters.format("username")}, {letters.format("coalesce(display_name, '')")}) AS name_distance,
+                       length(bio) AS bio_len, url IS NOT NULL AS has_url, ln(1 + followers_count) AS followers,
+                       ln(1 + following_count) AS following, posts_count / greatest({age}, 1) AS posts_per_day,
+                       has_profile_photo, is_verified
                 FROM read_parquet('{src / "accounts.parquet"}')
                 """
             )
@@ -157,8 +169,20 @@ def graph(src: Path) -> float:
             """
         ).fetchnumpy()
         g = ig.Graph(n=n, edges=np.column_stack([edges["src"], edges["dst"]]), directed=True)
-        g.pagerank()
-        g.as_undirected(mode="collapse").coreness()
+        g.indegree(), g.outdegree(), g.pagerank()
+        undirected = g.as_undirected(mode="collapse")
+        undirected.coreness(), undirected.transitivity_local_undirected(mode="zero")
+        # the bipartite half: how popular each account's targets are (one group-by per side)
+        con.execute(
+            f"""
+            CREATE TABLE popularity AS
+            WITH bp AS (SELECT actor_id, target_id FROM read_parquet('{src / "engagements.parquet"}') GROUP BY ALL),
+                 deg AS (SELECT target_id, count(*) AS degree FROM bp GROUP BY 1)
+            SELECT actor_id, avg(ln(1 + degree)) AS mean, median(ln(1 + degree)) AS median, max(degree) AS top, min(degree) AS bottom,
+                   avg((degree <= 5)::DOUBLE) AS small_share
+            FROM bp JOIN deg USING (target_id) GROUP BY actor_id
+            """
+        )
 
     try:
         return _timed(run)
