@@ -572,3 +572,44 @@ def test_csv_and_damaged_parquet_are_left_to_ingest(tmp_path: Path) -> None:
     (src / "engagements.parquet").write_bytes(bytes(data))
     assert check_in_place(src, tmp_path / "c.duckdb", now=NOW) is None
     assert not any(p.suffix == ".duckdb" for p in tmp_path.iterdir())
+
+
+def test_a_damaged_column_no_rule_reads_is_left_to_ingest(tmp_path: Path) -> None:
+    """The bulk check reads every column (a rule looks at few of them): a damaged bio page is found
+    there, and ingest names the file, instead of a view failing halfway through the features."""
+    import pyarrow.parquet as pq
+
+    from pipeline.ingest.load import check_in_place
+
+    t = good_tables()
+    t["accounts"] = t["accounts"].with_columns(bio=pl.Series(["x" * 2000 + str(i) for i in range(4)]))
+    src = write(tmp_path / "src", t, fmt="parquet")
+    path = src / "accounts.parquet"
+    pq.write_table(t["accounts"].to_arrow(), path, compression="none", use_dictionary=False)
+    column = next(c for c in (pq.ParquetFile(path).metadata.row_group(0).column(i) for i in range(13)) if c.path_in_schema == "bio")
+    data = bytearray(path.read_bytes())
+    start, size = column.data_page_offset, column.total_compressed_size
+    data[start + 200 : start + size - 200] = b"\xff" * (size - 400)
+    path.write_bytes(bytes(data))
+    assert check_in_place(src, tmp_path / "views.duckdb", now=NOW) is None
+    with pytest.raises(ZombieScanError, match=re.escape("accounts.parquet: cannot be read")):
+        ingest(src, tmp_path / "w.duckdb", now=NOW)
+
+
+def test_folder_names_like_partitions_are_not_columns(tmp_path: Path) -> None:
+    """Files under folders named `weight=0/kind=bogus` are read as they are (no hive partitioning),
+    whether checked in place or ingested."""
+    from pipeline.scoring.job import ingest_inputs
+
+    t = good_tables()
+    t["engagements"] = t["engagements"].with_columns(weight=pl.lit(2))
+    src = write(tmp_path / "exports" / "weight=0" / "kind=bogus", t, fmt="parquet")
+    (tmp_path / "scratch").mkdir()
+    db = ingest_inputs(tmp_path / "scratch", src / "accounts.parquet", src / "engagements.parquet", None, "1GB")
+    ingest(src, tmp_path / "w.duckdb", now=NOW)
+    for warehouse in (db, tmp_path / "w.duckdb"):
+        con = connect(warehouse)
+        try:
+            assert con.execute("SELECT DISTINCT weight, kind IS NULL FROM engagements").fetchall() == [(2, False)]
+        finally:
+            con.close()

@@ -212,7 +212,8 @@ def stage(con: duckdb.DuckDBPyConnection, table: Table, path: Path, scratch: Pat
         except Exception as exc:  # pyarrow raises several types for a broken file
             raise ZombieScanError(f"{path}: cannot be read as Parquet: {_first_line(exc)}") from None
         _check_names(path, table, columns)
-        scan = f"read_parquet({literal(str(path))}, file_row_number = true, binary_as_string = true)"
+        # no hive partitioning: a folder named `weight=0` above the file must not become a column
+        scan = f"read_parquet({literal(str(path))}, file_row_number = true, binary_as_string = true, hive_partitioning = false)"
         source = f"(SELECT file_row_number + 1 AS {ROW}, * EXCLUDE (file_row_number) FROM {scan})"
     else:
         staged = scratch / f"{table.name}.staged.parquet"
