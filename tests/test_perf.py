@@ -9,6 +9,7 @@ import pytest
 from perf.run import main
 
 
+@pytest.mark.slow  # needs the trained models in models/ (`make repro`), which a clean clone has not
 def test_limits_table_puts_each_step_beside_its_library_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--presets", "tiny", "--stages", "simulate", "score_cli", "limits", "--work", str(tmp_path)]) == 0
     out = capsys.readouterr().out
