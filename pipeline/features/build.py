@@ -202,7 +202,7 @@ def _build(
     con.execute(f"CREATE OR REPLACE TEMP VIEW targets AS SELECT target_id, created_at FROM {targets}")
     ctx = Context(con, reference_time, lockstep_params, raw=raw, progress=progress)
     wanted = families.supported(engagements=engagements_known, values=engagements_known and has_values(con), raw=raw is not None)
-    features = families.build(ctx, wanted).sort("account_id")
+    features = families.build(ctx, wanted)  # sorted by account_id (`joined`)
     groups = ctx.outputs.get("groups", empty_groups())
     grouped = groups["members"].explode().n_unique() if groups.height else 0
     report = FeatureReport(

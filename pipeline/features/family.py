@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,9 +48,22 @@ class Context:
         """The accounts described (the profile family's rows: created by the reference time)."""
         return self.computed["profile_"].select("account_id")
 
-    def so_far(self) -> pl.DataFrame:
-        """Every family computed so far, joined on account_id."""
-        return joined(list(self.computed.values()))
+    def so_far(self, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """Every family computed so far, joined on account_id; only `columns` of them when given
+        (a family reading a few columns should not hold a copy of all of them: at a million accounts
+        that copy is hundreds of MB)."""
+        if columns is None:
+            return joined(list(self.computed.values()))
+        wanted = set(columns)
+        frames = list(self.computed.values())
+        return joined(
+            [frames[0].select("account_id", *[c for c in frames[0].columns[1:] if c in wanted])]
+            + [frame.select("account_id", *picked) for frame in frames[1:] if (picked := [c for c in frame.columns[1:] if c in wanted])]
+        )
+
+    def columns(self) -> list[str]:
+        """The columns of every family computed so far (account_id not included), in the order `so_far` gives."""
+        return [c for frame in self.computed.values() for c in frame.columns[1:]]
 
     def timed(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one step, report it to `progress` ("features: NAME") and record its seconds."""
@@ -100,10 +113,12 @@ class Family:
 
 
 def joined(frames: list[pl.DataFrame]) -> pl.DataFrame:
-    """Frames keyed by account_id, left-joined onto the first (the profile family's rows)."""
-    out = frames[0]
+    """Frames keyed by account_id, left-joined onto the first (the profile family's rows), sorted by
+    account_id: the first frame is sorted and the joins keep its order, so the wide result is never
+    sorted (a copy of every column) after it is built."""
+    out = frames[0] if frames[0]["account_id"].is_sorted() else frames[0].sort("account_id")
     for frame in frames[1:]:
-        out = out.join(frame, on="account_id", how="left")
+        out = out.join(frame, on="account_id", how="left", maintain_order="left")
     return out
 
 

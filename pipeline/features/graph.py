@@ -117,6 +117,9 @@ def graph_features(
             )
         finally:
             own.close()
+    # DuckDB's part first, before the follow graph is held in memory: the step's peak is then the
+    # larger of the two, not their sum (at a million accounts, ~1 GB less)
+    bipartite = _bipartite(con, base, coengager_columns, coengager_weighted) if base is not None else _bipartite(con, None, ())
     ids, src, dst = _follow_index(con)
     n = len(ids)
     g = ig.Graph(n=n, edges=np.column_stack([src, dst]), directed=True)
@@ -137,7 +140,7 @@ def graph_features(
     del g, undirected
     if base is not None and neighbour_columns:
         out = out.join(_neighbour_means(ids, src, dst, base, neighbour_columns), on="account_id", how="left")
-    bipartite = _bipartite(con, base, coengager_columns, coengager_weighted) if base is not None else _bipartite(con, None, ())
+    del src, dst
     out = out.join(bipartite, on="account_id", how="left")
     return out.sort("account_id")
 
@@ -292,14 +295,15 @@ def compute(ctx: Context) -> pl.DataFrame:
     """The graph family over the families before it: the simulator's inputs stay fixed (the shipped
     models' features); for a dataset, its raw_ columns, the action count and the dense-block score
     are also averaged over neighbours and co-engagers."""
-    base = ctx.so_far()
-    raw_columns = [c for c in base.columns if c.startswith("raw_")]
-    extra = [c for c in (*raw_columns, "beh_n_actions", "lock_dense_block_score") if c in base.columns] if ctx.dataset else []
-    weighted = [c for c in ("beh_n_actions", "lock_dense_block_score", "lock_in_densest_block") if c in extra or c in base.columns]
+    present = ctx.columns()
+    raw_columns = [c for c in present if c.startswith("raw_")]
+    extra = [c for c in (*raw_columns, "beh_n_actions", "lock_dense_block_score") if c in present] if ctx.dataset else []
+    weighted = [c for c in ("beh_n_actions", "lock_dense_block_score", "lock_in_densest_block") if c in extra or c in present]
+    used = {*NEIGHBOUR_COLUMNS, *raw_columns, *COENGAGER_COLUMNS, *extra, *(weighted if ctx.dataset else ())}
     return ctx.timed(
         "graph",
         graph_features,
-        base=base,
+        base=ctx.so_far(sorted(used)),  # only the columns averaged: not a copy of every feature so far
         con=ctx.con,
         neighbour_columns=(*NEIGHBOUR_COLUMNS, *raw_columns),
         coengager_columns=(*COENGAGER_COLUMNS, *extra),

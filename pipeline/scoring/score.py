@@ -272,7 +272,7 @@ def score_profiles(
         # as the full features do (pipeline.features.build): nothing created after the reference time is seen
         ref = f"TIMESTAMPTZ {literal(reference_time.isoformat())}"
         con.execute(f"CREATE TEMP VIEW accounts AS SELECT * FROM wh.accounts WHERE created_at IS NULL OR created_at <= {ref}")
-        features = families.build(Context(con, reference_time, LockstepParams(), progress=progress), wanted).sort("account_id")
+        features = families.build(Context(con, reference_time, LockstepParams(), progress=progress), wanted)  # sorted (`joined`)
     finally:
         con.close()
     scores = score_features(features, models, explain=explain, versions=versions, chunk_size=chunk_size, progress=progress)
