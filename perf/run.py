@@ -383,6 +383,7 @@ def _limits(preset: str, work: Path) -> dict[str, object]:
     seconds: dict[str, float] = measured["seconds"]
     note = ", ".join(f"{k.removeprefix('features: ')} {v:.1f} s" for k, v in seconds.items())
     note += f"; bare lockstep pairs {measured['lockstep_pairs']:,}, pred_contrib rows {measured['flagged']:,}"
+    note += f"; the pages query's core alone (likes per target, flagged joined in) {measured['pages_core']:.1f} s"
     result = _result("limits", preset, time.perf_counter() - start, {"engagements": _engagements(src)}, note)
     result["limits"] = seconds
     return result
