@@ -49,7 +49,7 @@ def _timed(fn: Callable[[], Any]) -> float:
 def _con() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")  # as the pipeline's connections: nothing drawn on the log
+    con.execute("SET enable_progress_bar = false")  # no bar drawn on the log
     return con
 
 
