@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,20 @@ def test_limits_table_puts_each_step_beside_its_library_limit(tmp_path: Path, ca
     for step in ("validating and loading the input", "features: behaviour", "features: lockstep", "features: graph", "scoring", "pages"):
         assert rows[step].count("x |") == 1, rows[step]  # a ratio
     assert "FRAUDAR" in rows["features: dense_block"]  # no library limit, and why
+
+
+@pytest.mark.slow  # needs the trained models in models/ (`make repro`)
+def test_step_memory_gives_each_step_its_seconds_and_peak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from perf import step_memory
+
+    assert main(["--presets", "tiny", "--stages", "simulate", "--work", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert step_memory.main(["--work", str(tmp_path), "--preset", "tiny", "--memory-limit", "1GB"]) == 0
+    out = capsys.readouterr().out
+    rows = {
+        line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in out.splitlines() if line.startswith("| ") and "---" not in line
+    }
+    for step in ("validating and loading the input", "features: behaviour", "features: graph", "scoring"):
+        seconds, peak = float(rows[step][1]), float(rows[step][2].rstrip(" |").replace(",", ""))
+        assert seconds >= 0 and peak > 50  # a Python process with DuckDB and LightGBM loaded holds more than 50 MiB
+    assert not list(Path(tempfile.gettempdir()).glob("step-memory-*"))  # its outputs removed
