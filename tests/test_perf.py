@@ -27,6 +27,7 @@ def test_step_memory_gives_each_step_its_seconds_and_peak(tmp_path: Path, capsys
 
     assert main(["--presets", "tiny", "--stages", "simulate", "--work", str(tmp_path)]) == 0
     capsys.readouterr()
+    scratch_before = set(Path(tempfile.gettempdir()).glob("step-memory-*"))
     assert step_memory.main(["--work", str(tmp_path), "--preset", "tiny", "--memory-limit", "1GB"]) == 0
     out = capsys.readouterr().out
     rows = {
@@ -35,4 +36,4 @@ def test_step_memory_gives_each_step_its_seconds_and_peak(tmp_path: Path, capsys
     for step in ("validating and loading the input", "features: behaviour", "features: graph", "scoring"):
         seconds, peak = float(rows[step][1]), float(rows[step][2].rstrip(" |").replace(",", ""))
         assert seconds >= 0 and peak > 50  # a Python process with DuckDB and LightGBM loaded holds more than 50 MiB
-    assert not list(Path(tempfile.gettempdir()).glob("step-memory-*"))  # its outputs removed
+    assert set(Path(tempfile.gettempdir()).glob("step-memory-*")) == scratch_before  # its outputs removed

@@ -429,10 +429,10 @@ def check_in_place(
             con.execute(f"CREATE TEMP VIEW typed_{table.name} AS SELECT {', '.join(select)} FROM raw_{table.name}")
             checks = _row_checks(table, checked, loaded)
             texts = [quote(c.name) for c in table.columns if c.dtype == "string" and c.name in present]
-            problems, longest = _bulk_problems(con, table, checks, now, rows=rows, dedup=dedup, texts=texts)
+            problems, long = _bulk_problems(con, table, checks, now, rows=rows, dedup=dedup, texts=texts)
             if problems:
                 return None
-            if longest > LONG_TEXT:
+            if long:
                 long_text.add(table.name)
             con.execute(f"CREATE TEMP VIEW accepted_{table.name} AS SELECT * FROM typed_{table.name}")
             named = ", ".join(f"{expr} AS {quote(c.name)}" for expr, c in zip(columns, table.columns, strict=True))
@@ -475,12 +475,12 @@ def _bulk_problems(
     rows: int,
     dedup: bool = False,
     texts: list[str] | None = None,
-) -> tuple[bool, int]:
+) -> tuple[bool, bool]:
     """Whether any row of typed_<table> breaks one of `checks` (counted in one scan, the rows' accepted
     accounts LEFT JOINed as `a` where a rule looks at them; each key in a GROUP BY of its own), or,
     with `dedup`, repeats another exactly (its column `_hash`: up to HASH_SORT_ROWS rows the scan's
-    hashes are sorted in numpy, beyond that grouped in the same scan); and, from the same scan, the
-    length of the longest value of the `texts` columns (quoted names; 0 without them)."""
+    hashes are sorted in numpy, beyond that grouped in the same scan); and, from the same scan, whether
+    a value of the `texts` columns (quoted names) is longer than LONG_TEXT characters."""
     counted = [ch.where if ch.bulk is None else ch.bulk for ch in checks if ch.bulk != ""]
     joined = any(ch.join or (ch.bulk and "a." in ch.bulk) for ch in checks if ch.bulk != "")
     ref = "actor_id" if table.name == "engagements" else "account_id"
@@ -490,42 +490,45 @@ def _bulk_problems(
     join = f"LEFT JOIN accepted_accounts a ON a.account_id = t.{ref}" if joined else ""
     # a rule's predicate is NULL on a NULL value: only a true one is a problem
     bad = f"coalesce({' OR '.join(f'({w})' for w in counted) or 'false'}, false)"
-    length = f"coalesce(greatest({', '.join(f'length(t.{c})' for c in texts)}), 0)" if texts else "0"
+    long = f"coalesce(greatest({', '.join(f'length(t.{c})' for c in texts)}) > {LONG_TEXT}, false)" if texts else "false"
     params = {"now": now} if "$now" in bad else None
     if dedup and rows <= HASH_SORT_ROWS:
         # numpy sorts 24M hashes in 0.7 s; DuckDB's GROUP BY of as many distinct keys takes 4 s. A row's
         # code says in one byte whether it breaks a rule (2) or holds a long text (1).
-        code = f"(CASE WHEN {bad} THEN 2 WHEN {length} > {LONG_TEXT} THEN 1 ELSE 0 END)::UTINYINT"
+        code = f"(CASE WHEN {bad} THEN 2 WHEN {long} THEN 1 ELSE 0 END)::UTINYINT"
         got = con.execute(f"SELECT t._hash AS h, {code} AS code FROM typed_{table.name} t {join}", params).fetchnumpy()
         hashes, codes = np.asarray(got.pop("h")), np.asarray(got.pop("code"))
         del got
         if (codes == 2).any():
-            return True, 0
-        longest = LONG_TEXT + 1 if (codes == 1).any() else 0
+            return True, False
+        long_rows = bool((codes == 1).any())
         del codes
         hashes.sort()  # in place: 8 bytes a row, no copy
-        return bool((hashes[1:] == hashes[:-1]).any()), longest
+        return bool((hashes[1:] == hashes[:-1]).any()), long_rows
     if dedup:  # past what numpy holds comfortably: DuckDB's GROUP BY, which spills to disk past its memory limit
         sql = (
-            "SELECT coalesce(sum(bad), 0) + count(*) FILTER (WHERE n > 1), coalesce(max(longest), 0) FROM "
-            f"(SELECT count(*) AS n, sum({bad}::INTEGER) AS bad, max({length}) AS longest "
+            "SELECT coalesce(sum(bad), 0) + count(*) FILTER (WHERE n > 1), coalesce(bool_or(long), false) FROM "
+            f"(SELECT count(*) AS n, sum({bad}::INTEGER) AS bad, bool_or({long}) AS long "
             f"FROM typed_{table.name} t {join} GROUP BY t._hash)"
         )
     else:
         # every column's value is read (hashed), not only those a rule looks at: a damaged data page
         # in any column fails here, before a view would fail in the middle of the features
         every = ", ".join(f"t.{quote(c)}" for c in table.column_names)
-        sql = f"SELECT count(*) FILTER (WHERE {bad}), coalesce(max({length}), 0), bit_xor(hash({every})) FROM typed_{table.name} t {join}"
-    problems, longest = con.execute(sql, params).fetchall()[0][:2]
+        sql = (
+            f"SELECT count(*) FILTER (WHERE {bad}), coalesce(bool_or({long}), false), bit_xor(hash({every})) "
+            f"FROM typed_{table.name} t {join}"
+        )
+    problems, long_rows = con.execute(sql, params).fetchall()[0][:2]
     if problems:
-        return True, 0
+        return True, False
     if table.key:
         key = ", ".join(quote(k) for k in table.key)
         not_null = " AND ".join(f"{quote(k)} IS NOT NULL" for k in table.key)
         sql = f"SELECT count(*) FROM (SELECT 1 FROM typed_{table.name} WHERE {not_null} GROUP BY {key} HAVING count(*) > 1)"
         if _scalar(con, sql):
-            return True, 0
-    return False, int(longest)
+            return True, False
+    return False, bool(long_rows)
 
 
 def _check_reject_share(
