@@ -33,7 +33,7 @@ FILE = "__file"
 FILE_LABEL = "__file_label"  # the spec's `label:` of the file a row came from
 FILE_SPLIT = "__file_split"  # the spec's `split:` of the file a row came from
 # Where a dataset has no time at all (untimed engagements, no creation times), the engagements
-# are placed at this instant; the time-derived features are then dropped (build.dataset_features).
+# are placed at this instant; the time-derived features are then dropped (build.dataset_columns).
 # An unknown creation time is never placed anywhere: it stays null.
 UNKNOWN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 TWITTER_TIME = "%a %b %d %H:%M:%S %z %Y"  # Fri Apr 06 10:58:22 +0000 2012

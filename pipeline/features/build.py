@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -63,7 +64,7 @@ def build_features(
         con.register("accounts_in", _with_optional_columns(accounts))
         con.register("engagements_in", eng)
         con.register("targets_in", targets if targets is not None else EMPTY_TARGETS)
-        return _build(con, "accounts_in", "engagements_in", "targets_in", reference_time, lockstep_params)
+        return _build(con, "accounts_in", "engagements_in", "targets_in", reference_time, lockstep_params).frames()
     finally:
         con.close()
 
@@ -81,7 +82,7 @@ def featurize_warehouse(
     The SQL runs against the warehouse tables (attached read-only), so the engagements are never
     copied into Python for the profile_ and beh_ families; DuckDB spills past `memory_limit`.
     A warehouse built from a dataset spec also gets its `raw_` features, and only the feature
-    families and columns its data supports (`dataset_features`).
+    families and columns its data supports (`dataset_columns`).
     """
     features, groups, report = warehouse_features(
         db, reference_time=reference_time, lockstep_params=lockstep_params, memory_limit=memory_limit
@@ -111,16 +112,38 @@ def warehouse_features(
 
     `progress(step, done, total)` is called as each feature family starts (total 0: not known ahead).
     """
+    with computed_features(
+        db, reference_time=reference_time, lockstep_params=lockstep_params, memory_limit=memory_limit, progress=progress
+    ) as done:
+        return done.frames()
+
+
+@contextlib.contextmanager
+def computed_features(
+    db: Path | str,
+    *,
+    reference_time: datetime | None = None,
+    lockstep_params: LockstepParams = LockstepParams(),  # noqa: B008
+    memory_limit: str = "5GB",
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Iterator[Computed]:
+    """The features of a warehouse computed into an open connection (see `Computed`), which closes on exit.
+
+    The SQL runs against the warehouse tables (attached read-only); a warehouse built from a
+    dataset spec also gets its `raw_` features, and only the feature families and columns its
+    data supports (`dataset_columns`).
+    """
     con = feature_connection(memory_limit)
     try:
         attach(con, db, "wh")
         info = read_dataset_info(con, "wh")
         if info is None:
-            return _build(con, "wh.accounts", "wh.engagements", "wh.targets", reference_time, lockstep_params, progress=progress)
+            yield _build(con, "wh.accounts", "wh.engagements", "wh.targets", reference_time, lockstep_params, progress=progress)
+            return
         raw = con.sql("SELECT * FROM wh.raw_features").pl()
         if reference_time is None:
             reference_time = datetime.fromisoformat(info["reference_time"])
-        features, groups, report = _build(
+        done = _build(
             con,
             "wh.accounts",
             "wh.engagements",
@@ -131,11 +154,38 @@ def warehouse_features(
             engagements_known=bool(info["engagements"]),
             progress=progress,
         )
-        features = dataset_features(features, timed=info["timed"], created_known=info["created_known"])
-        report.features = len(features.columns) - 1
-        return features, groups, report
+        done.columns = dataset_columns(con, done.ctx, done.columns, timed=info["timed"], created_known=info["created_known"])
+        done.report.features = len(done.columns)
+        yield done
     finally:
         con.close()
+
+
+@dataclass
+class Computed:
+    """Features computed into a connection: each family a temp table (`Context.keep`), joined by `sql`.
+
+    Nothing per account is held in Python: `frames` reads the features whole (the featurize
+    stage, notebooks), `batches` a few rows at a time (batch scoring at any size).
+    """
+
+    ctx: Context
+    columns: list[str]  # the feature columns, in order (account_id not included)
+    groups: pl.DataFrame
+    report: FeatureReport
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        return self.ctx.con
+
+    @property
+    def sql(self) -> str:
+        """account_id + `columns`, one row per account, sorted by account_id."""
+        return self.ctx.features_sql([f.prefix for f in families.FAMILIES if f.prefix in self.ctx.computed], self.columns)
+
+    def frames(self) -> tuple[pl.DataFrame, pl.DataFrame, FeatureReport]:
+        """(features, lockstep groups, report), the features as one frame."""
+        return self.con.sql(self.sql).pl(), self.groups, self.report
 
 
 # Columns that need real engagement times, or real account creation times. A dataset without them
@@ -148,22 +198,24 @@ TIMED_COLUMNS = (
 AGE_COLUMNS = ("profile_age_days", "profile_posts_per_day", "beh_first_action_delay_days")
 
 
-def dataset_features(features: pl.DataFrame, *, timed: bool, created_known: bool) -> pl.DataFrame:
+def dataset_columns(con: duckdb.DuckDBPyConnection, ctx: Context, columns: list[str], *, timed: bool, created_known: bool) -> list[str]:
     """The columns a real dataset supports: no time- or age-derived column it lacks the data for,
-    and no column that is constant or empty over the whole dataset (it carries no information)."""
+    and no column that is constant or empty over the whole dataset (it carries no information).
+    One aggregate over the families' tables: a column varies when its least and greatest values
+    (nulls and NaN left out) differ."""
     drop = set() if timed else set(TIMED_COLUMNS)
     if not created_known:
-        drop |= {c for c in features.columns if any(a in c for a in AGE_COLUMNS)}
-    keep = ["account_id"]
-    for column in features.columns[1:]:
-        if column in drop:
-            continue
-        values = features[column]
-        if values.dtype.is_float():
-            values = values.fill_nan(None)
-        if values.drop_nulls().n_unique() > 1:
-            keep.append(column)
-    return features.select(keep)
+        drop |= {c for c in columns if any(a in c for a in AGE_COLUMNS)}
+    candidates = [c for c in columns if c not in drop]
+    if not candidates:
+        return []
+    relation = con.sql(ctx.features_sql(list(ctx.computed), candidates))
+    names, varies = relation.columns[1:], []
+    for column, kind in zip(names, relation.types[1:], strict=True):
+        real = f'"{column}"' if str(kind) not in ("FLOAT", "DOUBLE") else f'CASE WHEN isnan("{column}") THEN NULL ELSE "{column}" END'
+        varies.append(f"coalesce(min({real}) < max({real}), false)")
+    found = dict(zip(names, relation.aggregate(", ".join(varies)).fetchall()[0], strict=True))
+    return [c for c in candidates if found[c]]
 
 
 def _build(
@@ -177,9 +229,9 @@ def _build(
     raw: pl.DataFrame | None = None,
     engagements_known: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame, FeatureReport]:
+) -> Computed:
     """Show the inputs as views cut at the reference time, then compute every family on them
-    (pipeline.features.families).
+    (pipeline.features.families) into the connection.
 
     `raw` (account_id + raw_ columns from a dataset) joins the features and, with the behaviour
     counts and the dense-block score, is also averaged over each account's graph neighbours and
@@ -202,20 +254,20 @@ def _build(
     con.execute(f"CREATE OR REPLACE TEMP VIEW targets AS SELECT target_id, created_at FROM {targets}")
     ctx = Context(con, reference_time, lockstep_params, raw=raw, progress=progress)
     wanted = families.supported(engagements=engagements_known, values=engagements_known and has_values(con), raw=raw is not None)
-    features = families.build(ctx, wanted)  # sorted by account_id (`joined`)
+    families.build(ctx, wanted)
     groups = ctx.outputs.get("groups", empty_groups())
     grouped = groups["members"].explode().n_unique() if groups.height else 0
     report = FeatureReport(
         reference_time=reference_time.isoformat(),
-        accounts=features.height,
-        features=len(features.columns) - 1,
+        accounts=con.execute(f"SELECT count(*) FROM {ctx.table('profile_')}").fetchall()[0][0],
+        features=len(ctx.columns()),
         lockstep_groups=groups.height,
         lockstep_accounts=grouped,
         lockstep_skipped_cells=ctx.outputs.get("skipped_cells", 0),
         timed=ctx.outputs.get("timed", False),
         seconds=ctx.seconds,
     )
-    return features, groups, report
+    return Computed(ctx, ctx.columns(), groups, report)
 
 
 def has_values(con: duckdb.DuckDBPyConnection) -> bool:

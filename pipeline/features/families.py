@@ -16,7 +16,7 @@ from typing import TypeVar
 import polars as pl
 
 from pipeline.features import behaviour, graph, lockstep, profile, rating
-from pipeline.features.family import Context, Family, joined
+from pipeline.features.family import Context, Family
 
 
 def _raw(ctx: Context) -> pl.DataFrame:
@@ -105,9 +105,11 @@ def wording(feature: str) -> Callable[[float | None], str]:
     return words
 
 
-def build(ctx: Context, wanted: list[Family]) -> pl.DataFrame:
-    """Compute the `wanted` families (each after the families it `needs`) and join them in column order."""
-    return joined(in_order(ctx.computed, wanted, lambda family: family.compute(ctx)))
+def build(ctx: Context, wanted: list[Family]) -> str:
+    """Compute the `wanted` families (each after the families it `needs`), each kept in the
+    connection (`Context.keep`); returns the SQL that joins them in column order, sorted by account_id."""
+    in_order(ctx.computed, wanted, lambda family: ctx.keep(family.prefix, family.compute(ctx)))
+    return ctx.features_sql([f.prefix for f in FAMILIES if f.prefix in ctx.computed])
 
 
 T = TypeVar("T")

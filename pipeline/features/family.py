@@ -28,14 +28,19 @@ Describe = Callable[[float], str]
 @dataclass
 class Context:
     """What a family's `compute` reads: a connection that shows `accounts`, `engagements` and
-    `targets` cut at the reference time, the settings, and the families computed before it."""
+    `targets` cut at the reference time, the settings, and the families computed before it.
+
+    Each family's result is kept in the connection as a temp table (`keep`), not in Python: DuckDB
+    holds them within its memory limit and spills them past it, so the Python side does not grow
+    with the accounts as the families pile up. `so_far` and `features_sql` join them back.
+    """
 
     con: duckdb.DuckDBPyConnection
     reference_time: datetime
     settings: Any  # LockstepParams (the only settings a family takes today)
     raw: pl.DataFrame | None = None  # account_id + raw_ columns of a dataset (None: the simulator)
     progress: Callable[[str, int, int], None] | None = None
-    computed: dict[str, pl.DataFrame] = field(default_factory=dict)  # prefix -> its frame (account_id + columns)
+    computed: dict[str, list[str]] = field(default_factory=dict)  # prefix -> its columns (account_id not included), in `table(prefix)`
     outputs: dict[str, Any] = field(default_factory=dict)  # side results (the lockstep groups, ...)
     seconds: dict[str, float] = field(default_factory=dict)  # per timed step; logged, never written
 
@@ -44,26 +49,49 @@ class Context:
         """Features for a real dataset (raw_ columns given), not the simulator's worlds."""
         return self.raw is not None
 
+    @staticmethod
+    def table(prefix: str) -> str:
+        """The temp table that holds a computed family ("family_beh")."""
+        return f"family_{prefix.rstrip('_')}"
+
+    def keep(self, prefix: str, frame: pl.DataFrame) -> list[str]:
+        """Store a family's frame (account_id + its columns) as its temp table; returns its columns."""
+        self.con.register("family_in", frame)
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {self.table(prefix)} AS SELECT * FROM family_in")
+        finally:
+            self.con.unregister("family_in")
+        self.computed[prefix] = frame.columns[1:]
+        return self.computed[prefix]
+
     def accounts(self) -> pl.DataFrame:
-        """The accounts described (the profile family's rows: created by the reference time)."""
-        return self.computed["profile_"].select("account_id")
+        """The accounts described (the profile family's rows: created by the reference time), sorted."""
+        return self.con.sql(f"SELECT account_id FROM {self.table('profile_')} ORDER BY account_id").pl()
 
     def so_far(self, columns: Sequence[str] | None = None) -> pl.DataFrame:
-        """Every family computed so far, joined on account_id; only `columns` of them when given
-        (a family reading a few columns should not hold a copy of all of them: at a million accounts
-        that copy is hundreds of MB)."""
-        if columns is None:
-            return joined(list(self.computed.values()))
-        wanted = set(columns)
-        frames = list(self.computed.values())
-        return joined(
-            [frames[0].select("account_id", *[c for c in frames[0].columns[1:] if c in wanted])]
-            + [frame.select("account_id", *picked) for frame in frames[1:] if (picked := [c for c in frame.columns[1:] if c in wanted])]
-        )
+        """Every family computed so far, joined on account_id and sorted by it; only `columns` of them
+        when given (a family reading a few columns should not hold a copy of all of them: at a
+        million accounts that copy is hundreds of MB)."""
+        return self.con.sql(self.features_sql(list(self.computed), columns)).pl()
 
     def columns(self) -> list[str]:
         """The columns of every family computed so far (account_id not included), in the order `so_far` gives."""
-        return [c for frame in self.computed.values() for c in frame.columns[1:]]
+        return [c for columns in self.computed.values() for c in columns]
+
+    def features_sql(self, prefixes: Sequence[str], columns: Sequence[str] | None = None) -> str:
+        """SQL for the families of `prefixes` (the first gives the rows: the profile family's), each
+        left-joined on account_id, in that order and sorted by account_id; only `columns` when given."""
+        wanted = None if columns is None else set(columns)
+        select, joins = ["f0.account_id"], []
+        for i, prefix in enumerate(prefixes):
+            picked = [c for c in self.computed[prefix] if wanted is None or c in wanted]
+            if i and not picked:
+                continue
+            select += [f'f{i}."{c}"' for c in picked]
+            joins.append(
+                f"{self.table(prefix)} f{i}" if not i else f"LEFT JOIN {self.table(prefix)} f{i} ON f{i}.account_id = f0.account_id"
+            )
+        return f"SELECT {', '.join(select)} FROM {' '.join(joins)} ORDER BY f0.account_id"
 
     def timed(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one step, report it to `progress` ("features: NAME") and record its seconds."""
@@ -110,16 +138,6 @@ class Family:
     def name(self) -> str:
         """The short name ("beh"): the prefix without its underscore."""
         return self.prefix.rstrip("_")
-
-
-def joined(frames: list[pl.DataFrame]) -> pl.DataFrame:
-    """Frames keyed by account_id, left-joined onto the first (the profile family's rows), sorted by
-    account_id: the first frame is sorted and the joins keep its order, so the wide result is never
-    sorted (a copy of every column) after it is built."""
-    out = frames[0] if frames[0]["account_id"].is_sorted() else frames[0].sort("account_id")
-    for frame in frames[1:]:
-        out = out.join(frame, on="account_id", how="left", maintain_order="left")
-    return out
 
 
 # Wording helpers for the families' `describe` entries.

@@ -235,15 +235,15 @@ def _bipartite(
             con.execute(statement)
         return con.sql(select).pl()
     finally:
-        for name in ("graph_bp", "graph_bp_deg", "graph_co"):
+        for name in ("graph_bp", "graph_bp_deg", "graph_median", "graph_co"):
             con.execute(f"DROP TABLE IF EXISTS {name}")
         if columns or weighted:
             con.unregister("graph_base")
 
 
 def bipartite_sql(columns: Sequence[str], weighted: Sequence[str] = ()) -> list[str]:
-    """The statements of `_bipartite` in DuckDB's dialect: temp tables `graph_bp`, `graph_bp_deg`
-    (and `graph_co` when there are columns to average), then the SELECT of the features.
+    """The statements of `_bipartite` in DuckDB's dialect: temp tables `graph_bp`, `graph_bp_deg`,
+    `graph_median` (and `graph_co` when there are columns to average), then the SELECT of the features.
 
     They read `engagements` and, for the columns, `graph_base` (account_id + the columns). One
     text for both engines: pipeline/spark/graph.py runs it on Spark, transpiled by sqlglot.
@@ -252,6 +252,16 @@ def bipartite_sql(columns: Sequence[str], weighted: Sequence[str] = ()) -> list[
         "CREATE OR REPLACE TEMP TABLE graph_bp AS SELECT actor_id, target_id, sum(weight) AS w FROM engagements GROUP BY ALL",
         "CREATE OR REPLACE TEMP TABLE graph_bp_deg AS "
         "SELECT target_id, count(*) AS degree, ln(1 + count(*)) AS pop FROM graph_bp GROUP BY 1",
+        # The median by sorting, not by the median() aggregate: DuckDB holds a holistic aggregate's
+        # values per group in memory, and at a million accounts under --memory-limit 1GB it ran out
+        # of memory (a sort spills). The middle one or two of each account's targets by popularity
+        # (2r in [n, n + 1] and [n + 1, n + 2]), averaged as median() does: (lo + hi) / 2.
+        "CREATE OR REPLACE TEMP TABLE graph_median AS "
+        "SELECT actor_id, (max(pop) FILTER (WHERE 2 * r BETWEEN n AND n + 1) + max(pop) FILTER (WHERE 2 * r BETWEEN n + 1 AND n + 2)) / 2 "
+        "AS graph_target_pop_median FROM ("
+        "SELECT bp.actor_id, d.pop, row_number() OVER (PARTITION BY bp.actor_id ORDER BY d.pop) AS r, "
+        "count(*) OVER (PARTITION BY bp.actor_id) AS n FROM graph_bp bp JOIN graph_bp_deg d ON d.target_id = bp.target_id"
+        ") WHERE 2 * r BETWEEN n AND n + 2 GROUP BY actor_id",
     ]
     co_select, co_join = "", ""
     if columns or weighted:
@@ -278,14 +288,20 @@ def bipartite_sql(columns: Sequence[str], weighted: Sequence[str] = ()) -> list[
             for c in weighted
         )
         co_join = "JOIN graph_co co ON co.target_id = bp.target_id"
+    after = ["graph_target_pop_max", "graph_target_pop_min", "graph_target_small_share"]
+    after += [f"graph_coengager_{c}_mean" for c in columns]
+    after += [name for c in weighted for name in (f"graph_coengager_{c}_wmean", f"graph_coengager_{c}_max")]
     statements.append(
         f"""
-            SELECT bp.actor_id AS account_id,
-                   avg({_exact("d.pop")}) AS graph_target_pop_mean, median(d.pop) AS graph_target_pop_median,
-                   max(d.pop) AS graph_target_pop_max, min(d.pop) AS graph_target_pop_min,
-                   avg((d.degree <= 5)::DOUBLE) AS graph_target_small_share{co_select}
-            FROM graph_bp bp JOIN graph_bp_deg d ON d.target_id = bp.target_id {co_join}
-            GROUP BY bp.actor_id
+            SELECT a.account_id, a.graph_target_pop_mean, m.graph_target_pop_median, {", ".join("a." + quote(c) for c in after)}
+            FROM (
+                SELECT bp.actor_id AS account_id,
+                       avg({_exact("d.pop")}) AS graph_target_pop_mean,
+                       max(d.pop) AS graph_target_pop_max, min(d.pop) AS graph_target_pop_min,
+                       avg((d.degree <= 5)::DOUBLE) AS graph_target_small_share{co_select}
+                FROM graph_bp bp JOIN graph_bp_deg d ON d.target_id = bp.target_id {co_join}
+                GROUP BY bp.actor_id
+            ) a JOIN graph_median m ON m.actor_id = a.account_id
             """
     )
     return statements

@@ -450,16 +450,22 @@ def dense_block_scores_sql(
         number_ids(con, "dense_actors", "actor_id", "dense_edges")
         number_ids(con, "dense_targets", "target_id", "dense_edges")
         n_targets = con.execute("SELECT count(*) FROM dense_targets").fetchall()[0][0]
-        arrays = con.execute(
-            "SELECT da.i AS row, dt.i AS col, e.w FROM dense_edges e "
-            "JOIN dense_actors da USING (actor_id) JOIN dense_targets dt USING (target_id)"
-        ).fetchnumpy()
+        n_actors = con.execute("SELECT count(*) FROM dense_actors").fetchall()[0][0]
+        score, densest = peel_dense_blocks(*_edge_arrays(con), n_actors, n_targets, c=c, epsilon=epsilon)
         actors = con.sql("SELECT actor_id FROM dense_actors ORDER BY i").pl()["actor_id"]
-        score, densest = peel_dense_blocks(arrays["row"], arrays["col"], arrays["w"], len(actors), n_targets, c=c, epsilon=epsilon)
         return pl.DataFrame({"account_id": actors, "lock_dense_block_score": score, "lock_in_densest_block": densest})
     finally:
         for name in ("dense_edges", "dense_actors", "dense_targets"):
             con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _edge_arrays(con: duckdb.DuckDBPyConnection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, col, w) of `dense_edges` as numbered by `dense_actors` and `dense_targets`."""
+    arrays = con.execute(
+        "SELECT da.i AS row, dt.i AS col, e.w FROM dense_edges e "
+        "JOIN dense_actors da USING (actor_id) JOIN dense_targets dt USING (target_id)"
+    ).fetchnumpy()
+    return arrays["row"], arrays["col"], arrays["w"]
 
 
 def _members(ptr: np.ndarray, nodes: np.ndarray) -> np.ndarray:
@@ -509,13 +515,19 @@ def peel_dense_blocks(
     Degrees are updated from the removed nodes' edges only and each pass scans the remaining
     nodes: O(edges + nodes x passes) work. The number of passes is logged at debug level.
     """
-    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
-    if len(rows) == 0:
+    # the numbering's own integer type (DuckDB's INTEGER: 4 bytes an edge, not 8); temporaries are
+    # dropped as soon as the two layouts exist: at 16M edges each copy is 64-128 MB
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    n_edges = len(rows)
+    if n_edges == 0:
         return np.zeros(n_rows), np.zeros(n_rows, dtype=bool)
     target_degrees, which = np.unique(np.bincount(cols, minlength=n_cols), return_inverse=True)
     col_log = np.array(fraudar_logs(target_degrees.tolist(), c))[which]
+    del which
     q = np.rint(np.asarray(w, dtype=np.float64) / col_log[cols] * DENSE_SCALE).astype(np.int64)
+    del col_log
     csr = sp.csr_matrix((q, (rows, cols)), shape=(n_rows, n_cols))
+    del q, rows, cols, w
     csc = csr.tocsc()
     ptr_r, nbr_r, val_r = csr.indptr.astype(np.int64), csr.indices, csr.data  # a row's edges: its columns and values
     ptr_c, nbr_c, val_c = csc.indptr.astype(np.int64), csc.indices, csc.data
@@ -536,7 +548,7 @@ def peel_dense_blocks(
         np.subtract.at(deg_r, nbr_c[e_c], val_c[e_c])
         if len(live_r):
             schedule.end_pass(int(min(deg_r[live_r].min(), deg_c[live_c].min(initial=np.iinfo(np.int64).max))))
-    log.debug("dense blocks: %d rows, %d columns, %d edges peeled in %d passes", n_rows, n_cols, len(rows), schedule.passes)
+    log.debug("dense blocks: %d rows, %d columns, %d edges peeled in %d passes", n_rows, n_cols, n_edges, schedule.passes)
     return score, score >= schedule.best_level / DENSE_SCALE
 
 

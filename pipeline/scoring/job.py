@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,8 +31,8 @@ from pipeline.io import atomic_path, output_lock, refuse_overwriting_inputs, scr
 from pipeline.models.card import simulated, simulated_warning
 from pipeline.models.train import FEATURE_SETS, FULL, PROFILE, model_folder
 from pipeline.scoring.models import check_profile_only, load_models, load_registered
-from pipeline.scoring.pages import suspected_pages
-from pipeline.scoring.score import CHUNK_SIZE, Progress, score_profiles, score_warehouse, to_csv_frame
+from pipeline.scoring.pages import seller_task, suspected_pages
+from pipeline.scoring.score import CHUNK_SIZE, Progress, profile_scores, to_csv_frame, warehouse_scores
 from pipeline.warehouse import connect
 
 DEFAULT_MODEL_DIR = Path("models")
@@ -129,45 +130,40 @@ def run(request: ScoreRequest, progress: Progress | None = None) -> ScoreResult:
                 db = ingest_inputs(scratch, r.accounts, r.engagements, r.targets, r.memory_limit)
             check_reference_time(db, r.reference_time)
             notes = []
+            options: dict[str, Any] = dict(
+                explain=r.explain, versions=versions, chunk_size=r.chunk_size, memory_limit=r.memory_limit, progress=step
+            )
+            scoring = (
+                profile_scores(db, models, reference_time=r.reference_time, **options)
+                if profile_only
+                else warehouse_scores(db, models, reference_time=r.reference_time, **options)
+            )
+            with contextlib.ExitStack() as written, scoring as scores:
+                # every output under a temporary name, renamed into place only when all are written:
+                # a failure or Ctrl-C leaves each as it was
+                tmp = written.enter_context(atomic_path(r.out))
+                pages_tmp = written.enter_context(atomic_path(r.pages_out)) if r.pages_out is not None else None
+                sellers = scratch / "sellers.parquet" if pages_tmp is not None else None
+                counts = write_scores(scores.batches, tmp, r.fmt, sellers=sellers, tasks=list(models), names=[r.out])
+                if pages_tmp is not None and sellers is not None:
+                    step("pages", 0, 0)
+                    pages = suspected_pages(db, sellers, until=r.reference_time)
+                    step("writing", 0, 0)
+                    write_frame(pages, pages_tmp, r.fmt, names=[r.out, r.pages_out])
+                step("writing", 0, 0)
             if profile_only:
-                scores, when = score_profiles(
-                    db,
-                    models,
-                    reference_time=r.reference_time,
-                    explain=r.explain,
-                    versions=versions,
-                    chunk_size=r.chunk_size,
-                    memory_limit=r.memory_limit,
-                    progress=step,
-                )
                 notes.append(
                     f"no --engagements: scored from the profile alone by {', '.join(versions.values())} "
-                    f"(has_engagements = false), as of {when.isoformat()}"
+                    f"(has_engagements = false), as of {scores.reference_time.isoformat()}"
                 )
-            else:
-                scores, _ = score_warehouse(
-                    db,
-                    models,
-                    reference_time=r.reference_time,
-                    explain=r.explain,
-                    versions=versions,
-                    chunk_size=r.chunk_size,
-                    memory_limit=r.memory_limit,
-                    progress=step,
-                )
-            unscored = _accounts_in(db) - scores.height  # features describe accounts created by the reference time
-            if r.pages_out is not None:
-                step("pages", 0, 0)
-            pages = suspected_pages(db, scores, until=r.reference_time) if r.pages_out is not None else None
-            step("writing", 0, 0)
-            write_tables([(scores, r.out), *([(pages, r.pages_out)] if pages is not None and r.pages_out is not None else [])], r.fmt)
+            unscored = _accounts_in(db) - counts.accounts  # features describe accounts created by the reference time
             step("done", 0, 0)
     warnings = [simulated_warning(task) for task, model in models.items() if simulated(model)]
     summary = {
-        "accounts": scores.height,
+        "accounts": counts.accounts,
         "created_after_reference_time": unscored,
-        "flagged": {task: int(scores[f"flagged_{task}"].sum()) for task in models},
-        "no_engagements": int((~scores["has_engagements"]).sum()),
+        "flagged": counts.flagged,
+        "no_engagements": counts.no_engagements,
         "models": versions,
         "seconds": round(time.perf_counter() - start, 1),
         "steps": {name: round(v, 1) for name, v in steps.items()},
@@ -241,20 +237,64 @@ def _rename(problem: str, names: dict[str, str]) -> str:
     return problem
 
 
-def write_tables(tables: list[tuple[pl.DataFrame, Path]], fmt: str) -> None:
-    """Write each frame to a temporary file beside its path; rename them into place only when all
-    are written, so a crash or Ctrl-C leaves every output as it was."""
+@dataclass
+class Counts:
+    """What the summary says of the scores written."""
+
+    accounts: int = 0
+    flagged: dict[str, int] = field(default_factory=dict)
+    no_engagements: int = 0
+
+
+def write_scores(
+    batches: Iterator[pl.DataFrame], tmp: Path, fmt: str, *, sellers: Path | None, tasks: list[str], names: list[Path]
+) -> Counts:
+    """Write the scores to `tmp` batch by batch (Parquet row groups, or CSV rows), and, when
+    `sellers` is given, the columns the pages query reads to that Parquet file; count as they pass.
+    `names`: the outputs, for the message when the disk refuses."""
+    import pyarrow.parquet as pq
+
+    counts = Counts(flagged=dict.fromkeys(tasks, 0))
+    seller = seller_task() if sellers is not None else None
     try:
-        with contextlib.ExitStack() as stack:
-            for frame, path in tables:
-                tmp = stack.enter_context(atomic_path(path))
+        with contextlib.ExitStack() as files:
+            out: Any = None
+            pages_in: Any = None
+            for batch in batches:
+                counts.accounts += batch.height
+                for task in tasks:
+                    counts.flagged[task] += int(batch[f"flagged_{task}"].sum())
+                counts.no_engagements += int((~batch["has_engagements"]).sum())
                 if fmt == "csv":
-                    to_csv_frame(frame).write_csv(tmp)
+                    if out is None:
+                        out = files.enter_context(tmp.open("wb"))
+                    to_csv_frame(batch).write_csv(out, include_header=out.tell() == 0)
                 else:
-                    frame.write_parquet(tmp)
+                    table = batch.to_arrow()
+                    if out is None:
+                        out = files.enter_context(pq.ParquetWriter(tmp, table.schema, compression="zstd"))
+                    out.write_table(table)
+                if sellers is not None:
+                    part = batch.select("account_id", f"flagged_{seller}", "lockstep_group").to_arrow()
+                    if pages_in is None:
+                        pages_in = files.enter_context(pq.ParquetWriter(sellers, part.schema))
+                    pages_in.write_table(part)
     except OSError as exc:
-        names = ", ".join(str(p) for _, p in tables)
-        raise ZombieScanError(f"{names}: cannot write ({exc.strerror or exc}); nothing was replaced") from None
+        raise ZombieScanError(f"{', '.join(map(str, names))}: cannot write ({exc.strerror or exc}); nothing was replaced") from None
+    return counts
+
+
+def write_frame(frame: pl.DataFrame, tmp: Path, fmt: str, *, names: list[Path | None]) -> None:
+    """One frame to `tmp` as Parquet or CSV (nested columns as JSON text)."""
+    try:
+        if fmt == "csv":
+            to_csv_frame(frame).write_csv(tmp)
+        else:
+            frame.write_parquet(tmp)
+    except OSError as exc:
+        raise ZombieScanError(
+            f"{', '.join(str(n) for n in names if n)}: cannot write ({exc.strerror or exc}); nothing was replaced"
+        ) from None
 
 
 def _model_files(model_dir: Path) -> list[Path]:

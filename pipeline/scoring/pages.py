@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline import tasks
+from pipeline.db import literal
 from pipeline.errors import ZombieScanError
 
 # One query for both engines: DuckDB runs it as is, the Spark engine through sqlglot (pipeline/spark/score.py).
@@ -38,7 +39,7 @@ ORDER BY suspected_bought_likes DESC, farm_share DESC, target_id
 """
 
 
-def suspected_pages(db: Path, scores: pl.DataFrame, *, until: datetime | None = None, task: str | None = None) -> pl.DataFrame:
+def suspected_pages(db: Path, scores: pl.DataFrame | Path, *, until: datetime | None = None, task: str | None = None) -> pl.DataFrame:
     """Targets ranked by suspected bought likes: likes from accounts over the like-farm threshold,
     beyond what the target's popularity explains.
 
@@ -48,14 +49,21 @@ def suspected_pages(db: Path, scores: pl.DataFrame, *, until: datetime | None = 
     target with a farm like: farm likes, all likes, share, expected, excess, the lockstep groups of
     the liking accounts, and the window in which the farm likes came. `until`: only likes up to
     that time (the reference time the scores' features describe). `task`: whose flags mark the
-    like sellers (default: the registry's like-selling task, like_farm).
+    like sellers (default: the registry's like-selling task, like_farm). `scores`: a frame, or a
+    Parquet file of them (read by DuckDB, never whole into Python).
     """
     from pipeline.warehouse import connect
 
     task = seller_task(task)
     con = connect(db)
     try:
-        con.register("scores_in", scores.select("account_id", pl.col(f"flagged_{task}").alias("farm"), "lockstep_group"))
+        if isinstance(scores, Path):
+            con.execute(
+                f'CREATE TEMP VIEW scores_in AS SELECT account_id, "flagged_{task}" AS farm, lockstep_group '
+                f"FROM read_parquet({literal(str(scores))})"
+            )
+        else:
+            con.register("scores_in", scores.select("account_id", pl.col(f"flagged_{task}").alias("farm"), "lockstep_group"))
         return con.sql(
             PAGES_SQL,
             params={"until": until},

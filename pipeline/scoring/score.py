@@ -11,11 +11,13 @@ accounts that come without engagements, from the profile features alone, by the 
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -23,7 +25,7 @@ import polars as pl
 from pipeline.db import literal
 from pipeline.errors import ZombieScanError
 from pipeline.features import families
-from pipeline.features.build import build_features, warehouse_features
+from pipeline.features.build import build_features, computed_features
 from pipeline.features.families import wording
 from pipeline.features.family import Context
 from pipeline.features.lockstep import LockstepParams, empty_groups
@@ -64,6 +66,14 @@ def score_features(
 ) -> pl.DataFrame:
     """Scores, decisions and reasons for every row of a features frame (one row per account),
     `chunk_size` rows at a time."""
+    _check(features, models, explain, chunk_size)
+    chunks = (features.slice(offset, chunk_size) for offset in range(0, max(features.height, 1), chunk_size))
+    parts = list(_scored(chunks, features.height, models, explain, versions or {}, scored_at or datetime.now(UTC), progress))
+    return pl.concat(parts, rechunk=True) if len(parts) > 1 else parts[0]
+
+
+def _check(features: pl.DataFrame, models: dict[str, TaskModel], explain: str, chunk_size: int) -> None:
+    """The request and the models against the features' columns (`features` may have no rows)."""
     if explain not in EXPLAIN:
         raise ZombieScanError(f"explain: {explain!r} is not one of {', '.join(EXPLAIN)}")
     if chunk_size < 1:
@@ -72,21 +82,35 @@ def score_features(
         check_features(features, model.features, model.dtypes, task)
         if model.booster is None:
             raise ZombieScanError(f"{task}: the model has no booster")
-    total = features.height
+
+
+def _scored(
+    chunks: Iterable[pl.DataFrame],
+    total: int,
+    models: dict[str, TaskModel],
+    explain: str,
+    versions: dict[str, str],
+    scored_at: datetime,
+    progress: Progress | None,
+) -> Iterator[pl.DataFrame]:
+    """`score_chunk` on each chunk, with `scored_at`; the chunks' columns besides the features
+    (has_engagements, lockstep_group) are carried after it."""
     if progress is not None:
         progress("scoring", 0, total)
-    parts = []
-    for offset in range(0, max(total, 1), chunk_size):
+    done = 0
+    for chunk in chunks:
         # the reasons' seconds apart from the scores' (the summary's steps): "scoring: reasons" shares the scoring bar
-        def step(name: str, done: int = offset) -> None:
+        def step(name: str, at: int = done) -> None:
             if progress is not None:
-                progress(name, done, total)
+                progress(name, at, total)
 
-        parts.append(score_chunk(features.slice(offset, chunk_size), models, explain, versions or {}, step))
+        out = score_chunk(chunk, models, explain, versions, step)
+        done += chunk.height
         if progress is not None:
-            progress("scoring", min(offset + chunk_size, total), total)
-    out = pl.concat(parts, rechunk=True) if len(parts) > 1 else parts[0]
-    return out.with_columns(pl.lit(scored_at or datetime.now(UTC), pl.Datetime("us", "UTC")).alias("scored_at"))
+            progress("scoring", done, total)
+        yield out.with_columns(
+            pl.lit(scored_at, pl.Datetime("us", "UTC")).alias("scored_at"), *[chunk[c] for c in CONTEXT if c in chunk.columns]
+        )
 
 
 def score_chunk(
@@ -202,6 +226,22 @@ def score_accounts(
     return _with_context(scores, active, groups)
 
 
+@dataclass
+class Scores:
+    """Scores of a warehouse as they are made, `chunk_size` accounts at a time (`warehouse_scores`):
+    one frame per chunk, in account_id order, each with every column of the output."""
+
+    accounts: int  # rows the batches will hold: the accounts created by the reference time
+    groups: pl.DataFrame  # the lockstep groups
+    reference_time: datetime  # what the features describe
+    batches: Iterator[pl.DataFrame]
+
+    def frame(self) -> pl.DataFrame:
+        """Every batch as one frame."""
+        parts = list(self.batches)
+        return pl.concat(parts, rechunk=True) if len(parts) > 1 else parts[0]
+
+
 def score_warehouse(
     db: Path,
     models: dict[str, TaskModel],
@@ -214,26 +254,63 @@ def score_warehouse(
     memory_limit: str = "5GB",
     progress: Progress | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Scores for every account of a warehouse (features out of core, as the featurize stage computes them),
-    and the lockstep groups. DuckDB spills to disk past `memory_limit`; the model step works
-    `chunk_size` accounts at a time."""
-    from pipeline.warehouse import connect
+    """Scores for every account of a warehouse and the lockstep groups, as frames (`warehouse_scores`)."""
+    with warehouse_scores(
+        db,
+        models,
+        reference_time=reference_time,
+        lockstep_params=lockstep_params,
+        explain=explain,
+        versions=versions,
+        chunk_size=chunk_size,
+        memory_limit=memory_limit,
+        progress=progress,
+    ) as scores:
+        return scores.frame(), scores.groups
 
+
+@contextlib.contextmanager
+def warehouse_scores(
+    db: Path,
+    models: dict[str, TaskModel],
+    *,
+    reference_time: datetime | None = None,
+    lockstep_params: LockstepParams | None = None,
+    explain: str = "flagged",
+    versions: dict[str, str] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    memory_limit: str = "5GB",
+    progress: Progress | None = None,
+    scored_at: datetime | None = None,
+) -> Iterator[Scores]:
+    """Scores for every account of a warehouse (features out of core, as the featurize stage
+    computes them), in batches: DuckDB holds the features and spills past `memory_limit`; Python
+    holds `chunk_size` accounts at a time, whatever their number. The batches read an open
+    connection: consume them inside the block.
+
+    Adds `has_engagements` (false: the account has no engagement up to the reference time; the
+    models score it with its engagement features empty) and `lockstep_group` (the id of the
+    account's lockstep group, if any).
+    """
     settings = lockstep_params or lockstep_settings(models)
-    features, groups, _ = warehouse_features(
+    with computed_features(
         db, reference_time=reference_time, lockstep_params=settings, memory_limit=memory_limit, progress=progress
-    )
-    scores = score_features(features, models, explain=explain, versions=versions, chunk_size=chunk_size, progress=progress)
-    con = connect(db)
-    try:
-        # the features saw engagements up to the reference time only; so does this flag
-        cut = "WHERE ts <= ?" if reference_time is not None else ""
-        args = [reference_time] if reference_time is not None else []
-        sql = f"SELECT DISTINCT actor_id AS account_id, true AS has_engagements FROM engagements {cut}"
-        active = con.sql(sql, params=args).pl()
-    finally:
-        con.close()
-    return _with_context(scores, active, groups), groups
+    ) as done:
+        batches = _batches(done.ctx, done.sql, done.groups, chunk_size, engagements=True)
+        yield Scores(
+            done.report.accounts,
+            done.groups,
+            datetime.fromisoformat(done.report.reference_time),
+            _scored(
+                _checked(batches, models, explain, chunk_size),
+                done.report.accounts,
+                models,
+                explain,
+                versions or {},
+                scored_at or datetime.now(UTC),
+                progress,
+            ),
+        )
 
 
 def score_profiles(
@@ -247,12 +324,40 @@ def score_profiles(
     memory_limit: str = "5GB",
     progress: Progress | None = None,
 ) -> tuple[pl.DataFrame, datetime]:
-    """Scores for every account of a warehouse that holds no engagements, from the families the
-    accounts table alone gives (the profile_ features), by profile-only models (`models/<task>-profile/`).
+    """Scores for every account of a warehouse that holds no engagements, as a frame (`profile_scores`), and the reference time."""
+    with profile_scores(
+        db,
+        models,
+        reference_time=reference_time,
+        explain=explain,
+        versions=versions,
+        chunk_size=chunk_size,
+        memory_limit=memory_limit,
+        progress=progress,
+    ) as scores:
+        return scores.frame(), scores.reference_time
 
-    The frame has the columns `score_warehouse` gives, with `has_engagements` false and no
+
+@contextlib.contextmanager
+def profile_scores(
+    db: Path,
+    models: dict[str, TaskModel],
+    *,
+    reference_time: datetime | None = None,
+    explain: str = "flagged",
+    versions: dict[str, str] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    memory_limit: str = "5GB",
+    progress: Progress | None = None,
+    scored_at: datetime | None = None,
+) -> Iterator[Scores]:
+    """Scores for every account of a warehouse that holds no engagements, from the families the
+    accounts table alone gives (the profile_ features), by profile-only models (`models/<task>-profile/`),
+    in batches as `warehouse_scores` gives them.
+
+    The batches have the columns `warehouse_scores` gives, with `has_engagements` false and no
     `lockstep_group` on every row. The features describe the accounts at `reference_time`, by
-    default the last account's creation; it is returned beside the scores.
+    default the last account's creation (`Scores.reference_time`).
     """
     for task, model in models.items():
         beyond = beyond_profile(model.features)
@@ -272,12 +377,82 @@ def score_profiles(
         # as the full features do (pipeline.features.build): nothing created after the reference time is seen
         ref = f"TIMESTAMPTZ {literal(reference_time.isoformat())}"
         con.execute(f"CREATE TEMP VIEW accounts AS SELECT * FROM wh.accounts WHERE created_at IS NULL OR created_at <= {ref}")
-        features = families.build(Context(con, reference_time, LockstepParams(), progress=progress), wanted)  # sorted (`joined`)
+        ctx = Context(con, reference_time, LockstepParams(), progress=progress)
+        sql = families.build(ctx, wanted)
+        total = con.execute(f"SELECT count(*) FROM {ctx.table('profile_')}").fetchall()[0][0]
+        batches = _batches(ctx, sql, empty_groups(), chunk_size, engagements=False)
+        yield Scores(
+            total,
+            empty_groups(),
+            reference_time,
+            _scored(
+                _checked(batches, models, explain, chunk_size),
+                total,
+                models,
+                explain,
+                versions or {},
+                scored_at or datetime.now(UTC),
+                progress,
+            ),
+        )
     finally:
         con.close()
-    scores = score_features(features, models, explain=explain, versions=versions, chunk_size=chunk_size, progress=progress)
-    active = pl.DataFrame(schema={"account_id": pl.String, "has_engagements": pl.Boolean})
-    return _with_context(scores, active, empty_groups()), reference_time
+
+
+# The columns of a score besides the model's: whether the account engaged at all, its lockstep group.
+CONTEXT = ("has_engagements", "lockstep_group")
+
+
+def _batches(ctx: Context, features_sql: str, groups: pl.DataFrame, chunk_size: int, *, engagements: bool) -> Iterator[pl.DataFrame]:
+    """The features of `features_sql` with the CONTEXT columns, `chunk_size` accounts at a time, in
+    account_id order (DuckDB sorts and spills; Python holds one chunk). The first batch may be
+    empty: it gives the columns when there are no accounts."""
+    con = ctx.con
+    members = groups.select(pl.col("group_id").alias("lockstep_group"), pl.col("members").alias("account_id")).explode("account_id")
+    con.register("lockstep_members", members)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE score_groups AS "
+        "SELECT account_id, min(lockstep_group) AS lockstep_group FROM lockstep_members GROUP BY account_id"
+    )
+    con.unregister("lockstep_members")
+    # The accounts with an engagement, as a table of their own: the same DISTINCT inside the
+    # query below ran out of memory at a million accounts under --memory-limit 1GB; as a table
+    # it spills. The features saw engagements up to the reference time only (the `engagements`
+    # view); so does this flag.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE score_active AS "
+        + ("SELECT DISTINCT actor_id FROM engagements" if engagements else "SELECT NULL::VARCHAR AS actor_id LIMIT 0")
+    )
+    reader = con.sql(
+        f"""
+        SELECT f.*, a.actor_id IS NOT NULL AS has_engagements, g.lockstep_group
+        FROM ({features_sql}) f
+        LEFT JOIN score_active a ON a.actor_id = f.account_id
+        LEFT JOIN score_groups g ON g.account_id = f.account_id
+        ORDER BY f.account_id
+        """
+    ).to_arrow_reader(chunk_size)
+    first = True
+    for batch in reader:
+        if batch.num_rows or first:
+            yield _frame(batch)
+            first = False
+    if first:
+        yield _frame(reader.schema.empty_table())
+
+
+def _frame(arrow: Any) -> pl.DataFrame:
+    frame = pl.from_arrow(arrow)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _checked(batches: Iterator[pl.DataFrame], models: dict[str, TaskModel], explain: str, chunk_size: int) -> Iterator[pl.DataFrame]:
+    """The batches, the first checked against the models (`_check`) before any is scored."""
+    first = next(batches)
+    _check(first, models, explain, chunk_size)
+    yield first
+    yield from batches
 
 
 def with_lockstep_groups(scores: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:

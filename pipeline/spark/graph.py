@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EDGES_PER_PARTITION = 2_000_000
-_BIPARTITE_VIEWS = ("graph_bp", "graph_bp_deg", "graph_co", "graph_base")
+_BIPARTITE_VIEWS = ("graph_bp", "graph_bp_deg", "graph_median", "graph_co", "graph_base")
 
 
 def graph_features(
