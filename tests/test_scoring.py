@@ -186,6 +186,44 @@ def test_score_command_writes_scores_pages_and_a_summary(
     assert campaigns <= set(ranked["target_id"].to_list())
 
 
+def test_scores_written_chunk_by_chunk_are_the_scores_of_one_chunk(tiny_run: dict[str, Any], tiny_dir: Path, tmp_path: Path) -> None:
+    """The command writes each chunk as it is scored (Parquet row groups, CSV rows): any chunk size
+    gives the same rows, columns and values, and the CSV one header."""
+    for fmt in ("parquet", "csv"):
+        frames = []
+        for size in ("100000", "37"):
+            out = tmp_path / f"{size}.{fmt}"
+            assert main(_score_args(tiny_dir, tiny_run["root"], out, "--chunk-size", size, "--format", fmt)) == 0
+            frames.append((pl.read_parquet(out) if fmt == "parquet" else pl.read_csv(out)).drop("scored_at"))
+            if fmt == "csv":
+                assert out.read_text().count("account_id,") == 1
+        assert frames[0].height == pl.read_parquet(tiny_dir / "accounts.parquet").height
+        assert_frame_equal(frames[0], frames[1])
+
+
+def test_a_disk_that_refuses_the_scores_leaves_the_old_output(
+    tiny_run: dict[str, Any], tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk while the scores stream out: a clear error naming the output, exit 1, the old
+    file kept and no temporary left beside it."""
+    import errno
+
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"old scores")
+
+    def full(self: Any, table: Any, *args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    assert main([*_score_args(tiny_dir, tiny_run["root"], out, "--chunk-size", "50"), "--overwrite"]) == 1
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"{out}: cannot write (No space left on device); nothing was replaced" in message, message
+    assert out.read_bytes() == b"old scores"
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+
+
 def test_score_command_csv_and_warehouse_input(tiny_run: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "scores.csv"
     code = main(

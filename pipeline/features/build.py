@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline.db import literal
+from pipeline.db import literal, quote
 from pipeline.errors import ZombieScanError
 from pipeline.features import families
 from pipeline.features.behaviour import EMPTY_TARGETS
@@ -165,12 +165,13 @@ def computed_features(
 class Computed:
     """Features computed into a connection: each family a temp table (`Context.keep`), joined by `sql`.
 
-    Nothing per account is held in Python: `frames` reads the features whole (the featurize
-    stage, notebooks), `batches` a few rows at a time (batch scoring at any size).
+    Nothing per account is held in Python until read: `frames` reads the features whole (the
+    featurize stage, notebooks); batch scoring reads `sql` a chunk at a time
+    (pipeline.scoring.score.warehouse_scores).
     """
 
     ctx: Context
-    columns: list[str]  # the feature columns, in order (account_id not included)
+    columns: list[str]  # the feature columns, in column order (account_id not included)
     groups: pl.DataFrame
     report: FeatureReport
 
@@ -212,7 +213,8 @@ def dataset_columns(con: duckdb.DuckDBPyConnection, ctx: Context, columns: list[
     relation = con.sql(ctx.features_sql(list(ctx.computed), candidates))
     names, varies = relation.columns[1:], []
     for column, kind in zip(names, relation.types[1:], strict=True):
-        real = f'"{column}"' if str(kind) not in ("FLOAT", "DOUBLE") else f'CASE WHEN isnan("{column}") THEN NULL ELSE "{column}" END'
+        name = quote(column)
+        real = name if str(kind) not in ("FLOAT", "DOUBLE") else f"CASE WHEN isnan({name}) THEN NULL ELSE {name} END"
         varies.append(f"coalesce(min({real}) < max({real}), false)")
     found = dict(zip(names, relation.aggregate(", ".join(varies)).fetchall()[0], strict=True))
     return [c for c in candidates if found[c]]
@@ -267,7 +269,8 @@ def _build(
         timed=ctx.outputs.get("timed", False),
         seconds=ctx.seconds,
     )
-    return Computed(ctx, ctx.columns(), groups, report)
+    columns = [c for f in families.FAMILIES for c in ctx.computed.get(f.prefix, [])]  # column order, not computation order
+    return Computed(ctx, columns, groups, report)
 
 
 def has_values(con: duckdb.DuckDBPyConnection) -> bool:

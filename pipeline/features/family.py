@@ -19,6 +19,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from pipeline.db import quote
+
 log = logging.getLogger(__name__)
 
 Describe = Callable[[float], str]
@@ -87,7 +89,7 @@ class Context:
             picked = [c for c in self.computed[prefix] if wanted is None or c in wanted]
             if i and not picked:
                 continue
-            select += [f'f{i}."{c}"' for c in picked]
+            select += [f"f{i}.{quote(c)}" for c in picked]
             joins.append(
                 f"{self.table(prefix)} f{i}" if not i else f"LEFT JOIN {self.table(prefix)} f{i} ON f{i}.account_id = f0.account_id"
             )

@@ -451,7 +451,11 @@ def dense_block_scores_sql(
         number_ids(con, "dense_targets", "target_id", "dense_edges")
         n_targets = con.execute("SELECT count(*) FROM dense_targets").fetchall()[0][0]
         n_actors = con.execute("SELECT count(*) FROM dense_actors").fetchall()[0][0]
-        score, densest = peel_dense_blocks(*_edge_arrays(con), n_actors, n_targets, c=c, epsilon=epsilon)
+        if n_actors:
+            # the fetched arrays live only through `_layouts`: freed before the peel
+            score, densest = _peel(*_layouts(*_edge_arrays(con), n_actors, n_targets, c), epsilon)
+        else:
+            score, densest = np.zeros(0), np.zeros(0, dtype=bool)
         actors = con.sql("SELECT actor_id FROM dense_actors ORDER BY i").pl()["actor_id"]
         return pl.DataFrame({"account_id": actors, "lock_dense_block_score": score, "lock_in_densest_block": densest})
     finally:
@@ -515,20 +519,30 @@ def peel_dense_blocks(
     Degrees are updated from the removed nodes' edges only and each pass scans the remaining
     nodes: O(edges + nodes x passes) work. The number of passes is logged at debug level.
     """
-    # the numbering's own integer type (DuckDB's INTEGER: 4 bytes an edge, not 8); temporaries are
-    # dropped as soon as the two layouts exist: at 16M edges each copy is 64-128 MB
-    rows, cols = np.asarray(rows), np.asarray(cols)
-    n_edges = len(rows)
-    if n_edges == 0:
+    if len(rows) == 0:
         return np.zeros(n_rows), np.zeros(n_rows, dtype=bool)
+    return _peel(*_layouts(rows, cols, w, n_rows, n_cols, c), epsilon)
+
+
+def _layouts(rows: np.ndarray, cols: np.ndarray, w: np.ndarray, n_rows: int, n_cols: int, c: float) -> tuple[sp.csr_matrix, sp.csc_matrix]:
+    """The edges' integer values q (step 1 of `peel_dense_blocks`) by row (CSR) and by column (CSC).
+
+    Indices keep their own integer type (DuckDB's INTEGER numbering: 4 bytes an edge, not 8), and
+    each temporary is dropped once used: at 16M edges each is 64-128 MB."""
+    rows, cols = np.asarray(rows), np.asarray(cols)
     target_degrees, which = np.unique(np.bincount(cols, minlength=n_cols), return_inverse=True)
     col_log = np.array(fraudar_logs(target_degrees.tolist(), c))[which]
     del which
     q = np.rint(np.asarray(w, dtype=np.float64) / col_log[cols] * DENSE_SCALE).astype(np.int64)
     del col_log
     csr = sp.csr_matrix((q, (rows, cols)), shape=(n_rows, n_cols))
-    del q, rows, cols, w
-    csc = csr.tocsc()
+    del q
+    return csr, csr.tocsc()
+
+
+def _peel(csr: sp.csr_matrix, csc: sp.csc_matrix, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 2 and 3 of `peel_dense_blocks` on the edges' layouts (`_layouts`)."""
+    n_rows, n_cols = csr.shape
     ptr_r, nbr_r, val_r = csr.indptr.astype(np.int64), csr.indices, csr.data  # a row's edges: its columns and values
     ptr_c, nbr_c, val_c = csc.indptr.astype(np.int64), csc.indices, csc.data
     deg_r, deg_c = _segment_sums(ptr_r, val_r), _segment_sums(ptr_c, val_c)
@@ -548,7 +562,7 @@ def peel_dense_blocks(
         np.subtract.at(deg_r, nbr_c[e_c], val_c[e_c])
         if len(live_r):
             schedule.end_pass(int(min(deg_r[live_r].min(), deg_c[live_c].min(initial=np.iinfo(np.int64).max))))
-    log.debug("dense blocks: %d rows, %d columns, %d edges peeled in %d passes", n_rows, n_cols, n_edges, schedule.passes)
+    log.debug("dense blocks: %d rows, %d columns, %d edges peeled in %d passes", n_rows, n_cols, csr.nnz, schedule.passes)
     return score, score >= schedule.best_level / DENSE_SCALE
 
 

@@ -138,19 +138,18 @@ def run(request: ScoreRequest, progress: Progress | None = None) -> ScoreResult:
                 if profile_only
                 else warehouse_scores(db, models, reference_time=r.reference_time, **options)
             )
-            with contextlib.ExitStack() as written, scoring as scores:
-                # every output under a temporary name, renamed into place only when all are written:
-                # a failure or Ctrl-C leaves each as it was
-                tmp = written.enter_context(atomic_path(r.out))
-                pages_tmp = written.enter_context(atomic_path(r.pages_out)) if r.pages_out is not None else None
-                sellers = scratch / "sellers.parquet" if pages_tmp is not None else None
-                counts = write_scores(scores.batches, tmp, r.fmt, sellers=sellers, tasks=list(models), names=[r.out])
-                if pages_tmp is not None and sellers is not None:
+            # every output under a temporary name, renamed into place only when all are written:
+            # a failure or Ctrl-C leaves each as it was
+            with renamed_together([r.out, *([r.pages_out] if r.pages_out is not None else [])]) as (tmp, *pages_tmp):
+                sellers = scratch / "sellers.parquet" if pages_tmp else None
+                with scoring as scores:  # the feature connection closes before the pages query opens its own
+                    counts = write_scores(scores.batches, tmp, r.fmt, sellers=sellers, tasks=list(models), out=r.out)
+                if pages_tmp and sellers is not None:
                     step("pages", 0, 0)
                     pages = suspected_pages(db, sellers, until=r.reference_time)
                     step("writing", 0, 0)
-                    write_frame(pages, pages_tmp, r.fmt, names=[r.out, r.pages_out])
-                step("writing", 0, 0)
+                    write_frame(pages, pages_tmp[0], r.fmt, out=r.pages_out)
+                step("writing", 0, 0)  # the scores were written as they were made: what is left is renaming into place
             if profile_only:
                 notes.append(
                     f"no --engagements: scored from the profile alone by {', '.join(versions.values())} "
@@ -246,54 +245,73 @@ class Counts:
     no_engagements: int = 0
 
 
-def write_scores(
-    batches: Iterator[pl.DataFrame], tmp: Path, fmt: str, *, sellers: Path | None, tasks: list[str], names: list[Path]
-) -> Counts:
+def write_scores(batches: Iterator[pl.DataFrame], tmp: Path, fmt: str, *, sellers: Path | None, tasks: list[str], out: Path) -> Counts:
     """Write the scores to `tmp` batch by batch (Parquet row groups, or CSV rows), and, when
-    `sellers` is given, the columns the pages query reads to that Parquet file; count as they pass.
-    `names`: the outputs, for the message when the disk refuses."""
+    `sellers` is given, the columns the pages query reads to that scratch Parquet file; count as
+    they pass. `out`: the output `tmp` stands for, named when the disk refuses."""
     import pyarrow.parquet as pq
 
     counts = Counts(flagged=dict.fromkeys(tasks, 0))
     seller = seller_task() if sellers is not None else None
-    try:
-        with contextlib.ExitStack() as files:
-            out: Any = None
-            pages_in: Any = None
-            for batch in batches:
-                counts.accounts += batch.height
-                for task in tasks:
-                    counts.flagged[task] += int(batch[f"flagged_{task}"].sum())
-                counts.no_engagements += int((~batch["has_engagements"]).sum())
+    with contextlib.ExitStack() as files:
+        writer: Any = None
+        pages_in: Any = None
+        for batch in batches:
+            counts.accounts += batch.height
+            for task in tasks:
+                counts.flagged[task] += int(batch[f"flagged_{task}"].sum())
+            counts.no_engagements += int((~batch["has_engagements"]).sum())
+            with _refused(out):
                 if fmt == "csv":
-                    if out is None:
-                        out = files.enter_context(tmp.open("wb"))
-                    to_csv_frame(batch).write_csv(out, include_header=out.tell() == 0)
+                    if writer is None:
+                        writer = files.enter_context(tmp.open("wb"))
+                    to_csv_frame(batch).write_csv(writer, include_header=writer.tell() == 0)
                 else:
                     table = batch.to_arrow()
-                    if out is None:
-                        out = files.enter_context(pq.ParquetWriter(tmp, table.schema, compression="zstd"))
-                    out.write_table(table)
-                if sellers is not None:
+                    if writer is None:
+                        writer = files.enter_context(pq.ParquetWriter(tmp, table.schema, compression="zstd"))
+                    writer.write_table(table)
+            if sellers is not None:
+                with _refused(sellers, what="the scratch copy of the like sellers' flags for --pages-out"):
                     part = batch.select("account_id", f"flagged_{seller}", "lockstep_group").to_arrow()
                     if pages_in is None:
                         pages_in = files.enter_context(pq.ParquetWriter(sellers, part.schema))
                     pages_in.write_table(part)
-    except OSError as exc:
-        raise ZombieScanError(f"{', '.join(map(str, names))}: cannot write ({exc.strerror or exc}); nothing was replaced") from None
+        with _refused(out):
+            files.close()  # the Parquet footers
     return counts
 
 
-def write_frame(frame: pl.DataFrame, tmp: Path, fmt: str, *, names: list[Path | None]) -> None:
-    """One frame to `tmp` as Parquet or CSV (nested columns as JSON text)."""
-    try:
+def write_frame(frame: pl.DataFrame, tmp: Path, fmt: str, *, out: Path | None) -> None:
+    """One frame to `tmp` as Parquet or CSV (nested columns as JSON text); `out`: what `tmp` stands for."""
+    with _refused(out):
         if fmt == "csv":
             to_csv_frame(frame).write_csv(tmp)
         else:
             frame.write_parquet(tmp)
+
+
+@contextlib.contextmanager
+def renamed_together(paths: list[Path]) -> Iterator[list[Path]]:
+    """A temporary path beside each of `paths`, each renamed into place only when the block
+    succeeds and all are written (`atomic_path`); a failure leaves every one as it was."""
+    with contextlib.ExitStack() as stack:
+        with _refused(*paths):
+            temporaries = [stack.enter_context(atomic_path(path)) for path in paths]
+        yield temporaries
+        with _refused(*paths):
+            stack.close()  # the renames
+
+
+@contextlib.contextmanager
+def _refused(*paths: Path | None, what: str = "") -> Iterator[None]:
+    """An OSError (disk full, no permission) as a clear error naming the file."""
+    try:
+        yield
     except OSError as exc:
+        names = ", ".join(str(p) for p in paths if p is not None)
         raise ZombieScanError(
-            f"{', '.join(str(n) for n in names if n)}: cannot write ({exc.strerror or exc}); nothing was replaced"
+            f"{names}{f' ({what})' if what else ''}: cannot write ({exc.strerror or exc}); nothing was replaced"
         ) from None
 
 

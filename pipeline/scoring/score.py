@@ -72,12 +72,16 @@ def score_features(
     return pl.concat(parts, rechunk=True) if len(parts) > 1 else parts[0]
 
 
-def _check(features: pl.DataFrame, models: dict[str, TaskModel], explain: str, chunk_size: int) -> None:
-    """The request and the models against the features' columns (`features` may have no rows)."""
+def _check_request(explain: str, chunk_size: int) -> None:
     if explain not in EXPLAIN:
         raise ZombieScanError(f"explain: {explain!r} is not one of {', '.join(EXPLAIN)}")
     if chunk_size < 1:
         raise ZombieScanError(f"chunk size: {chunk_size} must be at least 1")
+
+
+def _check(features: pl.DataFrame, models: dict[str, TaskModel], explain: str, chunk_size: int) -> None:
+    """The request and the models against the features' columns (`features` may have no rows)."""
+    _check_request(explain, chunk_size)
     for task, model in models.items():
         check_features(features, model.features, model.dtypes, task)
         if model.booster is None:
@@ -292,6 +296,7 @@ def warehouse_scores(
     models score it with its engagement features empty) and `lockstep_group` (the id of the
     account's lockstep group, if any).
     """
+    _check_request(explain, chunk_size)  # before minutes of features
     settings = lockstep_params or lockstep_settings(models)
     with computed_features(
         db, reference_time=reference_time, lockstep_params=settings, memory_limit=memory_limit, progress=progress
@@ -359,6 +364,7 @@ def profile_scores(
     `lockstep_group` on every row. The features describe the accounts at `reference_time`, by
     default the last account's creation (`Scores.reference_time`).
     """
+    _check_request(explain, chunk_size)
     for task, model in models.items():
         beyond = beyond_profile(model.features)
         if beyond:
