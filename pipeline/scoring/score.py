@@ -301,20 +301,19 @@ def warehouse_scores(
     with computed_features(
         db, reference_time=reference_time, lockstep_params=settings, memory_limit=memory_limit, progress=progress
     ) as done:
-        batches = _batches(done.ctx, done.sql, done.groups, chunk_size, engagements=True)
-        yield Scores(
-            done.report.accounts,
+        yield _scores(
+            done.ctx,
+            done.sql,
             done.groups,
+            done.report.accounts,
             datetime.fromisoformat(done.report.reference_time),
-            _scored(
-                _checked(batches, models, explain, chunk_size),
-                done.report.accounts,
-                models,
-                explain,
-                versions or {},
-                scored_at or datetime.now(UTC),
-                progress,
-            ),
+            engagements=True,
+            models=models,
+            explain=explain,
+            chunk_size=chunk_size,
+            versions=versions,
+            scored_at=scored_at,
+            progress=progress,
         )
 
 
@@ -386,20 +385,19 @@ def profile_scores(
         ctx = Context(con, reference_time, LockstepParams(), progress=progress)
         sql = families.build(ctx, wanted)
         total = con.execute(f"SELECT count(*) FROM {ctx.table('profile_')}").fetchall()[0][0]
-        batches = _batches(ctx, sql, empty_groups(), chunk_size, engagements=False)
-        yield Scores(
-            total,
+        yield _scores(
+            ctx,
+            sql,
             empty_groups(),
+            total,
             reference_time,
-            _scored(
-                _checked(batches, models, explain, chunk_size),
-                total,
-                models,
-                explain,
-                versions or {},
-                scored_at or datetime.now(UTC),
-                progress,
-            ),
+            engagements=False,
+            models=models,
+            explain=explain,
+            chunk_size=chunk_size,
+            versions=versions,
+            scored_at=scored_at,
+            progress=progress,
         )
     finally:
         con.close()
@@ -407,6 +405,28 @@ def profile_scores(
 
 # The columns of a score besides the model's: whether the account engaged at all, its lockstep group.
 CONTEXT = ("has_engagements", "lockstep_group")
+
+
+def _scores(
+    ctx: Context,
+    features_sql: str,
+    groups: pl.DataFrame,
+    total: int,
+    reference_time: datetime,
+    *,
+    engagements: bool,
+    models: dict[str, TaskModel],
+    explain: str,
+    chunk_size: int,
+    versions: dict[str, str] | None,
+    scored_at: datetime | None,
+    progress: Progress | None,
+) -> Scores:
+    """The `total` accounts of `features_sql` scored as `Scores`: batches read from `ctx`'s connection,
+    the first checked against the models before any is scored."""
+    batches = _checked(_batches(ctx, features_sql, groups, chunk_size, engagements=engagements), models, explain, chunk_size)
+    scored = _scored(batches, total, models, explain, versions or {}, scored_at or datetime.now(UTC), progress)
+    return Scores(total, groups, reference_time, scored)
 
 
 def _batches(ctx: Context, features_sql: str, groups: pl.DataFrame, chunk_size: int, *, engagements: bool) -> Iterator[pl.DataFrame]:
