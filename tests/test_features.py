@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from pipeline.features import lockstep as lockstep_module
 from pipeline.features.behaviour import behavioural_features
 from pipeline.features.build import build_features, featurize_warehouse
 from pipeline.features.graph import follow_graph_networkx, graph_features
@@ -268,17 +269,23 @@ def test_a_chain_is_peeled_in_a_few_passes_not_one_per_link(caplog: pytest.LogCa
     assert _logged_passes(caplog) <= 1 + math.ceil(math.log(1 + math.log(7) / math.log(6)) / math.log(1.1))
 
 
-def test_dense_block_score_in_sql_equals_the_frame_version(tiny_tables: dict[str, pl.DataFrame]) -> None:
-    likes = (
-        tiny_tables["engagements"]
-        .filter(pl.col("kind").cast(pl.String) == "like")
-        .select("actor_id", "target_id")
-        .with_columns(weight=pl.lit(2))
-    )
+@pytest.mark.parametrize("max_weight", [3, 1000], ids=["values in 4 bytes", "values in 8 bytes"])
+def test_dense_block_score_from_duckdb_equals_the_peel_of_the_edge_list(max_weight: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The scoring path streams the edges out of DuckDB into the layouts, a chunk at a time, and
+    # takes each pass's removals off in parts; the edge-list peel builds its layouts at once.
+    rows, cols, w, _, _ = _random_graph(13, max_weight)
+    rows, cols = np.unique(rows, return_inverse=True)[1], np.unique(cols, return_inverse=True)[1]  # no isolated node
+    n_rows, n_cols = int(rows.max()) + 1, int(cols.max()) + 1
+    score, densest = peel_dense_blocks(rows, cols, w, n_rows, n_cols)
+    monkeypatch.setattr(lockstep_module, "LAYOUT_CHUNK", 50)
+    edges = pl.DataFrame({"actor_id": [f"a{r:04d}" for r in rows], "target_id": [f"t{c:04d}" for c in cols], "weight": w.astype(np.int64)})
     con = feature_connection()
-    con.register("likes", likes)
-    from_sql = dense_block_scores_sql(con, "likes")
-    assert_frame_equal(from_sql, dense_block_scores(likes))
+    con.register("edges", edges)
+    got = dense_block_scores_sql(con, "edges")
+    assert got["account_id"].to_list() == [f"a{r:04d}" for r in range(n_rows)]
+    np.testing.assert_array_equal(got["lock_dense_block_score"].to_numpy(), score)
+    np.testing.assert_array_equal(got["lock_in_densest_block"].to_numpy(), densest)
+    assert densest.any() and not densest.all()
 
 
 def test_features_from_the_warehouse_equal_features_from_frames(tiny_dir, tiny_tables: dict[str, pl.DataFrame], tmp_path) -> None:  # type: ignore[no-untyped-def]

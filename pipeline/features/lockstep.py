@@ -448,12 +448,11 @@ def dense_block_scores_sql(
     )
     try:
         number_ids(con, "dense_actors", "actor_id", "dense_edges")
-        number_ids(con, "dense_targets", "target_id", "dense_edges")
+        number_ids(con, "dense_targets", "target_id", "dense_edges", rows="degree")
         n_targets = con.execute("SELECT count(*) FROM dense_targets").fetchall()[0][0]
         n_actors = con.execute("SELECT count(*) FROM dense_actors").fetchall()[0][0]
         if n_actors:
-            # the fetched arrays live only through `_layouts`: freed before the peel
-            score, densest = _peel(*_layouts(*_edge_arrays(con), n_actors, n_targets, c), epsilon)
+            score, densest = _peel(*_stored_layouts(con, n_actors, n_targets, c), epsilon)
         else:
             score, densest = np.zeros(0), np.zeros(0, dtype=bool)
         actors = con.sql("SELECT actor_id FROM dense_actors ORDER BY i").pl()["actor_id"]
@@ -463,13 +462,46 @@ def dense_block_scores_sql(
             con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _edge_arrays(con: duckdb.DuckDBPyConnection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, col, w) of `dense_edges` as numbered by `dense_actors` and `dense_targets`."""
-    arrays = con.execute(
+# Edges read from DuckDB at a time by `_stored_layouts`: its only per-chunk temporaries (~40 bytes an edge).
+LAYOUT_CHUNK = 1 << 20
+
+
+def _stored_layouts(con: duckdb.DuckDBPyConnection, n_rows: int, n_cols: int, c: float) -> tuple[sp.csr_matrix, sp.csc_matrix]:
+    """`_layouts` of `dense_edges` as numbered by `dense_actors` and `dense_targets` (with each
+    target's `degree`), streamed.
+
+    DuckDB sorts the edges by row (spilling past its memory limit) and hands them over a chunk at a
+    time, each written in place into the CSR arrays: Python holds the two layouts (8 bytes an edge
+    each, 12 when a value needs more than 4 bytes) and one chunk, never the edge list nor a COO copy
+    of it. Values as `_layouts` computes them, element by element: the same q."""
+    col_degree = con.execute("SELECT degree FROM dense_targets ORDER BY i").fetchnumpy()["degree"].astype(np.int64)
+    target_degrees, which = np.unique(col_degree, return_inverse=True)
+    col_log = np.array(fraudar_logs(target_degrees.tolist(), c))[which]
+    del which
+    nnz = int(col_degree.sum())
+    # the values as 4-byte integers when the largest possible one fits (like edges: w is a count, mostly 1)
+    w_max = con.execute("SELECT coalesce(max(w), 0) FROM dense_edges").fetchall()[0][0]
+    small = np.rint(w_max / col_log.min(initial=np.inf) * DENSE_SCALE) < np.iinfo(np.int32).max
+    indices, data = np.empty(nnz, dtype=np.int32), np.empty(nnz, dtype=np.int32 if small else np.int64)
+    row_degree = np.zeros(n_rows, dtype=np.int64)
+    reader = con.sql(
         "SELECT da.i AS row, dt.i AS col, e.w FROM dense_edges e "
-        "JOIN dense_actors da USING (actor_id) JOIN dense_targets dt USING (target_id)"
-    ).fetchnumpy()
-    return arrays["row"], arrays["col"], arrays["w"]
+        "JOIN dense_actors da USING (actor_id) JOIN dense_targets dt USING (target_id) ORDER BY da.i"
+    ).to_arrow_reader(LAYOUT_CHUNK)
+    at = 0
+    for batch in reader:
+        rows, cols, w = (batch.column(k).to_numpy() for k in ("row", "col", "w"))
+        end = at + len(rows)
+        indices[at:end] = cols
+        data[at:end] = np.rint(np.asarray(w, dtype=np.float64) / col_log[cols] * DENSE_SCALE)
+        if len(rows):  # sorted: the chunk's rows are rows[0]..rows[-1]
+            counted = np.bincount(rows - rows[0])
+            row_degree[rows[0] : rows[0] + len(counted)] += counted
+        at = end
+    ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(row_degree, out=ptr[1:])
+    csr = sp.csr_matrix((data, indices, ptr), shape=(n_rows, n_cols))
+    return csr, csr.tocsc()
 
 
 def _members(ptr: np.ndarray, nodes: np.ndarray) -> np.ndarray:
@@ -480,6 +512,20 @@ def _members(ptr: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     offsets = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
     return offsets + np.arange(total)
+
+
+def _take_off(degree: np.ndarray, ptr: np.ndarray, nodes: np.ndarray, neighbour: np.ndarray, value: np.ndarray) -> None:
+    """Subtract the values of `nodes`' edges (a CSR-style layout) from their neighbours' `degree`,
+    LAYOUT_CHUNK edges at a time: a pass's temporaries stay ~20 bytes x LAYOUT_CHUNK however many
+    edges it removes (the first pass can remove most of them)."""
+    ends = np.cumsum(ptr[nodes + 1] - ptr[nodes])
+    start = 0
+    while start < len(nodes):
+        stop = max(int(np.searchsorted(ends, (ends[start - 1] if start else 0) + LAYOUT_CHUNK, side="right")), start + 1)
+        edges = _members(ptr, nodes[start:stop])
+        # int64 values: ufunc.at takes its fast path only when the operand types match
+        np.subtract.at(degree, neighbour[edges], value[edges].astype(np.int64, copy=False))
+        start = stop
 
 
 def _segment_sums(ptr: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -557,9 +603,8 @@ def _peel(csr: sp.csr_matrix, csc: sp.csc_matrix, epsilon: float) -> tuple[np.nd
         score[drop_r] = schedule.level / DENSE_SCALE
         # Removing a row lowers its columns' degrees and vice versa (edges to nodes removed
         # earlier were already subtracted from nodes that are gone: harmless, never read).
-        e_r, e_c = _members(ptr_r, drop_r), _members(ptr_c, drop_c)
-        np.subtract.at(deg_c, nbr_r[e_r], val_r[e_r])
-        np.subtract.at(deg_r, nbr_c[e_c], val_c[e_c])
+        _take_off(deg_c, ptr_r, drop_r, nbr_r, val_r)
+        _take_off(deg_r, ptr_c, drop_c, nbr_c, val_c)
         if len(live_r):
             schedule.end_pass(int(min(deg_r[live_r].min(), deg_c[live_c].min(initial=np.iinfo(np.int64).max))))
     log.debug("dense blocks: %d rows, %d columns, %d edges peeled in %d passes", n_rows, n_cols, csr.nnz, schedule.passes)
