@@ -9,6 +9,10 @@ rewritten on the parsed tree here (`_spark_form`), never by keeping a second cop
 - `list[i]` (1-based in DuckDB) becomes `element_at(list, i)` (1-based in Spark; `[]` is 0-based);
 - `list(x ORDER BY x)` becomes `array_sort(collect_list(x))` (Spark's collect_list has no order);
 - `epoch(ts)` becomes the fractional seconds `CAST(ts AS DOUBLE)` (Spark's unix_timestamp drops them);
+- `list_reduce(list, lambda, initial)` becomes `aggregate(list, initial, lambda)`;
+- `map_values(list_histogram(list))`, the count of each distinct value, becomes a count per
+  `array_distinct` value: the same counts, in order of first appearance where DuckDB sorts them
+  by value (the one use sums them exactly, in decimals, so the order does not matter);
 - a script's temp tables become temp views (`CREATE OR REPLACE TEMPORARY VIEW`).
 
 tests/test_spark.py runs both engines on the same world and compares every column to 1e-9.
@@ -86,6 +90,14 @@ def _spark_form(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Anonymous) and node.name.upper() in LIST_FUNCTIONS:
         array = node.expressions[0].sql("spark")
         return cast("exp.Expression", sqlglot.parse_one(LIST_FUNCTIONS[node.name.upper()].format(a=array), read="spark"))
+    if isinstance(node, exp.Anonymous) and node.name.upper() == "LIST_REDUCE" and len(node.expressions) == 3:
+        # a replaced node's arguments are not visited by the transform: rewritten here
+        items, merge, initial = (arg.transform(_spark_form) for arg in node.expressions)
+        return exp.Anonymous(this="AGGREGATE", expressions=[items, initial, merge])
+    if isinstance(node, exp.Anonymous) and node.name.upper() == "MAP_VALUES" and _is_call(node.expressions[0], "LIST_HISTOGRAM"):
+        array = node.expressions[0].expressions[0].transform(_spark_form).sql("spark")
+        counts = f"transform(array_distinct({array}), hist_value -> size(filter({array}, hist_item -> hist_item = hist_value)))"
+        return cast("exp.Expression", sqlglot.parse_one(counts, read="spark"))
     if isinstance(node, exp.Bracket) and len(node.expressions) == 1:
         return exp.Anonymous(this="ELEMENT_AT", expressions=[node.this, node.expressions[0]])
     if isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order):
@@ -99,6 +111,12 @@ def _spark_form(node: exp.Expression) -> exp.Expression:
         node.set("kind", "VIEW")  # in place: the transform goes on into its query
         node.set("replace", True)
     return node
+
+
+def _is_call(node: exp.Expression, name: str) -> bool:
+    from sqlglot import exp
+
+    return isinstance(node, exp.Anonymous) and node.name.upper() == name
 
 
 def run_feature_sql(spark: SparkSession, sql_file: str, params: dict[str, Any]) -> DataFrame:

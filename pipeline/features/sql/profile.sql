@@ -16,19 +16,18 @@ WITH base AS (
     FROM accounts
     WHERE created_at IS NULL OR created_at <= $ref::TIMESTAMPTZ
 ),
-chars AS (
-    SELECT account_id, substring(username, i, 1) AS ch, len
-    FROM (
-        SELECT account_id, username, length(username) AS len, unnest(generate_series(1, length(username))) AS i
-        FROM base WHERE length(username) > 0
-    )
-),
 entropy AS (
-    -- summed as exact decimals: a parallel float sum adds in a varying order, and the same
-    -- input must give the same bytes
-    SELECT account_id, -CAST(sum(CAST(p * log2(p) AS DECIMAL(38, 12))) AS DOUBLE) AS e
-    FROM (SELECT account_id, count(*) / any_value(len) AS p FROM chars GROUP BY account_id, ch)
-    GROUP BY account_id
+    -- the counts of each character (taken by position) of the username, as a list per account;
+    -- each term rounded to an exact decimal and summed in decimals: the same value whatever the
+    -- order of the terms (Spark lists the counts in another order) and from run to run
+    SELECT account_id,
+           -CAST(list_reduce(
+               list_transform(
+                   map_values(list_histogram(list_transform(generate_series(1, length(username)), lambda i: substring(username, i, 1)))),
+                   lambda c: CAST((c / length(username)) * log2(c / length(username)) AS DECIMAL(20, 12))),
+               lambda acc, x: CAST(acc + x AS DECIMAL(20, 12)),
+               CAST(0 AS DECIMAL(20, 12))) AS DOUBLE) AS e
+    FROM base WHERE length(username) > 0
 ),
 names AS (
     SELECT account_id,
