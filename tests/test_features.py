@@ -48,6 +48,8 @@ def events(rows: list[tuple[str, str, str, datetime]]) -> pl.DataFrame:
         ("ab12", None, "profile_username_digit_share", 0.5),
         ("aabb", None, "profile_username_entropy", 1.0),
         ("abcd", None, "profile_username_entropy", 2.0),
+        ("ééü€😀", None, "profile_username_len", 5),  # characters are code points, not bytes
+        ("ééü€😀", None, "profile_username_entropy", -(0.4 * math.log2(0.4) + 3 * 0.2 * math.log2(0.2))),
         ("jess48213", None, "profile_username_trailing_digits", 5),
         ("j4ss", None, "profile_username_trailing_digits", 0),
         ("maria_k", "Maria K", "profile_name_similarity", 1.0),

@@ -23,7 +23,11 @@ def test_profile_features_equal_on_spark_and_duckdb(spark: Any, tiny_tables: dic
     from pipeline.features.profile import _with_optional_columns
     from pipeline.spark.sql import run_feature_sql
 
-    accounts = _with_optional_columns(tiny_tables["accounts"])
+    # characters beyond ASCII (2-, 3- and 4-byte, a combining mark): both engines count code points
+    base = _with_optional_columns(tiny_tables["accounts"])
+    names = base["username"].to_list()
+    names[:4] = ["ééü€😀", "e\u0301e\u0301x", "😀😀😀", ""]
+    accounts = base.with_columns(username=pl.Series(names, dtype=pl.String))
     reference = tiny_tables["engagements"]["ts"].max()
     spark.createDataFrame(accounts.to_arrow()).createOrReplaceTempView("accounts")
     on_spark = pl.from_arrow(run_feature_sql(spark, "profile.sql", {"ref": reference}).toArrow())

@@ -10,6 +10,8 @@ rewritten on the parsed tree here (`_spark_form`), never by keeping a second cop
 - `list(x ORDER BY x)` becomes `array_sort(collect_list(x))` (Spark's collect_list has no order);
 - `epoch(ts)` becomes the fractional seconds `CAST(ts AS DOUBLE)` (Spark's unix_timestamp drops them);
 - `list_reduce(list, lambda, initial)` becomes `aggregate(list, initial, lambda)`;
+- `string_split(text, '')`, the text's characters, takes them by position (Spark's split is by
+  regular expression, and an empty one splits UTF-16 units and leaves a trailing empty string);
 - `map_values(list_histogram(list))`, the count of each distinct value, becomes a count per
   `array_distinct` value: the same counts, in order of first appearance where DuckDB sorts them
   by value (the one use sums them exactly, in decimals, so the order does not matter);
@@ -98,6 +100,12 @@ def _spark_form(node: exp.Expression) -> exp.Expression:
         array = node.expressions[0].expressions[0].transform(_spark_form).sql("spark")
         counts = f"transform(array_distinct({array}), hist_value -> size(filter({array}, hist_item -> hist_item = hist_value)))"
         return cast("exp.Expression", sqlglot.parse_one(counts, read="spark"))
+    if isinstance(node, exp.Split) and node.expression == exp.Literal.string(""):
+        text = node.this.transform(_spark_form).sql("spark")
+        return cast(
+            "exp.Expression",
+            sqlglot.parse_one(f"transform(sequence(1, length({text})), char_at -> substring({text}, char_at, 1))", read="spark"),
+        )
     if isinstance(node, exp.Bracket) and len(node.expressions) == 1:
         return exp.Anonymous(this="ELEMENT_AT", expressions=[node.this, node.expressions[0]])
     if isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order):
