@@ -4,7 +4,9 @@ Timestamps in UTC (what the contract stores; a bare `duckdb.connect` shows the m
 an in-memory connection spills to this process's scratch folder (removed at exit, or by the next
 run if this one is killed) instead of `.tmp/` in whatever folder we run from; every connection
 is registered to be interrupted at once on Ctrl-C or SIGTERM (pipeline/interrupt.py). A file
-database keeps DuckDB's own spill folder beside it, on the disk the caller chose.
+database keeps DuckDB's own spill folder beside it, on the disk the caller chose. DuckDB draws no
+progress bar: it draws on stdout, where `zombiescan score` writes its JSON summary for scripts to
+read (a million accounts gave ~11 KB of bars in front of it); the commands say their steps on stderr.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ def connect(database: Path | str = MEMORY, *, read_only: bool = False, memory_li
     con = track(duckdb.connect(str(database), read_only=read_only))
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET enable_progress_bar_print = false")  # also when a caller sets progress_bar_time, which turns the bar on
         if str(database) == MEMORY:
             con.execute("SET temp_directory = ?", [str(process_scratch())])
         if memory_limit:
