@@ -81,6 +81,24 @@ def test_a_few_rows_and_one_row() -> None:
         np.testing.assert_allclose(treeshap.shap_values(booster, rows), _reference(booster, rows), rtol=0, atol=1e-6)
 
 
+def test_rows_that_decide_alike_share_a_trees_values() -> None:
+    """Rows repeated 50 times (half with a missing value) make few distinct decision words per tree: each row
+    still gets its pred_contrib, in any order, with the same bytes as when it is explained alone."""
+    x, y = _data(3_000, seed=15)
+    x[:, 0] = np.round(x[:, 0])  # few distinct values: many rows decide alike
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 31}, lgb.Dataset(x[:, :24], y), num_boost_round=30)
+    base, _ = _data(40, seed=16)
+    rows = np.repeat(base[:, :24], 50, axis=0)
+    rows[::2, 1] = np.nan  # half of each repeat takes the missing-value branches
+    rows = rows[np.random.default_rng(0).permutation(len(rows))]
+    model = treeshap.forest(booster)
+    assert model is not None
+    values = treeshap.contributions(model, rows)
+    np.testing.assert_allclose(values, _reference(booster, rows), rtol=0, atol=1e-6)
+    alone = np.vstack([treeshap.contributions(model, rows[i : i + 1]) for i in range(0, len(rows), 97)])
+    np.testing.assert_array_equal(values[::97], alone)
+
+
 def test_linear_trees_are_left_to_lightgbm() -> None:
     x, y = _data(2_000, seed=14)
     booster = lgb.train({"objective": "binary", "verbose": -1, "linear_tree": True}, lgb.Dataset(np.nan_to_num(x), y), num_boost_round=5)
