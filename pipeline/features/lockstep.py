@@ -475,13 +475,11 @@ def _stored_layouts(con: duckdb.DuckDBPyConnection, n_rows: int, n_cols: int, c:
     each, 12 when a value needs more than 4 bytes) and one chunk, never the edge list nor a COO copy
     of it. Values as `_layouts` computes them, element by element: the same q."""
     col_degree = con.execute("SELECT degree FROM dense_targets ORDER BY i").fetchnumpy()["degree"].astype(np.int64)
-    target_degrees, which = np.unique(col_degree, return_inverse=True)
-    col_log = np.array(fraudar_logs(target_degrees.tolist(), c))[which]
-    del which
+    col_log = _column_logs(col_degree, c)
     nnz = int(col_degree.sum())
     # the values as 4-byte integers when the largest possible one fits (like edges: w is a count, mostly 1)
     w_max = con.execute("SELECT coalesce(max(w), 0) FROM dense_edges").fetchall()[0][0]
-    small = np.rint(w_max / col_log.min(initial=np.inf) * DENSE_SCALE) < np.iinfo(np.int32).max
+    small = _quantised(w_max, col_log.min(initial=np.inf)) < np.iinfo(np.int32).max
     indices, data = np.empty(nnz, dtype=np.int32), np.empty(nnz, dtype=np.int32 if small else np.int64)
     row_degree = np.zeros(n_rows, dtype=np.int64)
     reader = con.sql(
@@ -493,7 +491,7 @@ def _stored_layouts(con: duckdb.DuckDBPyConnection, n_rows: int, n_cols: int, c:
         rows, cols, w = (batch.column(k).to_numpy() for k in ("row", "col", "w"))
         end = at + len(rows)
         indices[at:end] = cols
-        data[at:end] = np.rint(np.asarray(w, dtype=np.float64) / col_log[cols] * DENSE_SCALE)
+        data[at:end] = _quantised(w, col_log[cols])
         if len(rows):  # sorted: the chunk's rows are rows[0]..rows[-1]
             counted = np.bincount(rows - rows[0])
             row_degree[rows[0] : rows[0] + len(counted)] += counted
@@ -576,14 +574,24 @@ def _layouts(rows: np.ndarray, cols: np.ndarray, w: np.ndarray, n_rows: int, n_c
     Indices keep their own integer type (DuckDB's INTEGER numbering: 4 bytes an edge, not 8), and
     each temporary is dropped once used: at 16M edges each is 64-128 MB."""
     rows, cols = np.asarray(rows), np.asarray(cols)
-    target_degrees, which = np.unique(np.bincount(cols, minlength=n_cols), return_inverse=True)
-    col_log = np.array(fraudar_logs(target_degrees.tolist(), c))[which]
-    del which
-    q = np.rint(np.asarray(w, dtype=np.float64) / col_log[cols] * DENSE_SCALE).astype(np.int64)
+    col_log = _column_logs(np.bincount(cols, minlength=n_cols), c)
+    q = _quantised(w, col_log[cols]).astype(np.int64)
     del col_log
     csr = sp.csr_matrix((q, (rows, cols)), shape=(n_rows, n_cols))
     del q
     return csr, csr.tocsc()
+
+
+def _column_logs(col_degree: np.ndarray, c: float) -> np.ndarray:
+    """ln(c + degree) of each column (`fraudar_logs`, computed once per distinct degree)."""
+    target_degrees, which = np.unique(col_degree, return_inverse=True)
+    return np.array(fraudar_logs(target_degrees.tolist(), c))[which]
+
+
+def _quantised(w: np.ndarray, col_log: np.ndarray) -> np.ndarray:
+    """An edge's integer value q = round(w / ln(c + its column's degree) * DENSE_SCALE), as float64
+    (both layouts' builders store it in their own integer type)."""
+    return np.rint(np.asarray(w, dtype=np.float64) / col_log * DENSE_SCALE)
 
 
 def _peel(csr: sp.csr_matrix, csc: sp.csc_matrix, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
