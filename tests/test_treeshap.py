@@ -99,6 +99,20 @@ def test_rows_that_decide_alike_share_a_trees_values() -> None:
     np.testing.assert_array_equal(values[::97], alone)
 
 
+def test_leaves_past_the_table_budget_are_computed_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forest whose tables would pass TABLE_BUDGET gives the leaves past it no table: same values."""
+    x, y = _data(3_000, seed=17)
+    params = {"objective": "binary", "verbose": -1, "num_leaves": 63, "min_data_in_leaf": 5}
+    booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=20)
+    monkeypatch.setattr(treeshap, "TABLE_BUDGET", 200_000)
+    model = treeshap.forest(booster)
+    assert model is not None
+    assert (model.table_at < 0).any() and (model.table_at >= 0).any()
+    assert model.table.nbytes + model.done.nbytes <= 200_000
+    test, _ = _data(1_000, seed=18)
+    np.testing.assert_allclose(treeshap.contributions(model, test), _reference(booster, test), rtol=0, atol=1e-6)
+
+
 def test_linear_trees_are_left_to_lightgbm() -> None:
     x, y = _data(2_000, seed=14)
     booster = lgb.train({"objective": "binary", "verbose": -1, "linear_tree": True}, lgb.Dataset(np.nan_to_num(x), y), num_boost_round=5)

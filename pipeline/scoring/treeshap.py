@@ -36,6 +36,10 @@ MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (1e-35f): |x| at or below it is zero for "zero as missing"
 BLOCK = 2048  # distinct decision words a thread takes leaf by leaf (one leaf's table and the block's sums stay in cache)
 MAX_DENSE_DEPTH = 16  # distinct features on a path up to this: a table of 2^d patterns; above it, no table
+# Bytes of (virtual) memory a forest's tables may take; leaves past it get no table. The tables are kept
+# with the forest and filled as rows' patterns appear, so the chunks of a scoring job reuse each other's
+# values; pages no pattern touched are never made resident. Our models' tables: 159 and 46 MB.
+TABLE_BUDGET = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,10 @@ class Forest:
     unique_mask: np.ndarray  # (distinct path features,) uint64: the nodes of the path that split on that feature
     max_nodes: int
     max_unique: int
+    table_at: np.ndarray  # (leaves,) where the leaf's table starts in `table` (2^d patterns x d values); -1: no table
+    done_at: np.ndarray  # (leaves,) where its flags start in `done` (2^d)
+    table: np.ndarray  # every (leaf, pattern)'s values times the leaf value, filled when a row first has that pattern
+    done: np.ndarray  # whether that entry of `table` is filled
 
 
 def forest(booster: lgb.Booster) -> Forest | None:
@@ -77,6 +85,13 @@ def forest(booster: lgb.Booster) -> Forest | None:
     nodes = [node for tree in trees for node in tree.nodes]
     leaves = [leaf for tree in trees for leaf in tree.leaves]
     conditions = [c for leaf in leaves for c in leaf.conditions]
+    table_at, done_at = np.full(len(leaves), -1, np.int64), np.zeros(len(leaves), np.int64)
+    size = done_size = 0
+    for k, leaf in enumerate(leaves):
+        d = len(leaf.features)
+        if d <= MAX_DENSE_DEPTH and (size + (1 << d) * d) * 8 + done_size + (1 << d) <= TABLE_BUDGET:
+            table_at[k], done_at[k] = size, done_size
+            size, done_size = size + (1 << d) * d, done_size + (1 << d)
     return Forest(
         n_features=booster.num_feature(),
         node_start=np.cumsum([0, *(len(t.nodes) for t in trees)]).astype(np.int64),
@@ -100,6 +115,10 @@ def forest(booster: lgb.Booster) -> Forest | None:
         ),
         max_nodes=max((len(t.nodes) for t in trees), default=0),
         max_unique=max((len(leaf.features) for leaf in leaves), default=0),
+        table_at=table_at,
+        done_at=done_at,
+        table=np.zeros(size),  # calloc: untouched pages take no memory
+        done=np.zeros(done_size, np.bool_),
     )
 
 
@@ -170,8 +189,9 @@ def shap_values(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
 def contributions(model: Forest, x: np.ndarray, dense_depth: int = MAX_DENSE_DEPTH) -> np.ndarray:
     """SHAP values (rows x features), as `pred_contrib` without its last (bias) column.
 
-    Paths with more than `dense_depth` distinct features get no table: each row's value is
-    computed directly (the same formula; slower)."""
+    Fills the forest's tables with the (leaf, pattern) values the rows need, for later calls (the
+    chunks of a scoring job) to look up. Paths with more than `dense_depth` distinct features use
+    no table: each row's value is computed directly (the same formula; slower)."""
     x = np.ascontiguousarray(x, dtype=np.float64)  # LightGBM compares features as doubles
     if x.ndim != 2 or x.shape[1] != model.n_features:
         raise ValueError(f"expected a matrix of {model.n_features} columns, got shape {x.shape}")
@@ -184,7 +204,7 @@ def contributions(model: Forest, x: np.ndarray, dense_depth: int = MAX_DENSE_DEP
     _forest_shap(
         x, out, weights, m.node_start, m.feature, m.threshold, m.default_left, m.missing, m.leaf_start, m.leaf_value,
         m.cond_start, m.cond_node, m.cond_left, m.cond_unique, m.unique_start, m.unique_feature, m.unique_zero, m.path_mask,
-        m.left_mask, m.unique_mask, m.max_nodes, dense_depth,
+        m.left_mask, m.unique_mask, m.max_nodes, dense_depth, m.table_at, m.done_at, m.table, m.done,
     )  # fmt: skip
     return out
 
@@ -200,10 +220,10 @@ def _goes_left(value: float, threshold: float, default_left: bool, missing: int)
 
 
 @numba.njit(cache=True)
-def _tabled(d: int, n: int, dense_depth: int) -> bool:
-    """A leaf gets a table of its 2^d patterns (filled only where a row's pattern lands) when d is at most
-    dense_depth and the table is not far larger than the rows; otherwise each row's value is computed directly."""
-    return d <= dense_depth and (1 << d) <= 64 * n
+def _tabled(table_at: int, d: int, dense_depth: int) -> bool:
+    """A leaf's values come from its table (see `forest`) when it has one and d is at most dense_depth;
+    otherwise each row's value is computed directly."""
+    return table_at >= 0 and d <= dense_depth
 
 
 @numba.njit(cache=True)
@@ -264,7 +284,7 @@ def _distinct(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _forest_shap(
     x, out, weights, node_start, feature, threshold, default_left, missing, leaf_start, leaf_value,
     cond_start, cond_node, cond_left, cond_unique, unique_start, unique_feature, unique_zero, path_mask, left_mask, unique_mask,
-    max_nodes, dense_depth,
+    max_nodes, dense_depth, table_at, done_at, table, done,
 ):  # fmt: skip
     n = x.shape[0]
     go = np.empty((n if max_nodes > 64 else 1, max(max_nodes, 1)), np.bool_)  # trees of > 64 nodes: each row's decisions
@@ -315,26 +335,20 @@ def _forest_shap(
                         if go[i, cond_node[c]] != cond_left[c]:
                             pattern &= ~(1 << cond_unique[c])
                     patterns[leaf, i] = pattern
-        # the value of each (leaf, pattern) that occurs, computed once: tables of 2^d patterns side by side
-        offset = np.zeros(n_leaves + 1, np.int64)
-        for leaf in range(n_leaves):
-            d = unique_start[l0 + leaf + 1] - unique_start[l0 + leaf]
-            offset[leaf + 1] = offset[leaf] + ((1 << d) * d if _tabled(d, m, dense_depth) else 0)
-        table = np.empty(offset[n_leaves])
+        # the value of each (leaf, pattern) that occurs, computed once (in this call or an earlier one)
         for leaf in numba.prange(n_leaves):
             u0, u1 = unique_start[l0 + leaf], unique_start[l0 + leaf + 1]
             d = u1 - u0
-            if not _tabled(d, m, dense_depth):
+            if not _tabled(table_at[l0 + leaf], d, dense_depth):
                 continue
-            done = np.zeros(1 << d, np.bool_)
             for r in range(m):
                 p = patterns[leaf, r]
-                if not done[p]:
-                    at = offset[leaf] + p * d
+                if not done[done_at[l0 + leaf] + p]:
+                    at = table_at[l0 + leaf] + p * d
                     _pattern_value(unique_zero[u0:u1], p, d, weights, table[at : at + d])
                     for j in range(d):
                         table[at + j] *= leaf_value[l0 + leaf]
-                    done[p] = True
+                    done[done_at[l0 + leaf] + p] = True
         # each distinct decision's contributions over the tree's features, then added to its rows
         features = 0
         for k in range(n1 - n0):
@@ -354,11 +368,11 @@ def _forest_shap(
             for leaf in range(n_leaves):
                 u0, u1 = unique_start[l0 + leaf], unique_start[l0 + leaf + 1]
                 d = u1 - u0
-                tabled = _tabled(d, m, dense_depth)
+                tabled = _tabled(table_at[l0 + leaf], d, dense_depth)
                 phi = np.empty(d)
                 for r in range(r0, r1):
                     if tabled:
-                        at = offset[leaf] + patterns[leaf, r] * d
+                        at = table_at[l0 + leaf] + patterns[leaf, r] * d
                         for j in range(d):
                             vector[r, place[u0 - unique_start[l0] + j]] += table[at + j]
                     else:  # a path too long for a table: this word's value directly
