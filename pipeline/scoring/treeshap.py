@@ -220,10 +220,11 @@ def _goes_left(value: float, threshold: float, default_left: bool, missing: int)
 
 
 @numba.njit(cache=True)
-def _tabled(table_at: int, d: int, dense_depth: int) -> bool:
-    """A leaf's values come from its table (see `forest`) when it has one and d is at most dense_depth;
-    otherwise each row's value is computed directly."""
-    return table_at >= 0 and d <= dense_depth
+def _tabled(table_at: int, d: int, m: int, dense_depth: int) -> bool:
+    """A leaf's values come from its table (see `forest`) when it has one, d is at most dense_depth and the
+    table is not far larger than the call's m decision words (a few rows would touch a page of a large table
+    each); otherwise each word's value is computed directly: the same product, the same bytes."""
+    return table_at >= 0 and d <= dense_depth and (1 << d) <= 64 * m
 
 
 @numba.njit(cache=True)
@@ -339,7 +340,7 @@ def _forest_shap(
         for leaf in numba.prange(n_leaves):
             u0, u1 = unique_start[l0 + leaf], unique_start[l0 + leaf + 1]
             d = u1 - u0
-            if not _tabled(table_at[l0 + leaf], d, dense_depth):
+            if not _tabled(table_at[l0 + leaf], d, m, dense_depth):
                 continue
             for r in range(m):
                 p = patterns[leaf, r]
@@ -368,7 +369,7 @@ def _forest_shap(
             for leaf in range(n_leaves):
                 u0, u1 = unique_start[l0 + leaf], unique_start[l0 + leaf + 1]
                 d = u1 - u0
-                tabled = _tabled(table_at[l0 + leaf], d, dense_depth)
+                tabled = _tabled(table_at[l0 + leaf], d, m, dense_depth)
                 phi = np.empty(d)
                 for r in range(r0, r1):
                     if tabled:
