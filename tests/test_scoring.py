@@ -138,7 +138,23 @@ def test_chunks_give_the_same_scores_and_reasons(scored: tuple[pl.DataFrame, dic
     assert_frame_equal(whole, chunked)
     chunks = -(-features.height // 37)
     assert sorted({done for step, done, _ in steps if step == "scoring"}) == [min(i * 37, features.height) for i in range(chunks + 1)]
-    assert sum(step == "scoring: reasons" for step, _, _ in steps) == chunks * len(ctx["models"])  # the reasons' time apart
+    # every chunk has 37 rows to explain: each is explained as it comes, the reasons' time apart
+    assert sum(step == "scoring: reasons" for step, _, _ in steps) == chunks * len(ctx["models"])
+    assert steps[-1] == ("scoring", features.height, features.height)
+
+
+def test_chunks_wait_for_enough_flagged_rows_and_keep_their_order(scored: tuple[pl.DataFrame, dict[str, Any]]) -> None:
+    _, ctx = scored
+    features = pl.read_parquet(ctx["root"] / "features" / "features.parquet")
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    whole = score_features(features, ctx["models"], explain="flagged", scored_at=when)
+    flagged = int(whole["flagged_zombie"].sum())
+    assert 40 <= flagged < features.height / 3  # a few flagged per chunk of 37: chunks wait for theirs to add up to 37
+    steps: list[tuple[str, int, int]] = []
+    chunked = score_features(features, ctx["models"], explain="flagged", scored_at=when, chunk_size=37, progress=lambda *a: steps.append(a))
+    assert_frame_equal(whole, chunked)
+    calls = sum(step == "scoring: reasons" for step, _, _ in steps)
+    assert len(ctx["models"]) <= calls < -(-features.height // 37)
     assert steps[-1] == ("scoring", features.height, features.height)
 
 
