@@ -122,7 +122,7 @@ def graph_features(
     bipartite = _bipartite(con, base, coengager_columns, coengager_weighted) if base is not None else _bipartite(con, None, ())
     ids, src, dst = _follow_index(con)
     n = len(ids)
-    adj = _adjacency(src, dst, n)
+    adj, mutual = _adjacency(src, dst, n)
     lo, hi = _pairs(adj)
     # igraph for what it does best (k-core, clustering), on the undirected graph given directly: it
     # reads a list of int pairs ~2x faster than a numpy array, and the directed graph it was built
@@ -134,7 +134,7 @@ def graph_features(
             "account_id": ids,
             "graph_in_degree": np.bincount(dst, minlength=n).astype(np.float64),  # the edges are distinct
             "graph_out_degree": np.bincount(src, minlength=n).astype(np.float64),
-            "graph_reciprocity": _reciprocity(src, dst, n),
+            "graph_reciprocity": _reciprocity(src, mutual, n),
             "graph_pagerank": pagerank(src, dst, n) * n,  # 1.0 = average
             "graph_core": np.asarray(undirected.coreness(), dtype=np.float64),
             "graph_clustering": np.asarray(undirected.transitivity_local_undirected(mode="zero")),
@@ -178,13 +178,16 @@ def pagerank(src: np.ndarray, dst: np.ndarray, n: int, *, damping: float = 0.85,
     return x / x.sum()
 
 
-def _adjacency(src: np.ndarray, dst: np.ndarray, n: int) -> sp.csr_matrix:
+def _adjacency(src: np.ndarray, dst: np.ndarray, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
     """The undirected follow graph as a symmetric 0/1 CSR matrix, each row's neighbours in id order
-    (a pair that follows both ways is one neighbour)."""
+    (a pair that follows both ways is one neighbour), and each account's number of such mutual
+    pairs (the (distinct) edges both ways summed to 2 before the entries are set to 1)."""
     adj = sp.coo_matrix((np.ones(2 * len(src)), (np.r_[src, dst], np.r_[dst, src])), shape=(n, n)).tocsr()
     adj.sort_indices()  # the neighbour sums add in this order
+    rows = np.repeat(np.arange(n), np.diff(adj.indptr))
+    mutual = np.bincount(rows[adj.data == 2.0], minlength=n).astype(np.float64)
     adj.data[:] = 1.0
-    return adj
+    return adj, mutual
 
 
 def _pairs(adj: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -194,14 +197,12 @@ def _pairs(adj: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return rows[upper], adj.indices[upper]
 
 
-def _reciprocity(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
-    """Share of an account's follows that are followed back (null without follows)."""
-    follows = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
-    follows.data[:] = 1.0
-    out_n = np.asarray(follows.sum(axis=1)).ravel()
-    back_n = np.asarray(follows.multiply(follows.T).sum(axis=1)).ravel()
+def _reciprocity(src: np.ndarray, mutual: np.ndarray, n: int) -> np.ndarray:
+    """Share of an account's follows that are followed back (null without follows), from its
+    mutual pairs (`_adjacency`)."""
+    out_n = np.bincount(src, minlength=n).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(out_n > 0, back_n / out_n, np.nan)
+        return np.where(out_n > 0, mutual / out_n, np.nan)
 
 
 def _neighbour_means(ids: pl.Series, adj: sp.csr_matrix, base: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
