@@ -102,12 +102,11 @@ def _scored(
     (has_engagements, lockstep_group) are carried after it.
 
     Chunks wait, scored, until their rows to explain reach `chunk_size` (or HELD_CHUNKS chunks
-    wait; with explain="none" none waits): then one TreeSHAP call explains them all and they are
-    yielded in order. A call computes
-    a tree's values once per distinct decision word (the rows' path through the tree), and the
-    more rows a call has, the more share a word: the million-account world's 127k flagged rows
-    took 8.0 s in one call and 14.6 s in ten, one per 100k-account chunk. The rows held for it
-    are bounded as the scoring matrix is, by `chunk_size`."""
+    wait; chunks with no row to explain never wait): then one TreeSHAP call explains them all and
+    they are yielded in order. A call computes a tree's values once per distinct decision word
+    (the rows' path through the tree), and the more rows a call has, the more share a word: the
+    million-account world's 127k flagged rows took 8.0 s in one call and 14.6 s in ten, one per
+    100k-account chunk. The rows held for it are bounded as the scoring matrix is, by `chunk_size`."""
     if progress is not None:
         progress("scoring", 0, total)
     done = 0
@@ -117,7 +116,8 @@ def _scored(
         done += chunk.height
         if progress is not None:
             progress("scoring", done, total)
-        if explain == "none" or _rows_to_explain(held) >= chunk_size or len(held) >= HELD_CHUNKS:
+        rows = _rows_to_explain(held)
+        if rows == 0 or rows >= chunk_size or len(held) >= HELD_CHUNKS:
             yield from _released(held, models, versions, scored_at, _step(progress, done, total))
             held = []
     if held:
