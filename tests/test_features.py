@@ -356,17 +356,38 @@ def test_two_feature_runs_give_identical_bytes(default_tables: dict[str, pl.Data
         assert outputs[0][name] == outputs[1][name], f"{name} differs between two runs"
 
 
-def test_the_pair_join_in_slices_finds_the_same_groups(tiny_tables: dict[str, pl.DataFrame], monkeypatch: pytest.MonkeyPatch) -> None:
-    """At `large` the self-join runs in slices of targets to fit in memory; any number of slices
-    gives the same pairs, groups and features as one."""
-    from pipeline.features import lockstep as module
-
-    whole = lockstep(tiny_tables["engagements"])
-    monkeypatch.setattr(module, "PAIR_ROWS_PER_SLICE", 50)
-    sliced = lockstep(tiny_tables["engagements"])
-    assert whole.groups.height > 0
-    assert_frame_equal(sliced.groups, whole.groups)
-    assert_frame_equal(sliced.features.sort("account_id"), whole.features.sort("account_id"))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_partner_pairs_equal_the_pair_self_join(seed: int) -> None:
+    """`partner_pairs` counts without materialising the self-join; it must give exactly the pairs
+    of the join's definition: two accounts in one burst cell, counted once per distinct target
+    however many cells (grids, windows) of that target they share, kept from min_common targets.
+    Crowded cells, accounts in several cells of one target and ids with gaps all occur."""
+    rng = np.random.default_rng(seed)
+    n = 4_000
+    sync = pl.DataFrame(
+        {
+            "a": (rng.integers(0, 150, n) * 7).astype(np.int32),  # gaps in the numbering
+            "g": rng.integers(0, 25, n).astype(np.int32),
+            "cell": rng.integers(0, 8, n).astype(np.int64),
+        }
+    )
+    con = feature_connection()
+    con.register("sync", sync)
+    ordered = con.execute("SELECT DISTINCT a, g, cell FROM sync ORDER BY g, cell, a").fetchnumpy()
+    every_pair = con.sql(
+        """
+        SELECT x.a AS u, y.a AS v, count(DISTINCT x.g) AS common
+        FROM sync x JOIN sync y ON x.g = y.g AND x.cell = y.cell AND x.a < y.a
+        GROUP BY ALL ORDER BY u, v
+        """
+    ).pl()
+    con.close()
+    expected = every_pair.filter(pl.col("common") >= 4)
+    assert 100 < expected.height < every_pair.height  # many partners, and pairs below min_common left out
+    got = lockstep_module.partner_pairs(ordered, 4)
+    assert_frame_equal(got.sort("u", "v"), expected)
+    empty = lockstep_module.partner_pairs({k: v[:0] for k, v in ordered.items()}, 4)
+    assert empty.is_empty() and empty.schema == expected.schema
 
 
 def test_a_new_family_is_its_module_and_one_entry_in_the_list(

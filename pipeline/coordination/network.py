@@ -42,13 +42,16 @@ import polars as pl
 
 from pipeline.contract import KINDS
 from pipeline.errors import ZombieScanError
-from pipeline.features.lockstep import PAIR_ROWS_PER_SLICE, LockstepParams, acts_table, components, lockstep
+from pipeline.features.lockstep import LockstepParams, acts_table, components, lockstep
 from pipeline.features.query import feature_connection
 from pipeline.warehouse import attach
 
 log = logging.getLogger(__name__)
 
 UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
+# Pair rows per slice of a pair step: ~25M (pair, target) rows fit in DuckDB's default 5GB with
+# room for its hash tables (one slice of lockstep's old self-join at `large` failed at 200M).
+PAIR_ROWS_PER_SLICE = 25_000_000
 MASK = 4_294_967_295  # the low 32 bits of a packed pair key: (u << 32) | v
 ROW_BYTES = 190  # DuckDB memory per row of a pair step: 25M rows (PAIR_ROWS_PER_SLICE) in its default 5GB
 STAGE_KEYS = ("out", "report", "formats")  # a params section's keys for the DVC stage, not network settings

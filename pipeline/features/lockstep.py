@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numba
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -37,11 +38,6 @@ from pipeline.features.family import Context, Family, count, share
 from pipeline.features.query import Frame, feature_connection, number_ids
 
 log = logging.getLogger(__name__)
-
-
-# Pair rows per slice of the self-join: ~25M (pair, target) rows fit in DuckDB's default 5GB
-# with room for its hash tables (one slice at `large` failed at 200M).
-PAIR_ROWS_PER_SLICE = 25_000_000
 
 
 @dataclass(frozen=True)
@@ -149,41 +145,16 @@ def lockstep(
                     """,
                     {"w": w, "shift": shift, "cap": params.max_cell_actors, "grids": 2 * len(params.windows_s), "grid": 2 * k + s},
                 )
-        # Exact pruning before the self-join: an account in fewer than min_common burst targets
+        # Exact pruning before the pairs: an account in fewer than min_common burst targets
         # cannot have a partner, and most accounts are in one or two organic bursts at most.
         con.execute(
             "DELETE FROM sync WHERE a IN (SELECT a FROM sync GROUP BY a HAVING count(DISTINCT g) < $min_common)",
             {"min_common": params.min_common},
         )
-        # The pair self-join: every two accounts in one burst cell, each pair counted once per
-        # target. Crowds make it large (1M accounts: 200M pair rows from 6M burst likes), so it
-        # runs in slices of targets sized to fit DuckDB's memory: a pair's targets are split
-        # across slices, never one target, so the DISTINCT within a slice is exact.
-        rows = con.execute("SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT g, cell, count(*) AS n FROM sync GROUP BY ALL)")
-        slices = max(1, -(-int(rows.fetchall()[0][0]) // PAIR_ROWS_PER_SLICE))
-        con.execute("CREATE TEMP TABLE pair_targets (uv BIGINT)")
-        for i in range(slices):
-            con.execute(
-                """
-                INSERT INTO pair_targets
-                -- the pair packed into one BIGINT key: one hash column instead of two (~10% faster)
-                SELECT uv FROM (
-                    SELECT DISTINCT (x.a::BIGINT << 32) | y.a::BIGINT AS uv, x.g
-                    FROM sync x JOIN sync y ON x.g = y.g AND x.cell = y.cell AND x.a < y.a
-                    WHERE x.g % $slices = $i
-                )
-                """,
-                {"slices": slices, "i": i},
-            )
-        con.execute(
-            """
-            CREATE TEMP TABLE pairs AS
-            SELECT (uv >> 32)::INTEGER AS u, (uv & 4294967295)::INTEGER AS v, common
-            FROM (SELECT uv, count(*) AS common FROM pair_targets GROUP BY uv HAVING count(*) >= $min_common)
-            """,
-            {"min_common": params.min_common},
-        )
-        con.execute("DROP TABLE pair_targets")
+        pairs = partner_pairs(con.execute("SELECT DISTINCT a, g, cell FROM sync ORDER BY g, cell, a").fetchnumpy(), params.min_common)
+        con.register("pairs_df", pairs)
+        con.execute("CREATE TEMP TABLE pairs AS SELECT u, v, common FROM pairs_df")
+        con.unregister("pairs_df")
         groups = _groups(con, params)
         return LockstepResult(groups, _features(con, params.min_group), skipped, True)
     finally:
@@ -198,7 +169,6 @@ def lockstep(
                 "target_rate",
                 "sync",
                 "bursts",
-                "pair_targets",
                 "pairs",
                 "components",
             ):
@@ -224,6 +194,76 @@ def acts_table(con: duckdb.DuckDBPyConnection, kinds: Sequence[str]) -> tuple[in
     con.execute("DROP TABLE acts_raw")
     n_acts, timed = con.execute("SELECT count(*), coalesce(min(t) < max(t), false) FROM acts").fetchall()[0]
     return int(n_acts), bool(timed)
+
+
+def partner_pairs(sync: dict[str, np.ndarray], min_common: int) -> pl.DataFrame:
+    """Lockstep partners: every two accounts that share a burst cell on at least `min_common`
+    distinct targets, once each as (u, v, common) with u < v and `common` their shared targets.
+
+    `sync` holds the distinct burst memberships (a, g, cell) sorted by (g, cell, a). This is the
+    pair self-join `x JOIN y ON x.g = y.g AND x.cell = y.cell AND x.a < y.a`, then a distinct
+    count of g per pair, done without materialising its rows: at 1M accounts the join makes 200M
+    rows (113M distinct pair-targets, 34M pairs) for 8M partners, and DuckDB took ~33 s over
+    them; `_count_partners` visits the same 200M (u, v) meetings once each in ~40 bytes a
+    membership of memory.
+    """
+    a, g, cell = (np.asarray(sync[k]) for k in ("a", "g", "cell"))
+    if not len(a):
+        return pl.DataFrame(schema={"u": pl.Int32(), "v": pl.Int32(), "common": pl.Int64()})
+    cells = np.flatnonzero(np.r_[True, (g[1:] != g[:-1]) | (cell[1:] != cell[:-1]), True])
+    cell_end = np.repeat(cells[1:], np.diff(cells))  # where each membership's cell ends
+    by_account = np.argsort(a, kind="stable")  # each account's memberships, in (g, cell) order
+    accounts = a[by_account]
+    firsts = np.flatnonzero(np.r_[True, accounts[1:] != accounts[:-1], True])
+    u, v, common = _count_partners(a.astype(np.int32), g.astype(np.int32), cell_end, by_account, firsts, int(accounts[-1]) + 1, min_common)
+    return pl.DataFrame({"u": u, "v": v, "common": common.astype(np.int64)})
+
+
+@numba.njit(cache=True)
+def _count_partners(
+    a: np.ndarray, g: np.ndarray, cell_end: np.ndarray, by_account: np.ndarray, firsts: np.ndarray, n_accounts: int, min_common: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each account u, the accounts v > u after it in its cells, counted once per target
+    (`last[v]` is the last target v was counted for; u's memberships come in target order), kept
+    when the count reaches `min_common`. O(meetings + memberships), one pass, no sort of pairs."""
+    count = np.zeros(n_accounts, dtype=np.int32)
+    last = np.full(n_accounts, -1, dtype=np.int32)
+    met = np.empty(n_accounts, dtype=np.int32)  # the accounts u met, in order of first meeting
+    size = 1 << 16
+    out_u, out_v, out_c = np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.int32)
+    n_out = 0
+    for k in range(len(firsts) - 1):
+        u = a[by_account[firsts[k]]]
+        n_met = 0
+        for m in range(firsts[k], firsts[k + 1]):
+            i = by_account[m]
+            target = g[i]
+            for j in range(i + 1, cell_end[i]):  # sorted by account within a cell: a[j] > u
+                v = a[j]
+                if last[v] != target:
+                    last[v] = target
+                    if count[v] == 0:
+                        met[n_met] = v
+                        n_met += 1
+                    count[v] += 1
+        for q in range(n_met):
+            v = met[q]
+            if count[v] >= min_common:
+                if n_out == size:
+                    size *= 2
+                    out_u, out_v, out_c = _grown(out_u, size), _grown(out_v, size), _grown(out_c, size)
+                out_u[n_out], out_v[n_out], out_c[n_out] = u, v, count[v]
+                n_out += 1
+            count[v] = 0
+            last[v] = -1
+    return out_u[:n_out].copy(), out_v[:n_out].copy(), out_c[:n_out].copy()
+
+
+@numba.njit(cache=True)
+def _grown(values: np.ndarray, size: int) -> np.ndarray:
+    grown = np.empty(size, dtype=values.dtype)
+    grown[: len(values)] = values
+    return grown
 
 
 def components(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
