@@ -1,4 +1,5 @@
-"""pipeline.scoring.treeshap gives LightGBM's pred_contrib (without the bias column) to 1e-6, on every kind of split it handles."""
+"""pipeline.scoring.treeshap gives LightGBM's pred_contrib (without the bias column) to 1e-6, and its raw scores to the bit,
+on every kind of split it handles."""
 
 from __future__ import annotations
 
@@ -142,3 +143,46 @@ def test_the_trained_models_on_their_features(tiny_run: dict[str, Any]) -> None:
         x = to_matrix(features, model.features)
         got = treeshap.shap_values(model.booster, x)
         assert np.abs(got - _reference(model.booster, x)).max() <= 1e-6, task
+        np.testing.assert_array_equal(treeshap.raw_scores(model.booster, x), model.booster.predict(x, raw_score=True))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"num_leaves": 31},
+        {"num_leaves": 63, "min_data_in_leaf": 5, "zero_as_missing": True},  # "Zero" missing type
+        {"num_leaves": 15, "use_missing": False},  # "None": NaN read as 0
+        {"num_leaves": 7, "min_gain_to_split": 1e9},  # no split at all: trees of one leaf
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_raw_scores_are_lightgbms_to_the_bit(params: dict[str, Any], dtype: type) -> None:
+    """The scoring's predictions: the same bytes as Booster.predict(raw_score=True), rows on the
+    thresholds, NaN, zeros and values at LightGBM's zero threshold (1e-35f) included."""
+    x, y = _data(3_000, seed=len(params))
+    x[::3, 3] = 0.0
+    booster = lgb.train({"objective": "binary", "verbose": -1, "seed": 1, **params}, lgb.Dataset(x, y), num_boost_round=40)
+    test, _ = _data(5_000, seed=98)  # more rows than a block: blocks and their remainder
+    root = booster.dump_model()["tree_info"][0].get("tree_structure", {})
+    if "split_feature" in root:
+        test[:50, root["split_feature"]] = root["threshold"]
+    test[50:100, 3] = 1.00000001e-35
+    test[100:150, 3] = -1.00000001e-35
+    test[150:200, 2] = 1e-36
+    test = test.astype(dtype)
+    want = booster.predict(test, raw_score=True)
+    assert np.unique(want).size > (1 if "min_gain_to_split" not in params else 0)
+    np.testing.assert_array_equal(treeshap.raw_scores(booster, test), want)
+    np.testing.assert_array_equal(treeshap.raw_scores(booster, test[:1]), want[:1])
+    assert treeshap.raw_scores(booster, test[:0]).shape == (0,)
+
+
+def test_raw_scores_leave_random_forests_and_categorical_splits_to_lightgbm() -> None:
+    x, y = _data(2_000, seed=6)
+    rf = lgb.train(
+        {"objective": "binary", "verbose": -1, "boosting": "rf", "bagging_fraction": 0.5, "bagging_freq": 1}, lgb.Dataset(x, y), 10
+    )
+    np.testing.assert_array_equal(treeshap.raw_scores(rf, x[:100]), rf.predict(x[:100], raw_score=True))  # the average of the trees
+    x[:, 1] = np.floor(x[:, 1])
+    cat = lgb.train({"objective": "binary", "verbose": -1, "min_data_per_group": 5}, lgb.Dataset(x, y, categorical_feature=[1]), 10)
+    np.testing.assert_array_equal(treeshap.raw_scores(cat, x[:100]), cat.predict(x[:100], raw_score=True))

@@ -35,6 +35,7 @@ import numpy as np
 MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (1e-35f): |x| at or below it is zero for "zero as missing"
 BLOCK = 2048  # distinct decision words a thread takes leaf by leaf (one leaf's table and the block's sums stay in cache)
+PREDICT_BLOCK = 4096  # rows that walk a tree together in `raw_scores` (measured: 4096 beat 32-512)
 MAX_DENSE_DEPTH = 16  # distinct features on a path up to this: a table of 2^d patterns; above it, no table
 # Bytes of (virtual) memory a forest's tables may take; leaves past it get no table. The tables are kept
 # with the forest and filled as rows' patterns appear, so the chunks of a scoring job reuse each other's
@@ -52,6 +53,8 @@ class Forest:
     threshold: np.ndarray
     default_left: np.ndarray
     missing: np.ndarray
+    left_child: np.ndarray  # a tree-local node, or ~leaf (tree-local) for a leaf
+    right_child: np.ndarray
     leaf_start: np.ndarray  # (trees + 1,) offsets into the leaf arrays
     leaf_value: np.ndarray
     cond_start: np.ndarray  # (leaves + 1,) each leaf's path conditions
@@ -70,6 +73,7 @@ class Forest:
     done_at: np.ndarray  # (leaves,) where its flags start in `done` (2^d)
     table: np.ndarray  # every (leaf, pattern)'s values times the leaf value, filled when a row first has that pattern
     done: np.ndarray  # whether that entry of `table` is filled
+    average_output: bool  # a random forest: LightGBM averages the trees' outputs (`raw_scores` leaves it to LightGBM)
 
 
 def forest(booster: lgb.Booster) -> Forest | None:
@@ -99,6 +103,8 @@ def forest(booster: lgb.Booster) -> Forest | None:
         threshold=np.asarray([n["threshold"] for n in nodes], np.float64),
         default_left=np.asarray([n["default_left"] for n in nodes], np.bool_),
         missing=np.asarray([MISSING[n["missing_type"]] for n in nodes], np.int8),
+        left_child=np.asarray([c[0] for tree in trees for c in tree.children], np.int32),
+        right_child=np.asarray([c[1] for tree in trees for c in tree.children], np.int32),
         leaf_start=np.cumsum([0, *(len(t.leaves) for t in trees)]).astype(np.int64),
         leaf_value=np.asarray([leaf.value for leaf in leaves], np.float64),
         cond_start=np.cumsum([0, *(len(leaf.conditions) for leaf in leaves)]).astype(np.int64),
@@ -119,6 +125,7 @@ def forest(booster: lgb.Booster) -> Forest | None:
         done_at=done_at,
         table=np.zeros(size),  # calloc: untouched pages take no memory
         done=np.zeros(done_size, np.bool_),
+        average_output=bool(model.get("average_output")),
     )
 
 
@@ -141,10 +148,12 @@ class _Tree:
     def __init__(self, root: dict[str, Any]) -> None:
         self.nodes: list[dict[str, Any]] = []
         self.leaves: list[_Leaf] = []
+        self.children: list[list[int]] = []  # each node's [left, right]: a tree-local node, or ~leaf (LightGBM's encoding)
         self._walk(root, [])
 
-    def _walk(self, node: dict[str, Any], path: list[tuple[int, bool, int, float]]) -> None:
-        """path: (feature, goes left, tree-local node, count ratio of the child taken) from the root to `node`."""
+    def _walk(self, node: dict[str, Any], path: list[tuple[int, bool, int, float]]) -> int:
+        """path: (feature, goes left, tree-local node, count ratio of the child taken) from the root to `node`;
+        returns the node's number (~leaf for a leaf)."""
         if "leaf_value" in node:
             if "leaf_coeff" in node:  # a linear tree: pred_contrib itself refuses it
                 raise _UnsupportedSplitError
@@ -157,15 +166,17 @@ class _Tree:
                 leaf.zero[u] *= ratio  # a feature split twice on the path: the fractions multiply (TreeSHAP's unwind)
                 leaf.conditions.append((at, goes_left, u))
             self.leaves.append(leaf)
-            return
+            return ~(len(self.leaves) - 1)
         if node["decision_type"] != "<=":
             raise _UnsupportedSplitError
         at = len(self.nodes)
         self.nodes.append(node)
+        self.children.append([0, 0])
         total = node["internal_count"]
-        for child, goes_left in ((node["left_child"], True), (node["right_child"], False)):
+        for side, (child, goes_left) in enumerate(((node["left_child"], True), (node["right_child"], False))):
             count = child["leaf_count"] if "leaf_value" in child else child["internal_count"]
-            self._walk(child, [*path, (node["split_feature"], goes_left, at, count / total if total else 0.0)])
+            self.children[at][side] = self._walk(child, [*path, (node["split_feature"], goes_left, at, count / total if total else 0.0)])
+        return at
 
 
 class _UnsupportedSplitError(Exception):
@@ -175,12 +186,66 @@ class _UnsupportedSplitError(Exception):
 _FORESTS: weakref.WeakKeyDictionary[lgb.Booster, Forest | None] = weakref.WeakKeyDictionary()
 
 
+def _forest_of(booster: lgb.Booster) -> Forest | None:
+    if booster not in _FORESTS:
+        _FORESTS[booster] = forest(booster)
+    return _FORESTS[booster]
+
+
+def raw_scores(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
+    """`booster.predict(x, raw_score=True)`, the same bytes, ~1.6x faster on our models.
+
+    LightGBM's predict copies each row into a buffer of pairs and walks every tree from it; here
+    blocks of rows walk each tree in turn while its nodes stay in cache. The same decisions
+    (`_goes_left`, with LightGBM's input rule that |x| <= 1e-35f reads as 0) and each row's leaf
+    values summed in tree order from 0.0, as LightGBM sums them: equal to the bit (tests). Models
+    `forest` does not reproduce, and random forests (averaged outputs), are left to LightGBM."""
+    model = _forest_of(booster)
+    if model is None or model.average_output:
+        return np.asarray(booster.predict(x, raw_score=True), dtype=np.float64)
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != model.n_features:
+        raise ValueError(f"expected a matrix of {model.n_features} columns, got shape {x.shape}")
+    x = np.where(np.abs(x) <= ZERO, 0, x)  # LightGBM keeps only |x| > kZeroThreshold (and NaN) of a dense row; a copy, C order
+    m = model
+    # where a NaN and an exact zero go at each node (tree.h NumericalDecision): NaN reads as 0 unless the
+    # missing type is NaN; 0 goes the default way when the missing type is Zero
+    nan_left = np.where(m.missing == MISSING["None"], m.threshold >= 0, m.default_left)
+    zero_left = np.where(m.missing == MISSING["Zero"], m.default_left, m.threshold >= 0)
+    return _forest_raw(
+        x, m.node_start, m.feature, m.threshold, m.left_child, m.right_child, nan_left, zero_left, m.leaf_start, m.leaf_value
+    )
+
+
+@numba.njit(parallel=True, cache=True)
+def _forest_raw(x, node_start, feature, threshold, left_child, right_child, nan_left, zero_left, leaf_start, leaf_value):  # fmt: skip
+    n = x.shape[0]
+    out = np.zeros(n)
+    for b in numba.prange((n + PREDICT_BLOCK - 1) // PREDICT_BLOCK):
+        r0, r1 = b * PREDICT_BLOCK, min(n, (b + 1) * PREDICT_BLOCK)
+        for t in range(len(node_start) - 1):
+            n0, l0 = node_start[t], leaf_start[t]
+            root = 0 if node_start[t + 1] > n0 else -1  # a tree of one leaf: ~0
+            for i in range(r0, r1):
+                node = root
+                while node >= 0:
+                    k = n0 + node
+                    v = np.float64(x[i, feature[k]])
+                    if v <= threshold[k]:
+                        left = v != 0.0 or zero_left[k]
+                    elif v > threshold[k]:
+                        left = v == 0.0 and zero_left[k]
+                    else:  # NaN
+                        left = nan_left[k]
+                    node = left_child[k] if left else right_child[k]
+                out[i] += leaf_value[l0 + ~node]
+    return out
+
+
 def shap_values(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
     """`booster.predict(x, pred_contrib=True)` without its last (bias) column: by `contributions`,
     or by LightGBM where this module does not reproduce the model (see `forest`)."""
-    if booster not in _FORESTS:
-        _FORESTS[booster] = forest(booster)
-    model = _FORESTS[booster]
+    model = _forest_of(booster)
     if model is None:
         return np.asarray(booster.predict(x, pred_contrib=True))[:, :-1]
     return contributions(model, x)
