@@ -390,6 +390,44 @@ def test_partner_pairs_equal_the_pair_self_join(seed: int) -> None:
     assert empty.is_empty() and empty.schema == expected.schema
 
 
+@pytest.mark.parametrize("batch", [7, 1 << 20])
+def test_behaviour_clock_columns_equal_the_scripts_own_steps(batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On DuckDB the gap and clock columns come from `clock_tables`, not from behaviour.sql's seven
+    steps (which Spark runs): the same bytes, on times that make the SQL's arithmetic matter:
+    fractional seconds, times before 1970 (negative minutes: DuckDB divides towards zero), many
+    actions in one minute, accounts with one action, equally busy hours; and accounts that run
+    across the batches DuckDB streams (batch 7)."""
+    from pipeline.features import behaviour as module
+    from pipeline.features.query import query
+
+    monkeypatch.setattr(module, "CLOCK_BATCH", batch)
+    rng = np.random.default_rng(batch)
+    n = 4_000
+    actor = (rng.pareto(1.2, n) * 3).astype(int) % 150  # a few busy accounts, many with one or two actions
+    base = np.where(rng.random(n) < 0.15, -3 * 86_400, 1_780_000_000)  # some before 1970
+    seconds = base + rng.integers(0, 5 * 86_400, n) + np.where(rng.random(n) < 0.5, rng.random(n).round(6), 0.0)
+    seconds[::9] = seconds[::9] // 60 * 60 + 1.5  # pile-ups in one minute
+    acc = accounts(account_id=[f"a{i}" for i in range(160)], created_at=[datetime(1969, 12, 1, tzinfo=UTC)] * 160)
+    eng = pl.DataFrame(
+        {
+            "actor_id": [f"a{i}" for i in actor],
+            "target_id": [f"t{i}" for i in rng.integers(0, 50, n)],
+            "kind": rng.choice(["like", "follow", "post"], n).tolist(),
+            "ts": (seconds * 1_000_000).astype(np.int64),
+            "weight": np.ones(n, dtype=np.int64),
+        }
+    ).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
+    ref = eng["ts"].max()
+    tables = {"accounts": acc, "engagements": eng, "targets": module.EMPTY_TARGETS}
+    script = query("behaviour.sql", {"ref": ref, "young_hours": 24.0}, **tables)  # type: ignore[arg-type]
+    ours = behavioural_features(acc, eng, reference_time=ref)  # type: ignore[arg-type]
+    assert_frame_equal(ours, script, check_exact=True)
+    for column in script.columns:
+        if script[column].dtype == pl.Float64:  # to the bit: -0.0 is not 0.0
+            np.testing.assert_array_equal(ours[column].to_numpy().view(np.int64), script[column].to_numpy().view(np.int64), column)
+    assert script["beh_gap_median_s"].null_count() < script.height and (script["beh_n_actions"] == 1).any()
+
+
 def test_a_new_family_is_its_module_and_one_entry_in_the_list(
     tiny_tables: dict[str, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:

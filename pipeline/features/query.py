@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
@@ -33,44 +34,63 @@ def number_ids(con: duckdb.DuckDBPyConnection, table: str, column: str, source: 
     )
 
 
+# Steps of a feature script done another way on DuckDB: a function that creates a group of the
+# script's temp tables (the same names, columns and values) and returns their names.
+Replacement = tuple[tuple[str, ...], Callable[[duckdb.DuckDBPyConnection], list[str]]]
+
+
 def query(
-    sql_file: str, params: dict[str, Any] | None = None, *, con: duckdb.DuckDBPyConnection | None = None, **tables: Frame | None
+    sql_file: str,
+    params: dict[str, Any] | None = None,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    replace: Replacement | None = None,
+    **tables: Frame | None,
 ) -> pl.DataFrame:
     """Run `pipeline/features/sql/<sql_file>`.
 
     Either `con` already shows the contract tables by name (the stage: views over the
     warehouse), or the frames in `tables` are registered under their names in a new connection
-    (notebooks, tests, batch scoring on a slice).
+    (notebooks, tests, batch scoring on a slice). With `replace` (names, function), the script's
+    statements that create the temp tables `names` are not run: at the first of them the function
+    runs instead and creates the tables the later statements read.
     """
     text = files("pipeline.features").joinpath("sql", sql_file).read_text()
     if con is not None:
-        return _run_script(con, text, params or {})
+        return _run_script(con, text, params or {}, replace)
     own = feature_connection()
     try:
         for name, frame in tables.items():
             if frame is not None:
                 own.register(name, frame.collect() if isinstance(frame, pl.LazyFrame) else frame)
-        return _run_script(own, text, params or {})
+        return _run_script(own, text, params or {}, replace)
     finally:
         own.close()
 
 
-def _run_script(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any]) -> pl.DataFrame:
+def _run_script(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any], replace: Replacement | None = None) -> pl.DataFrame:
     """Run a script of `;`-separated statements; the last one is the SELECT whose rows we return.
 
     Each statement gets only the parameters it names. Temp tables the script creates are dropped.
     """
     statements = [part.strip() for part in _strip_comments(text).split(";") if part.strip()]
+    names, function = replace or ((), None)
     created: list[str] = []
     try:
         for statement in statements:
             args = {k: v for k, v in params.items() if f"${k}" in statement}
             if statement is statements[-1]:
                 return con.sql(statement, params=args).pl()
-            con.execute(statement, args)
             words = statement.split()
-            if words[:5] == ["CREATE", "OR", "REPLACE", "TEMP", "TABLE"]:
-                created.append(words[5])
+            table = words[5] if words[:5] == ["CREATE", "OR", "REPLACE", "TEMP", "TABLE"] else None
+            if table in names:
+                if function is not None:
+                    created += function(con)
+                    function = None
+                continue
+            con.execute(statement, args)
+            if table is not None:
+                created.append(table)
         raise ValueError("feature script has no statements")
     finally:
         for name in created:
