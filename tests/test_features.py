@@ -390,6 +390,48 @@ def test_partner_pairs_equal_the_pair_self_join(seed: int) -> None:
     assert empty.is_empty() and empty.schema == expected.schema
 
 
+@pytest.mark.parametrize("batch", [50, 1 << 22])
+def test_burst_memberships_equal_the_sql_definition(batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`burst_memberships` finds every grid's bursts in one pass over the sorted acts; it must
+    give exactly the rows of the definition written as SQL (one group-by per grid, the rate test,
+    the hub cap, the pruning), on times before 1970 (cells divide towards zero), crowded and
+    quiet targets, bursts over the cap, and targets split across streamed batches (batch 50)."""
+    monkeypatch.setattr(lockstep_module, "BURST_BATCH", batch)
+    rng = np.random.default_rng(batch)
+    rows = []
+    for g in range(60):
+        quiet = rng.integers(-40 * 86_400, 40 * 86_400, int(rng.integers(1, 40)))  # likes at random times
+        days = rng.integers(-30, 30, int(rng.integers(0, 4)))
+        bursts = [rng.integers(0, 1_800, int(rng.integers(3, 30))) + int(day) * 86_400 for day in days]
+        for t in np.concatenate([quiet, *bursts]) if bursts else quiet:
+            rows.append((int(rng.integers(0, 120)), g, int(t)))
+    acts = pl.DataFrame(rows, schema={"a": pl.Int32, "g": pl.Int32, "t": pl.Int64}, orient="row").unique()
+    params = LockstepParams(windows_s=(3_600, 86_400), min_cell_actors=3, max_cell_actors=12, min_span_s=86_400, min_common=2)
+    con = feature_connection()
+    con.register("acts_df", acts)
+    con.execute("CREATE TEMP TABLE acts AS SELECT * FROM acts_df")
+    got, skipped = lockstep_module.burst_memberships(con, params)
+    grids = [(w, shift, 2 * k + s) for k, w in enumerate(params.windows_s) for s, shift in enumerate((0, w // 2))]
+    cells = " UNION ALL ".join(
+        f"""SELECT x.a, x.g, (x.t + {shift}) // {w} AS cell, {grid} AS grid, count(*) OVER (PARTITION BY x.g, (x.t + {shift}) // {w}) AS c,
+                   r.n * {w} / greatest(r.span, {max(params.min_span_s, w)}) AS rate
+            FROM acts x JOIN (SELECT g, count(*) AS n, greatest(max(t) - min(t), 1) AS span FROM acts GROUP BY g) r USING (g)"""
+        for w, shift, grid in grids
+    )
+    bursts = f"SELECT * FROM ({cells}) WHERE c >= {params.min_cell_actors} AND c >= {params.burst_ratio} * (rate + 1)"
+    expected = con.sql(
+        f"""
+        WITH kept AS (SELECT a, g, cell * 4 + grid AS cell FROM ({bursts}) WHERE c <= {params.max_cell_actors})
+        SELECT * FROM kept WHERE a IN (SELECT a FROM kept GROUP BY a HAVING count(DISTINCT g) >= {params.min_common})
+        """
+    ).pl()
+    n_skipped = con.sql(f"SELECT count(DISTINCT (g, cell, grid)) FROM ({bursts}) WHERE c > {params.max_cell_actors}").fetchall()[0][0]
+    con.close()
+    assert expected.height > 100 and n_skipped > 0 and (acts["t"] < 0).any()
+    assert skipped == n_skipped
+    assert_frame_equal(got.sort("a", "g", "cell"), expected.sort("a", "g", "cell"))
+
+
 @pytest.mark.parametrize("batch", [7, 1 << 20])
 def test_behaviour_clock_columns_equal_the_scripts_own_steps(batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """On DuckDB the gap and clock columns come from `clock_tables`, not from behaviour.sql's seven

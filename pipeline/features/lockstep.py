@@ -110,47 +110,11 @@ def lockstep(
         if not timed:
             log.warning("lockstep: engagements carry no time information; no lockstep groups (use the dense-block score)")
             return LockstepResult(empty_groups(), _features(con, None), 0, False)
-        con.execute("CREATE TEMP TABLE target_rate AS SELECT g, count(*) AS n, greatest(max(t) - min(t), 1) AS span FROM acts GROUP BY 1")
-        # One row per like in a burst cell; `cell` numbers the cells of all grids apart.
-        con.execute("CREATE TEMP TABLE sync (a INTEGER, g INTEGER, cell BIGINT)")
-        skipped = 0
-        for k, w in enumerate(params.windows_s):
-            for s, shift in enumerate((0, w // 2)):
-                # Count the cells of one grid first (no lists); only burst cells are joined back to
-                # their likes. A burst holds >= min_cell_actors and >= burst_ratio x the target's rate.
-                args = {
-                    "w": w,
-                    "shift": shift,
-                    "min_n": params.min_cell_actors,
-                    "ratio": params.burst_ratio,
-                    "min_span": max(params.min_span_s, w),
-                }
-                con.execute(
-                    """
-                    CREATE OR REPLACE TEMP TABLE bursts AS
-                    SELECT c.g, c.cell, c.n
-                    FROM (SELECT g, (t + $shift) // $w AS cell, count(*) AS n FROM acts GROUP BY ALL) c
-                    JOIN target_rate r USING (g)
-                    WHERE c.n >= $min_n AND c.n >= $ratio * (r.n * $w / greatest(r.span, $min_span) + 1)
-                    """,
-                    args,
-                )
-                skipped += con.execute("SELECT count(*) FROM bursts WHERE n > $cap", {"cap": params.max_cell_actors}).fetchall()[0][0]
-                con.execute(
-                    """
-                    INSERT INTO sync
-                    SELECT a.a, a.g, b.cell * $grids + $grid
-                    FROM acts a JOIN bursts b ON a.g = b.g AND (a.t + $shift) // $w = b.cell
-                    WHERE b.n <= $cap
-                    """,
-                    {"w": w, "shift": shift, "cap": params.max_cell_actors, "grids": 2 * len(params.windows_s), "grid": 2 * k + s},
-                )
-        # Exact pruning before the pairs: an account in fewer than min_common burst targets
-        # cannot have a partner, and most accounts are in one or two organic bursts at most.
-        con.execute(
-            "DELETE FROM sync WHERE a IN (SELECT a FROM sync GROUP BY a HAVING count(DISTINCT g) < $min_common)",
-            {"min_common": params.min_common},
-        )
+        # One row per like in a burst cell, of accounts in bursts on >= min_common targets.
+        sync, skipped = burst_memberships(con, params)
+        con.register("sync_df", sync)
+        con.execute("CREATE TEMP TABLE sync AS SELECT a, g, cell FROM sync_df")
+        con.unregister("sync_df")
         pairs = partner_pairs(con.execute("SELECT DISTINCT a, g, cell FROM sync ORDER BY g, cell, a").fetchnumpy(), params.min_common)
         con.register("pairs_df", pairs)
         con.execute("CREATE TEMP TABLE pairs AS SELECT u, v, common FROM pairs_df")
@@ -166,9 +130,7 @@ def lockstep(
                 "actor_ix",
                 "target_ix",
                 "acts",
-                "target_rate",
                 "sync",
-                "bursts",
                 "pairs",
                 "components",
             ):
@@ -194,6 +156,113 @@ def acts_table(con: duckdb.DuckDBPyConnection, kinds: Sequence[str]) -> tuple[in
     con.execute("DROP TABLE acts_raw")
     n_acts, timed = con.execute("SELECT count(*), coalesce(min(t) < max(t), false) FROM acts").fetchall()[0]
     return int(n_acts), bool(timed)
+
+
+# Acts read from DuckDB at a time by `burst_memberships` (sorted by target and time).
+BURST_BATCH = 1 << 22
+
+
+def burst_memberships(con: duckdb.DuckDBPyConnection, params: LockstepParams) -> tuple[pl.DataFrame, int]:
+    """Steps 1 and 2 of the module docstring over `acts`: every like in a burst cell as (a, g, cell),
+    `cell` numbering the cells of all grids apart (cell * grids + grid), without the accounts in
+    bursts on fewer than `min_common` targets (they cannot have a partner: exact pruning); and the
+    number of bursts skipped for holding more than `max_cell_actors`.
+
+    The definition, per grid of window w shifted by s: a like at t falls in cell (t + s) // w
+    (DuckDB's integer division, towards zero); a target's rate is its likes n over its span
+    greatest(max t - min t, 1); a cell of c likes is a burst when c >= min_cell_actors and
+    c >= burst_ratio * (n * w / greatest(span, min_span_s, w) + 1). DuckDB sorts the acts by
+    (target, time) once and streams them; in that order each grid's cells are runs, so
+    `_bursts` finds every grid's bursts in one pass (the four group-bys and joins it replaces
+    took ~8 s at 1M accounts). Python holds one batch and the memberships."""
+    grids = [(w, shift, max(params.min_span_s, w)) for w in params.windows_s for shift in (0, w // 2)]
+    w, shift, min_span = (np.asarray(column, dtype=np.int64) for column in zip(*grids, strict=True))
+    rule = (w, shift, min_span, float(params.burst_ratio), params.min_cell_actors, params.max_cell_actors)
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    skipped = 0
+
+    def bursts_of(a: np.ndarray, g: np.ndarray, t: np.ndarray) -> None:
+        nonlocal skipped
+        *memberships, n_skipped = _bursts(a, g, t, *rule)
+        found.append((memberships[0], memberships[1], memberships[2]))
+        skipped += int(n_skipped)
+
+    reader = con.sql("SELECT a, g, t FROM acts ORDER BY g, t").to_arrow_reader(BURST_BATCH)
+    a, g, t = np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64)
+    for batch in reader:
+        a, g, t = (np.concatenate([held, batch.column(i).to_numpy()]) for i, held in enumerate((a, g, t)))
+        cut = int(np.searchsorted(g, g[-1])) if len(g) else 0  # the last target may go on in the next batch: it waits
+        bursts_of(a[:cut], g[:cut], t[:cut])
+        a, g, t = a[cut:], g[cut:], t[cut:]
+    bursts_of(a, g, t)
+    a, g, cell = (np.concatenate(column) for column in zip(*found, strict=True))
+    keep = _enough_targets(a, g, int(a.max()) + 1 if len(a) else 0, params.min_common)
+    return pl.DataFrame({"a": a[keep], "g": g[keep], "cell": cell[keep]}), skipped
+
+
+@numba.njit(cache=True)
+def _bursts(
+    a: np.ndarray, g: np.ndarray, t: np.ndarray, w: np.ndarray, shift: np.ndarray, min_span: np.ndarray,
+    ratio: float, min_n: int, cap: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:  # fmt: skip
+    """The burst memberships of acts sorted by (g, t), every grid (see `burst_memberships`), and the skipped bursts."""
+    n = len(a)
+    grids = len(w)
+    size = max(n, 16)
+    out_a, out_g, out_c = np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.int64)
+    found = 0
+    skipped = 0
+    start = 0
+    while start < n:
+        end = start
+        while end < n and g[end] == g[start]:
+            end += 1
+        likes = end - start
+        span = max(t[end - 1] - t[start], 1)
+        for k in range(grids):
+            threshold = ratio * (likes * w[k] / max(span, min_span[k]) + 1)
+            i = start
+            while i < end:
+                cell = _trunc_div(t[i] + shift[k], w[k])
+                j = i
+                while j < end and _trunc_div(t[j] + shift[k], w[k]) == cell:
+                    j += 1
+                c = j - i
+                if c >= min_n and c >= threshold:
+                    if c > cap:
+                        skipped += 1
+                    else:
+                        if found + c > size:
+                            size = 2 * (found + c)
+                            out_a, out_g, out_c = _grown(out_a, size), _grown(out_g, size), _grown(out_c, size)
+                        for q in range(i, j):
+                            out_a[found], out_g[found], out_c[found] = a[q], g[q], cell * grids + k
+                            found += 1
+                i = j
+        start = end
+    return out_a[:found].copy(), out_g[:found].copy(), out_c[:found].copy(), skipped
+
+
+@numba.njit(cache=True)
+def _trunc_div(x: int, d: int) -> int:
+    """DuckDB's integer division: towards zero."""
+    q = abs(x) // d
+    return q if x >= 0 else -q
+
+
+@numba.njit(cache=True)
+def _enough_targets(a: np.ndarray, g: np.ndarray, n_accounts: int, min_common: int) -> np.ndarray:
+    """Rows whose account is in bursts on at least `min_common` distinct targets (rows grouped by target)."""
+    last = np.full(n_accounts, -1, np.int64)
+    targets = np.zeros(n_accounts, np.int64)
+    for i in range(len(a)):
+        if last[a[i]] != g[i]:
+            last[a[i]] = g[i]
+            targets[a[i]] += 1
+    keep = np.empty(len(a), np.bool_)
+    for i in range(len(a)):
+        keep[i] = targets[a[i]] >= min_common
+    return keep
 
 
 def partner_pairs(sync: dict[str, np.ndarray], min_common: int) -> pl.DataFrame:
