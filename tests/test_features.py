@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
+import duckdb
 import networkx as nx
 import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from pipeline.errors import ZombieScanError
 from pipeline.features import lockstep as lockstep_module
 from pipeline.features.behaviour import behavioural_features
 from pipeline.features.build import build_features, featurize_warehouse
@@ -468,6 +470,38 @@ def test_behaviour_clock_columns_equal_the_scripts_own_steps(batch: int, monkeyp
         if script[column].dtype == pl.Float64:  # to the bit: -0.0 is not 0.0
             np.testing.assert_array_equal(ours[column].to_numpy().view(np.int64), script[column].to_numpy().view(np.int64), column)
     assert script["beh_gap_median_s"].null_count() < script.height and (script["beh_n_actions"] == 1).any()
+
+
+def test_a_replaced_step_must_be_in_the_script_and_a_failed_one_leaves_no_table(tiny_tables: dict[str, pl.DataFrame]) -> None:
+    """query(replace=...): a name the script does not make is an error (the script and its DuckDB
+    shortcut drifted apart), and tables made before a failure are dropped."""
+    from pipeline.features.behaviour import EMPTY_TARGETS
+    from pipeline.features.query import query
+
+    con = feature_connection()
+    con.register("accounts", tiny_tables["accounts"])
+    con.register("engagements", tiny_tables["engagements"].with_columns(weight=pl.lit(1, pl.Int64)))
+    con.register("targets", EMPTY_TARGETS)
+    params = {"ref": tiny_tables["engagements"]["ts"].max(), "young_hours": 24.0}
+
+    def failing(c: duckdb.DuckDBPyConnection) -> list[str]:
+        c.execute("CREATE OR REPLACE TEMP TABLE beh_gaps AS SELECT 1 AS k")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(ValueError, match="no table beh_typo"):
+        query("behaviour.sql", params, con=con, replace=(("beh_gaps", "beh_typo"), failing))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        query("behaviour.sql", params, con=con, replace=(("beh_gaps",), failing))
+    left = con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'beh_%'").fetchall()
+    con.close()
+    assert left == []
+
+
+def test_lockstep_windows_must_be_positive_seconds() -> None:
+    for windows in ([], [0], [3600, -1], [1.5]):
+        with pytest.raises(ZombieScanError, match="windows_s"):
+            LockstepParams.from_dict({"windows_s": windows})
+    assert LockstepParams.from_dict({"windows_s": [60]}).windows_s == (60,)
 
 
 def test_a_new_family_is_its_module_and_one_entry_in_the_list(

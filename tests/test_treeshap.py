@@ -147,31 +147,34 @@ def test_the_trained_models_on_their_features(tiny_run: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "params",
+    ("params", "missing"),
     [
-        {"num_leaves": 31},
-        {"num_leaves": 63, "min_data_in_leaf": 5, "zero_as_missing": True},  # "Zero" missing type
-        {"num_leaves": 15, "use_missing": False},  # "None": NaN read as 0
-        {"num_leaves": 7, "min_gain_to_split": 1e9},  # no split at all: trees of one leaf
+        ({"num_leaves": 31}, "NaN"),
+        ({"num_leaves": 63, "min_data_in_leaf": 5, "zero_as_missing": True}, "Zero"),
+        ({"num_leaves": 15, "use_missing": False}, "None"),  # NaN read as 0
+        ({"num_leaves": 7, "min_gain_to_split": 1e9}, None),  # no split at all: trees of one leaf
     ],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_raw_scores_are_lightgbms_to_the_bit(params: dict[str, Any], dtype: type) -> None:
+def test_raw_scores_are_lightgbms_to_the_bit(params: dict[str, Any], missing: str | None, dtype: type) -> None:
     """The scoring's predictions: the same bytes as Booster.predict(raw_score=True), rows on the
-    thresholds, NaN, zeros and values at LightGBM's zero threshold (1e-35f) included."""
+    thresholds, NaN, zeros and values at and just above LightGBM's zero threshold (1e-35f) included."""
     x, y = _data(3_000, seed=len(params))
     x[::3, 3] = 0.0
     booster = lgb.train({"objective": "binary", "verbose": -1, "seed": 1, **params}, lgb.Dataset(x, y), num_boost_round=40)
+    model = treeshap.forest(booster)
+    assert model is not None
+    if missing is None:
+        assert len(model.feature) == 0  # every tree a single leaf
+    else:
+        assert (model.missing == treeshap.MISSING[missing]).any()
     test, _ = _data(5_000, seed=98)  # more rows than a block: blocks and their remainder
-    root = booster.dump_model()["tree_info"][0].get("tree_structure", {})
-    if "split_feature" in root:
-        test[:50, root["split_feature"]] = root["threshold"]
-    test[50:100, 3] = 1.00000001e-35
-    test[100:150, 3] = -1.00000001e-35
-    test[150:200, 2] = 1e-36
     test = test.astype(dtype)
+    if len(model.feature):
+        test[:50, model.feature[0]] = model.threshold[0]  # on the root's threshold (float64 rows exactly)
+    for at, value in enumerate((treeshap.ZERO, -treeshap.ZERO, np.nextafter(treeshap.ZERO, 1.0), 2e-35, 1e-36)):
+        test[50 + 30 * at : 80 + 30 * at, 3] = value  # at the zero threshold, just above it, below it
     want = booster.predict(test, raw_score=True)
-    assert np.unique(want).size > (1 if "min_gain_to_split" not in params else 0)
     np.testing.assert_array_equal(treeshap.raw_scores(booster, test), want)
     np.testing.assert_array_equal(treeshap.raw_scores(booster, test[:1]), want[:1])
     assert treeshap.raw_scores(booster, test[:0]).shape == (0,)
@@ -182,7 +185,10 @@ def test_raw_scores_leave_random_forests_and_categorical_splits_to_lightgbm() ->
     rf = lgb.train(
         {"objective": "binary", "verbose": -1, "boosting": "rf", "bagging_fraction": 0.5, "bagging_freq": 1}, lgb.Dataset(x, y), 10
     )
+    forest = treeshap.forest(rf)
+    assert forest is not None and forest.average_output
     np.testing.assert_array_equal(treeshap.raw_scores(rf, x[:100]), rf.predict(x[:100], raw_score=True))  # the average of the trees
     x[:, 1] = np.floor(x[:, 1])
     cat = lgb.train({"objective": "binary", "verbose": -1, "min_data_per_group": 5}, lgb.Dataset(x, y, categorical_feature=[1]), 10)
+    assert "==" in str(cat.dump_model())  # a categorical split, which the walk does not do
     np.testing.assert_array_equal(treeshap.raw_scores(cat, x[:100]), cat.predict(x[:100], raw_score=True))

@@ -68,7 +68,7 @@ def clock_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     `beh_ev`, with the same columns and values, in one pass over each account's sorted times.
 
     The script builds them in seven steps, each a group-by over 20M+ rows or a table derived from
-    one (~20 s at 1M accounts); here DuckDB sorts (account, time) once and streams it, and
+    one; here DuckDB sorts (account, time) once and streams it, and
     `_clock_stats` computes every value of an account from its run of times, as the SQL defines
     it: DuckDB's integer division and remainder (towards zero), its median interpolation,
     mean, Welford variance, and the entropy's exact decimal sum (each term rounded half away

@@ -64,6 +64,9 @@ class LockstepParams:
         for key in ("windows_s", "kinds"):
             if key in values:
                 values[key] = tuple(values[key])
+        windows = values.get("windows_s", cls.windows_s)
+        if not windows or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in windows):
+            raise ZombieScanError(f"{where}: windows_s {list(windows)}: expected one or more whole numbers of seconds > 0")
         return cls(**values)
 
 
@@ -112,13 +115,9 @@ def lockstep(
             return LockstepResult(empty_groups(), _features(con, None), 0, False)
         # One row per like in a burst cell, of accounts in bursts on >= min_common targets.
         sync, skipped = burst_memberships(con, params)
-        con.register("sync_df", sync)
-        con.execute("CREATE TEMP TABLE sync AS SELECT a, g, cell FROM sync_df")
-        con.unregister("sync_df")
+        _stored(con, "sync", sync)
         pairs = partner_pairs(con.execute("SELECT DISTINCT a, g, cell FROM sync ORDER BY g, cell, a").fetchnumpy(), params.min_common)
-        con.register("pairs_df", pairs)
-        con.execute("CREATE TEMP TABLE pairs AS SELECT u, v, common FROM pairs_df")
-        con.unregister("pairs_df")
+        _stored(con, "pairs", pairs)
         groups = _groups(con, params)
         return LockstepResult(groups, _features(con, params.min_group), skipped, True)
     finally:
@@ -137,13 +136,22 @@ def lockstep(
                 con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
+def _stored(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """Temp table `table`: a copy of `frame` (the frame's view is gone again whatever happens)."""
+    con.register(f"{table}_df", frame)
+    try:
+        con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {table}_df")
+    finally:
+        con.unregister(f"{table}_df")
+
+
 def acts_table(con: duckdb.DuckDBPyConnection, kinds: Sequence[str]) -> tuple[int, bool]:
     """Temp tables `acts` (a, g, t): each distinct (actor, target, second) of the `engagements`
     of `kinds`, with `actor_ix` (actor_id, a) and `target_ix` (target_id, g) numbering the ids
     in sort order; returns the number of acts and whether they span more than one second.
 
-    Dense integer ids: the pair self-joins over acts are the costly steps, and they join and
-    group several times faster on integers than on VARCHAR ids.
+    Dense integer ids: the acts are sorted, joined and grouped by them in every later step, several
+    times faster on integers than on VARCHAR ids.
     """
     con.execute(
         "CREATE TEMP TABLE acts_raw AS SELECT DISTINCT actor_id, target_id, epoch(ts)::BIGINT AS t FROM engagements "
@@ -173,10 +181,10 @@ def burst_memberships(con: duckdb.DuckDBPyConnection, params: LockstepParams) ->
     greatest(max t - min t, 1); a cell of c likes is a burst when c >= min_cell_actors and
     c >= burst_ratio * (n * w / greatest(span, min_span_s, w) + 1). DuckDB sorts the acts by
     (target, time) once and streams them; in that order each grid's cells are runs, so
-    `_bursts` finds every grid's bursts in one pass (the four group-bys and joins it replaces
-    took ~8 s at 1M accounts). Python holds one batch and the memberships."""
+    `_bursts` finds every grid's bursts in one pass, where SQL takes a group-by and a join back
+    per grid. Python holds one batch and the memberships."""
     grids = [(w, shift, max(params.min_span_s, w)) for w in params.windows_s for shift in (0, w // 2)]
-    w, shift, min_span = (np.asarray(column, dtype=np.int64) for column in zip(*grids, strict=True))
+    w, shift, min_span = (np.asarray([grid[i] for grid in grids], dtype=np.int64) for i in range(3))
     rule = (w, shift, min_span, float(params.burst_ratio), params.min_cell_actors, params.max_cell_actors)
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     skipped = 0
@@ -272,8 +280,8 @@ def partner_pairs(sync: dict[str, np.ndarray], min_common: int) -> pl.DataFrame:
     `sync` holds the distinct burst memberships (a, g, cell) sorted by (g, cell, a). This is the
     pair self-join `x JOIN y ON x.g = y.g AND x.cell = y.cell AND x.a < y.a`, then a distinct
     count of g per pair, done without materialising its rows: at 1M accounts the join makes 200M
-    rows (113M distinct pair-targets, 34M pairs) for 8M partners, and DuckDB took ~33 s over
-    them; `_count_partners` visits the same 200M (u, v) meetings once each in ~40 bytes a
+    rows (113M distinct pair-targets, 34M pairs) for 8M partners, the step's largest cost (README,
+    "Performance benchmark"); `_count_partners` visits the same 200M (u, v) meetings once each in ~40 bytes a
     membership of memory.
     """
     a, g, cell = (np.asarray(sync[k]) for k in ("a", "g", "cell"))

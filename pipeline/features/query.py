@@ -75,6 +75,9 @@ def _run_script(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any
     """
     statements = [part.strip() for part in _strip_comments(text).split(";") if part.strip()]
     names, function = replace or ((), None)
+    tables = [words[5] for words in (s.split() for s in statements) if words[:5] == ["CREATE", "OR", "REPLACE", "TEMP", "TABLE"]]
+    if set(names) - set(tables):
+        raise ValueError(f"the script makes no table {', '.join(sorted(set(names) - set(tables)))} to replace")
     created: list[str] = []
     try:
         for statement in statements:
@@ -83,14 +86,14 @@ def _run_script(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any
                 return con.sql(statement, params=args).pl()
             words = statement.split()
             table = words[5] if words[:5] == ["CREATE", "OR", "REPLACE", "TEMP", "TABLE"] else None
+            if table is not None:
+                created.append(table)  # before it runs: dropped even when it fails halfway
             if table in names:
                 if function is not None:
                     created += function(con)
                     function = None
                 continue
             con.execute(statement, args)
-            if table is not None:
-                created.append(table)
         raise ValueError("feature script has no statements")
     finally:
         for name in created:

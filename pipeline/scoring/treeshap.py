@@ -35,7 +35,7 @@ import numpy as np
 MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (1e-35f): |x| at or below it is zero for "zero as missing"
 BLOCK = 2048  # distinct decision words a thread takes leaf by leaf (one leaf's table and the block's sums stay in cache)
-PREDICT_BLOCK = 4096  # rows that walk a tree together in `raw_scores` (measured: 4096 beat 32-512)
+PREDICT_BLOCK = 4096  # rows that walk a tree together in `raw_scores` (by hand on our models: 4096 beat 32-512)
 MAX_DENSE_DEPTH = 16  # distinct features on a path up to this: a table of 2^d patterns; above it, no table
 # Bytes of (virtual) memory a forest's tables may take; leaves past it get no table. The tables are kept
 # with the forest and filled as rows' patterns appear, so the chunks of a scoring job reuse each other's
@@ -193,7 +193,7 @@ def _forest_of(booster: lgb.Booster) -> Forest | None:
 
 
 def raw_scores(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
-    """`booster.predict(x, raw_score=True)`, the same bytes, ~1.6x faster on our models.
+    """`booster.predict(x, raw_score=True)`, the same bytes, faster (README, "Performance benchmark": the scoring step).
 
     LightGBM's predict copies each row into a buffer of pairs and walks every tree from it; here
     blocks of rows walk each tree in turn while its nodes stay in cache. The same decisions
@@ -218,7 +218,11 @@ def raw_scores(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(parallel=True, cache=True)
-def _forest_raw(x, node_start, feature, threshold, left_child, right_child, nan_left, zero_left, leaf_start, leaf_value):  # fmt: skip
+def _forest_raw(
+    x: np.ndarray, node_start: np.ndarray, feature: np.ndarray, threshold: np.ndarray, left_child: np.ndarray,
+    right_child: np.ndarray, nan_left: np.ndarray, zero_left: np.ndarray, leaf_start: np.ndarray, leaf_value: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """Each row's leaf values summed over the trees in order, from 0.0; blocks of rows in parallel."""
     n = x.shape[0]
     out = np.zeros(n)
     for b in numba.prange((n + PREDICT_BLOCK - 1) // PREDICT_BLOCK):
