@@ -219,6 +219,16 @@ def test_fold_statistics(values: list[float], expected: dict[str, float]) -> Non
         assert got[key] == pytest.approx(want, nan_ok=True), key
 
 
+def test_fold_statistics_do_not_move_with_the_last_bits() -> None:
+    """A baseline fitted through another CPU's BLAS kernels moves a fold's metric in its last bits:
+    the written mean and std stay the same bytes."""
+    values = [0.0476171395469688, 0.0491, 0.0463]
+    nudged = [np.nextafter(values[0], 1.0), *values[1:]]
+    assert float(np.mean(values)) != float(np.mean(nudged))  # the raw mean does move
+    assert fold_statistics(values) == fold_statistics(nudged)
+    assert fold_statistics(values)["mean"] == pytest.approx(np.mean(values), rel=1e-9)
+
+
 def test_summarise_reports_nan_folds_per_variant_and_metric() -> None:
     def fold(variant: str, i: int, auc: float) -> FoldResult:
         return FoldResult(variant, i, {m: 0.5 for m in EVALUATE_METRICS} | {"roc_auc": auc}, 0.5)

@@ -168,12 +168,24 @@ def fold_statistics(values: list[float] | np.ndarray) -> dict[str, float]:
     are over the other folds; `std` is the sample standard deviation (ddof 1): the folds are a
     sample of the splits one could have drawn. With fewer than two defined folds `std` is NaN (one
     fold says nothing about the spread; 0 would claim there is none), and with none `mean` is NaN.
+    Both to SIGNIFICANT_DIGITS.
     """
     x = np.asarray(values, dtype=np.float64)
     finite = x[~np.isnan(x)]
     mean = float(finite.mean()) if len(finite) else float("nan")
     std = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
-    return {"mean": mean, "std": std, "n_folds": len(x), "n_nan": len(x) - len(finite)}
+    return {"mean": _significant(mean), "std": _significant(std), "n_folds": len(x), "n_nan": len(x) - len(finite)}
+
+
+# Fold means and stds are kept to this many digits: the logistic-regression baselines fit through
+# BLAS, whose kernels differ by CPU (AVX2, AVX-512), and their Brier score moved in the 16th digit
+# between two machines, so `dvc repro` rewrote metrics/*.json with nothing changed.
+SIGNIFICANT_DIGITS = 10
+
+
+def _significant(x: float) -> float:
+    """`x` rounded to SIGNIFICANT_DIGITS (NaN and infinities unchanged)."""
+    return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
 
 
 def summarise(results: list[FoldResult]) -> dict[str, dict[str, dict[str, float]]]:
