@@ -9,6 +9,7 @@ import numba
 import numpy as np
 import polars as pl
 
+from pipeline.features.duckdb_math import round_away, trunc_div
 from pipeline.features.family import Context, Family, count, share
 from pipeline.features.query import Frame, Replacement, query
 
@@ -109,22 +110,6 @@ CLOCK: Replacement = (
 
 
 @numba.njit(cache=True)
-def _div(a: int, b: int) -> int:
-    """DuckDB's integer division: towards zero (-61 // 60 = -1)."""
-    q = abs(a) // b
-    return q if a >= 0 else -q
-
-
-@numba.njit(cache=True)
-def _round_away(x: float) -> float:
-    """std::round: half away from zero (DuckDB's DOUBLE -> DECIMAL cast)."""
-    r = np.trunc(x)
-    if abs(x - r) >= 0.5:
-        r += 1.0 if x > 0 else -1.0
-    return r
-
-
-@numba.njit(cache=True)
 def _clock_stats(k: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per account of (k, t) sorted by (k, t): events, gap median/mean/std (n > 1), busiest clock hour and
     minute, active days, hour-of-day entropy and night share (NaN for SQL's null), as behaviour.sql."""
@@ -172,15 +157,15 @@ def _clock_stats(k: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
         prev_m = prev_h = prev_d = 0
         for j in range(m):
             minute = int(np.floor(t[start + j] / 60.0))
-            hour = _div(minute, 60)
-            day = _div(hour, 24)
+            hour = trunc_div(minute, 60)
+            day = trunc_div(hour, 24)
             run_m = run_m + 1 if j > 0 and minute == prev_m else 1
             run_h = run_h + 1 if j > 0 and hour == prev_h else 1
             if j == 0 or day != prev_d:
                 n_days += 1
             best_m, best_h = max(best_m, run_m), max(best_h, run_h)
             prev_m, prev_h, prev_d = minute, hour, day
-            hist[hour - 24 * _div(hour, 24) + 23] += 1
+            hist[hour - 24 * trunc_div(hour, 24) + 23] += 1
         minute_peak[a], hour_peak[a], days[a] = best_m, best_h, n_days
         # hours of the day: entropy (terms rounded to 12 places, summed exactly), modal hour, night share
         top = 0
@@ -196,9 +181,9 @@ def _clock_stats(k: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
         for h in range(47):
             if hist[h] > 0:
                 p = hist[h] / m
-                scaled += np.int64(_round_away(p * np.log2(p) * 1e12))
+                scaled += np.int64(round_away(p * np.log2(p) * 1e12))
                 shifted = h - 23 - modal + 44
-                if 1 <= shifted - 24 * _div(shifted, 24) <= 5:
+                if 1 <= shifted - 24 * trunc_div(shifted, 24) <= 5:
                     at_night += hist[h]
                 hist[h] = 0
         entropy[a] = -(scaled / 1e12)

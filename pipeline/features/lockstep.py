@@ -34,6 +34,7 @@ from scipy.sparse.csgraph import connected_components
 
 from pipeline import db
 from pipeline.errors import ZombieScanError
+from pipeline.features.duckdb_math import trunc_div
 from pipeline.features.family import Context, Family, count, share
 from pipeline.features.query import Frame, feature_connection, number_ids
 
@@ -231,9 +232,9 @@ def _bursts(
             threshold = ratio * (likes * w[k] / max(span, min_span[k]) + 1)
             i = start
             while i < end:
-                cell = _trunc_div(t[i] + shift[k], w[k])
+                cell = trunc_div(t[i] + shift[k], w[k])
                 j = i
-                while j < end and _trunc_div(t[j] + shift[k], w[k]) == cell:
+                while j < end and trunc_div(t[j] + shift[k], w[k]) == cell:
                     j += 1
                 c = j - i
                 if c >= min_n and c >= threshold:
@@ -249,13 +250,6 @@ def _bursts(
                 i = j
         start = end
     return out_a[:found].copy(), out_g[:found].copy(), out_c[:found].copy(), skipped
-
-
-@numba.njit(cache=True)
-def _trunc_div(x: int, d: int) -> int:
-    """DuckDB's integer division: towards zero."""
-    q = abs(x) // d
-    return q if x >= 0 else -q
 
 
 @numba.njit(cache=True)

@@ -75,7 +75,7 @@ def _run_script(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any
     """
     statements = [part.strip() for part in _strip_comments(text).split(";") if part.strip()]
     names, function = replace or ((), None)
-    tables = [words[5] for words in (s.split() for s in statements) if words[:5] == ["CREATE", "OR", "REPLACE", "TEMP", "TABLE"]]
+    tables = [t for t in map(_created_table, statements) if t is not None]
     if set(names) - set(tables):
         raise ValueError(f"the script makes no table {', '.join(sorted(set(names) - set(tables)))} to replace")
     created: list[str] = []
@@ -84,8 +84,7 @@ def _run_script(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any
             args = {k: v for k, v in params.items() if f"${k}" in statement}
             if statement is statements[-1]:
                 return con.sql(statement, params=args).pl()
-            words = statement.split()
-            table = words[5] if words[:5] == ["CREATE", "OR", "REPLACE", "TEMP", "TABLE"] else None
+            table = _created_table(statement)
             if table is not None:
                 created.append(table)  # before it runs: dropped even when it fails halfway
             if table in names:
@@ -98,6 +97,12 @@ def _run_script(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any
     finally:
         for name in created:
             con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _created_table(statement: str) -> str | None:
+    """The temp table a script statement creates (`CREATE OR REPLACE TEMP TABLE name ...`), if any."""
+    words = statement.split(maxsplit=6)
+    return words[5] if words[:5] == ["CREATE", "OR", "REPLACE", "TEMP", "TABLE"] and len(words) > 5 else None
 
 
 def _strip_comments(statement: str) -> str:
