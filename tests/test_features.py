@@ -319,6 +319,32 @@ def test_graph_features_agree_with_networkx() -> None:
         assert row["graph_in_degree"] == g.in_degree(node)
 
 
+def test_pagerank_product_is_scipys_to_the_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PageRank's per-iteration product runs its rows over the cores: every row must still add as
+    scipy's single-threaded CSR product does, so the same graph gives the same bytes."""
+    import scipy.sparse as sp
+
+    from pipeline.features import graph as graph_module
+
+    rng = np.random.default_rng(11)
+    n = 20_000
+    src, dst = rng.integers(0, n, 200_000), rng.zipf(1.5, 200_000) % n  # skewed in-degrees: long rows
+    share = 1.0 / np.maximum(np.bincount(src, minlength=n), 1.0)
+    to = sp.csr_matrix((share[src], (dst, src)), shape=(n, n))
+    x = rng.random(n) / n
+    assert np.array_equal(graph_module._inflow(to.indptr, to.indices, to.data, x, np.empty(n)), to @ x)
+    ranks = graph_module.pagerank(src, dst, n)
+
+    # the whole power iteration with scipy's product in its place: the same bytes
+    def scipys(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        out[:] = sp.csr_matrix((data, indices, indptr), shape=(n, n)) @ x
+        return out
+
+    monkeypatch.setattr(graph_module, "_inflow", scipys)
+    assert np.array_equal(ranks, graph_module.pagerank(src, dst, n))
+    assert ranks.sum() == pytest.approx(1.0)
+
+
 def test_build_features_on_a_tiny_world(tiny_tables: dict[str, pl.DataFrame]) -> None:
     t = tiny_tables
     features, groups, report = build_features(t["accounts"], t["engagements"], t["targets"])

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import duckdb
 import igraph as ig
 import networkx as nx
+import numba
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -154,9 +155,10 @@ def pagerank(src: np.ndarray, dst: np.ndarray, n: int, *, damping: float = 0.85,
     The same definition as networkx and igraph (a dangling node's rank is spread over all nodes),
     iterated until the L1 change is below `tol`; a repeated edge counts once per copy. Plain
     sparse products add in a fixed order, so the same edges give the same bytes on every run,
-    which igraph's multithreaded PRPACK solver does not; the price is time (the large world's
-    5.5M follows: ~4 s here, ~1.7 s in igraph, 2026-12-06). tests/test_features.py compares it
-    with networkx.
+    which igraph's multithreaded PRPACK solver does not. Each iteration's product is `_inflow`:
+    every node's sum on its own, in its row's order, so the rows can share the cores and the
+    bytes stay those of scipy's single-threaded product. tests/test_features.py compares it with
+    networkx and with scipy's product.
     """
     if n == 0:
         return np.zeros(0)
@@ -167,15 +169,29 @@ def pagerank(src: np.ndarray, dst: np.ndarray, n: int, *, damping: float = 0.85,
     # the same products as multiplying x by the shares first, one pass over x fewer per iteration
     to = sp.csr_matrix((share[src], (dst, src)), shape=(n, n))
     x = np.full(n, 1.0 / n)
+    # the iterations reuse their arrays: a fresh 8 MB array per step cost its page faults every time
+    new, diff, lost = np.empty(n), np.empty(n), np.empty(len(dangling))
     for _ in range(max_iter):
-        new = to @ x
+        _inflow(to.indptr, to.indices, to.data, x, new)
         new *= damping
-        new += (damping * x[dangling].sum() + 1.0 - damping) / n
-        done = np.abs(new - x).sum() < tol
-        x = new
+        new += (damping * np.take(x, dangling, out=lost).sum() + 1.0 - damping) / n
+        done = np.abs(np.subtract(new, x, out=diff), out=diff).sum() < tol
+        x, new = new, x
         if done:
             break
     return x / x.sum()
+
+
+@numba.njit(parallel=True, cache=True)
+def _inflow(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """`out` = the CSR matrix (indptr, indices, data) times `x`: each row summed from 0.0 in its
+    stored order, as scipy's csr_matvec adds (the same bytes), the rows over the cores."""
+    for v in numba.prange(len(out)):
+        total = 0.0
+        for k in range(indptr[v], indptr[v + 1]):
+            total += data[k] * x[indices[k]]
+        out[v] = total
+    return out
 
 
 def _adjacency(src: np.ndarray, dst: np.ndarray, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
