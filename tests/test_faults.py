@@ -192,9 +192,16 @@ def test_a_second_writer_of_the_same_output_fails_at_once(case: Case) -> None:
     first = _cli(args, case.tmp)
     lock = case.out / ".scores.parquet.lock"
     deadline = time.monotonic() + 60
-    while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
+
+    def owned() -> bool:  # the file is created before it is locked and its owner written: wait for the owner
+        try:
+            return str(first.pid) in lock.read_text(errors="replace")
+        except FileNotFoundError:
+            return False
+
+    while not owned() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert lock.exists(), first.communicate()[1]
+    assert owned(), first.communicate()[1]
     first.send_signal(signal.SIGSTOP)  # hold it mid-run, lock taken, however fast this machine is
     try:
         second = _cli(score_args(case, out, "--overwrite"), case.tmp)
